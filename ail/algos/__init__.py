@@ -1,0 +1,1 @@
+"""One module per algorithm; each exposes ``train(run: ail.run.Run) -> None``."""

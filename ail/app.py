@@ -1,0 +1,112 @@
+"""The four tasks behind launch.py: train, expert, demos, eval."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from ail.config import check_config
+from ail.errors import ConfigError
+from ail.preemption import Preempted
+
+FAILURES: list[str] = []  # jobs of a multirun that failed; launch.py exits non-zero if any
+
+
+def _output_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def task_expert(cfg: DictConfig) -> None:
+    from ail.experts import ExpertTrainer, install_expert
+    from ail.paths import experts_root
+
+    run_dir = _output_dir()
+    trainer = ExpertTrainer(cfg, run_dir)
+    trainer.train()
+    info = trainer.finalize()
+    print(
+        f"[expert] {cfg.env.name}: return {info['return_mean']:.1f} ± {info['return_std']:.1f} "
+        f"(min {info['return_min']:.1f}, max {info['return_max']:.1f}) over {info['eval_episodes']} deterministic episodes; "
+        f"random policy {info['random_return_mean']:.1f}"
+    )
+    dst = install_expert(run_dir / "expert", cfg.env.name, experts_root(cfg.paths.experts), replace=bool(cfg.expert.replace))
+    print(f"[expert] installed in {dst}")
+
+
+def task_demos(cfg: DictConfig) -> None:
+    from ail.demos import DemoSpec, ensure_demos
+
+    path = ensure_demos(cfg.env.name, DemoSpec.from_cfg(cfg), root=cfg.paths.demos, experts=cfg.paths.experts)
+    with open(path.with_suffix(".json")) as f:
+        meta = json.load(f)
+    print(f"[demos] {path}: {meta['n_trajectories']} trajectories, {meta['n_transitions']} transitions, "
+          f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}")
+
+
+def task_train(cfg: DictConfig) -> None:
+    from ail.run import Run
+
+    target = cfg.algo.trainer
+    module, _, fn = target.rpartition(".")
+    try:
+        trainer: Callable[[Run], Any] = getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"algo={cfg.algo.name} has a config but no trainer in this version ({target} is missing); available now: bc") from None
+    from ail.demos import DemoSpec, load_demos
+    from ail.experts import expert_info
+
+    # Validate every input before the run directory is touched.
+    info = expert_info(cfg.env.name, cfg.paths.experts)
+    demos = load_demos(
+        cfg.env.name, int(cfg.demos), subsample=int(cfg.demo_set.subsample), seed=cfg.demo_set.select_seed,
+        spec=DemoSpec.from_cfg(cfg), root=cfg.paths.demos,
+    )
+    run = Run.open(cfg, _output_dir(), demos, info)
+    if run.status == "complete":
+        print(f"[train] {run.dir} is already complete; nothing to do")
+    else:
+        trainer(run)
+    run.print_summary()
+
+
+def task_eval(cfg: DictConfig) -> None:
+    from ail.evaluation import evaluate, stats
+    from ail.policy import load_policy
+
+    target = Path(cfg.policy_dir) if cfg.policy_dir else _output_dir()
+    policy = load_policy(target)
+    ret = evaluate(policy.predict, cfg.env.name, int(cfg.eval.final_episodes), seed=int(cfg.seed) + 1_000_000)
+    s = stats(ret)
+    print(f"[eval] {target}: return {s['return_mean']:.1f} ± {s['return_std']:.1f} over {len(ret)} episodes")
+
+
+TASKS: dict[str, Callable[[DictConfig], None]] = {
+    "train": task_train,
+    "expert": task_expert,
+    "demos": task_demos,
+    "eval": task_eval,
+}
+
+
+def run(cfg: DictConfig) -> None:
+    """Run one job; bad input and preemption end it with one line on stderr and a non-zero exit."""
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    try:
+        check_config(cfg)
+        TASKS[cfg.task](cfg)
+    except ConfigError as exc:
+        out = _output_dir()
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # Hydra made it for this job; an error before any write leaves no trace
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if not multirun:
+            sys.exit(2)
+        FAILURES.append(f"{_output_dir()}: {exc}")
+    except Preempted as exc:
+        print(f"[preempted] {exc}; relaunch the same command to resume", file=sys.stderr, flush=True)
+        sys.exit(128 + exc.signum)

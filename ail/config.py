@@ -1,0 +1,103 @@
+"""Config helpers: the run-name resolver, per-env YAML access, and early validation of overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+from ail.errors import ConfigError
+from ail.provenance import REPO_ROOT
+
+CONF_DIR = REPO_ROOT / "conf"
+TASKS = ("train", "expert", "demos", "eval")
+GROUPS = ("algo", "env", "logger")
+
+
+def run_name(task: str, algo: str, env: str, demos: Any) -> str:
+    """Directory name of a job below ``runs/<experiment>/`` (deterministic, so a requeued job finds it)."""
+    if task == "train":
+        return f"{algo}-{env}-d{demos}"
+    if task in ("expert", "demos"):
+        return f"{task}-{env}"
+    return f"{task}-{algo}-{env}-d{demos}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("run_name"):
+        OmegaConf.register_new_resolver("run_name", run_name)
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def env_config(name: str) -> DictConfig:
+    """``conf/env/<name>.yaml`` on its own, for library code called outside Hydra."""
+    path = CONF_DIR / "env" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown env '{name}'; accepted: {', '.join(group_options('env'))}")
+    return OmegaConf.load(path)
+
+
+def _values(override: Any) -> Iterable[Any]:
+    from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
+
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        return list(value.list)
+    if isinstance(value, RangeSweep):
+        return list(override.sweep_iterator())
+    if isinstance(value, (Glob, IntervalSweep)):
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Reject unknown group options and non-positive counts in command-line overrides, one line each.
+
+    Hydra's own messages for these are multi-line and come after a sweep has started; checking
+    here means a bad ``-m`` sweep fails before any job runs.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except Exception as exc:  # noqa: BLE001 - Hydra's grammar errors: keep their first line
+        raise ConfigError(f"cannot parse overrides {args}: {str(exc).splitlines()[0]}") from exc
+    for ov in overrides:
+        key = ov.key_or_group
+        if ov.is_delete():
+            continue
+        if key in GROUPS and ov.package is None:
+            for v in _values(ov):
+                if str(v) not in group_options(key):
+                    raise ConfigError(f"unknown {key} '{v}'; accepted: {', '.join(group_options(key))}")
+        elif key == "task":
+            for v in _values(ov):
+                if v not in TASKS:
+                    raise ConfigError(f"unknown task '{v}'; accepted: {', '.join(TASKS)}")
+        elif key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "algo.updates"):
+            for v in _values(ov):
+                if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                    raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Validate the composed config of one job (covers values set in files, not only on the command line)."""
+    if cfg.task not in TASKS:
+        raise ConfigError(f"unknown task '{cfg.task}'; accepted: {', '.join(TASKS)}")
+    for key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "demo_set.subsample"):
+        v = OmegaConf.select(cfg, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed} is invalid; accepted: an integer >= 0")
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+

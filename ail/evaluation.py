@@ -1,0 +1,54 @@
+"""Deterministic evaluation and the normalised score."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from ail.envs import make_env
+
+
+def evaluate(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_name: str,
+    episodes: int,
+    seed: int,
+) -> np.ndarray:
+    """Returns of ``episodes`` episodes (shape ``(episodes,)``) of ``act(raw_obs) -> action`` on env ``env_name``.
+
+    Episode ``i`` is reset with seed ``seed + i``, so an evaluation is reproducible and
+    independent of what ran before it.
+    """
+    env = make_env(env_name)
+    returns = np.zeros(episodes, dtype=np.float64)
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            returns[i] += float(reward)
+            done = terminated or truncated
+    env.close()
+    return returns
+
+
+def random_policy_returns(env_name: str, episodes: int, seed: int) -> np.ndarray:
+    env = make_env(env_name, seed=seed)
+    space = env.action_space
+    return evaluate(lambda _obs: space.sample(), env_name, episodes, seed)
+
+
+def normalized_score(ret: float, expert_return: Optional[float], random_return: Optional[float]) -> float:
+    """``(R - R_random) / (R_expert - R_random)``: 0 = random policy, 1 = expert; NaN when unknown."""
+    if expert_return is None or random_return is None or expert_return == random_return:
+        return float("nan")
+    return float((ret - random_return) / (expert_return - random_return))
+
+
+def stats(returns: np.ndarray) -> dict[str, float]:
+    return {
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "return_min": float(np.min(returns)),
+        "return_max": float(np.max(returns)),
+    }

@@ -1,0 +1,277 @@
+"""Train, save and load experts: SB3 PPO (or another SB3 algorithm) with per-env settings from ``conf/env``.
+
+An expert directory ``experts/<env>/`` holds ``model.zip`` (SB3 format), ``vecnormalize.pkl``
+when observations are normalised, ``policy.json`` (how :mod:`ail.policy` rebuilds it) and
+``expert.json`` (provenance and a 50-episode deterministic evaluation).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3 import DQN, PPO, SAC, TD3
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecNormalize
+
+from ail.envs import env_id, make_vec_env
+from ail.errors import ConfigError
+from ail.evaluation import evaluate, random_policy_returns, stats
+from ail.paths import experts_root
+from ail.policy import LoadedPolicy, ObsNormalizer, load_policy_dir
+from ail.preemption import Preempted, PreemptionFlag
+from ail.provenance import git_sha, versions
+from ail.seeding import set_random_seed
+
+ALGOS = {"ppo": PPO, "sac": SAC, "td3": TD3, "dqn": DQN}
+ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU}
+FINAL_EVAL_EPISODES = 50
+FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
+
+
+def _schedule(value: Any) -> Any:
+    """``"lin_3e-4"`` -> a linear decay to 0 over training (rl-baselines3-zoo's notation)."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+def _algo_kwargs(ecfg: DictConfig) -> dict[str, Any]:
+    kwargs = {k: _schedule(v) for k, v in OmegaConf.to_container(ecfg.hyperparams, resolve=True).items()}
+    policy_kwargs = dict(OmegaConf.to_container(ecfg.policy_kwargs, resolve=True)) if ecfg.get("policy_kwargs") else {}
+    if "activation_fn" in policy_kwargs:
+        policy_kwargs["activation_fn"] = ACTIVATIONS[policy_kwargs["activation_fn"]]
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
+    return kwargs
+
+
+def _snapshot(model: Any, venv: Any) -> LoadedPolicy:
+    normalizer = None
+    if isinstance(venv, VecNormalize):
+        normalizer = ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy(), venv.clip_obs, venv.epsilon)
+    return LoadedPolicy(model.policy, normalizer)
+
+
+class _ExpertCallback(BaseCallback):
+    """Periodic deterministic evaluation (keep the best: PPO oscillates), checkpoints, preemption."""
+
+    def __init__(self, trainer: "ExpertTrainer"):
+        super().__init__()
+        self.t = trainer
+
+    def _on_step(self) -> bool:
+        t = self.t
+        steps = self.model.num_timesteps
+        if steps >= t.next_eval:
+            t.next_eval += t.ecfg.eval_every
+            t.evaluate_and_keep_best(self.model)
+            t.save_checkpoint(self.model)
+            if t.target_confirmed():
+                print(f"[expert] target {t.ecfg.target_return} confirmed at {steps} steps; stopping")
+                t.state["done"] = True
+                t.save_checkpoint(self.model)
+                return False
+        if t.flag.requested:
+            t.save_checkpoint(self.model)
+            raise Preempted(t.flag.signum, steps)
+        return True
+
+
+class ExpertTrainer:
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        self.cfg = cfg
+        self.name = cfg.env.name
+        self.ecfg = cfg.env.expert
+        self.run_dir = run_dir
+        self.ckpt = run_dir / "checkpoints"
+        self.best_dir = run_dir / "best"
+        self.flag = PreemptionFlag()
+        if self.ecfg.algo not in ALGOS:
+            raise ConfigError(f"unknown expert.algo '{self.ecfg.algo}'; accepted: {', '.join(ALGOS)}")
+        self.algo_cls = ALGOS[self.ecfg.algo]
+        self.state: dict[str, Any] = {"best_return": -np.inf, "best_steps": 0, "wall_time": 0.0, "done": False, "evals": []}
+        self.next_eval = int(self.ecfg.eval_every)
+        self._t0 = time.time()
+
+    def _make_env(self, seed: int) -> Any:
+        venv = make_vec_env(self.name, n_envs=int(self.ecfg.n_envs), seed=seed)
+        return venv
+
+    def build(self) -> Any:
+        seed = int(self.cfg.seed)
+        set_random_seed(seed, int(self.cfg.runtime.threads))
+        venv = self._make_env(seed)
+        if (self.ckpt / "model.zip").is_file():
+            self.state = json.loads((self.ckpt / "state.json").read_text())
+            if self.ecfg.normalize:
+                venv = VecNormalize.load(str(self.ckpt / "vecnormalize.pkl"), venv)
+            model = self.algo_cls.load(str(self.ckpt / "model.zip"), env=venv, device="cpu")
+            evals = len(self.state["evals"])
+            self.next_eval = (evals + 1) * int(self.ecfg.eval_every)
+            print(f"[expert] resuming {self.name} from {model.num_timesteps} steps (best so far {self.state['best_return']:.1f})")
+        else:
+            if self.ecfg.normalize:
+                gamma = float(self.ecfg.hyperparams.get("gamma", 0.99))
+                venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma)
+            model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **_algo_kwargs(self.ecfg))
+        return model
+
+    def evaluate_and_keep_best(self, model: Any) -> None:
+        policy = _snapshot(model, model.get_env())
+        ret = evaluate(policy.predict, self.name, int(self.ecfg.eval_episodes), seed=len(self.state["evals"]) * 1000)
+        mean = float(ret.mean())
+        self.state["evals"].append([int(model.num_timesteps), mean])
+        # Ties at the target go to the later policy: it has trained longer and is usually more robust.
+        improved = mean > self.state["best_return"] or (mean >= self.ecfg.target_return and mean >= self.state["best_return"])
+        if improved:
+            self.state["best_return"] = mean
+            self.state["best_steps"] = int(model.num_timesteps)
+            self._save_model(model, self.best_dir)
+        print(f"[expert] {self.name} steps={model.num_timesteps} eval={mean:.1f} best={self.state['best_return']:.1f}" + (" *" if improved else ""), flush=True)
+
+    def target_confirmed(self) -> bool:
+        """A short evaluation can flatter a policy: a new best over the target must hold on 50 more episodes."""
+        if self.state["best_return"] < self.ecfg.target_return or self.state.get("confirmed_steps") == self.state["best_steps"]:
+            return False
+        self.state["confirmed_steps"] = self.state["best_steps"]
+        policy = load_policy_dir(_as_expert_dir(self.best_dir, self.ecfg.algo, self.name, self.ecfg.normalize))
+        ret = evaluate(policy.predict, self.name, FINAL_EVAL_EPISODES, seed=len(self.state["evals"]) * 1000 + 500)
+        print(f"[expert] confirmation over {FINAL_EVAL_EPISODES} episodes: {ret.mean():.1f} (min {ret.min():.1f})", flush=True)
+        return bool(ret.mean() >= self.ecfg.target_return)
+
+    def _save_model(self, model: Any, directory: Path) -> None:
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save(str(tmp / "model.zip"))
+        venv = model.get_env()
+        if isinstance(venv, VecNormalize):
+            venv.save(str(tmp / "vecnormalize.pkl"))
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+
+    def save_checkpoint(self, model: Any) -> None:
+        self.state["wall_time"] += time.time() - self._t0
+        self._t0 = time.time()
+        self._save_model(model, self.ckpt)
+        tmp = self.ckpt / "state.json.tmp"
+        tmp.write_text(json.dumps(self.state))
+        tmp.replace(self.ckpt / "state.json")
+
+    def train(self) -> None:
+        model = self.build()
+        total = int(self.ecfg.total_steps)
+        if not self.state["done"] and model.num_timesteps < total:
+            with self.flag:
+                model.learn(
+                    total_timesteps=total - model.num_timesteps,
+                    reset_num_timesteps=False,
+                    callback=_ExpertCallback(self),
+                    progress_bar=bool(self.cfg.runtime.progress),
+                )
+            if not self.state["done"]:
+                self.evaluate_and_keep_best(model)
+                self.state["done"] = True
+                self.save_checkpoint(model)
+
+    def finalize(self) -> dict[str, Any]:
+        """Evaluate the best checkpoint on 50 fresh deterministic episodes and write the expert files."""
+        out = self.run_dir / "expert"
+        _write_expert_dir(self.best_dir, out, self.ecfg.algo, self.name, self.ecfg.normalize)
+        policy = load_policy_dir(out)
+        ret = evaluate(policy.predict, self.name, FINAL_EVAL_EPISODES, seed=FINAL_EVAL_SEED)
+        rand = random_policy_returns(self.name, FINAL_EVAL_EPISODES, seed=FINAL_EVAL_SEED)
+        info = {
+            "algorithm": self.ecfg.algo,
+            "env": self.name,
+            "env_id": env_id(self.name),
+            "training_steps": int(self.state["best_steps"]),
+            "training_steps_total": int(self.state["evals"][-1][0]) if self.state["evals"] else 0,
+            "wall_time_s": round(float(self.state["wall_time"]), 1),
+            "eval_episodes": FINAL_EVAL_EPISODES,
+            "deterministic": True,
+            **{k: round(v, 3) for k, v in stats(ret).items()},
+            "random_return_mean": round(float(rand.mean()), 3),
+            "random_return_std": round(float(rand.std()), 3),
+            "seed": int(self.cfg.seed),
+            "hyperparams": OmegaConf.to_container(self.ecfg, resolve=True),
+            "versions": versions(),
+            "git_sha": git_sha(),
+        }
+        (out / "expert.json").write_text(json.dumps(info, indent=2))
+        return info
+
+
+def _as_expert_dir(directory: Path, algo: str, name: str, normalize: bool) -> Path:
+    """Add the ``policy.json`` that makes a saved SB3 model (+ VecNormalize) loadable by :mod:`ail.policy`."""
+    spec = {
+        "format_version": 1,
+        "file": "model.zip",
+        "kind": "model",
+        "class": f"{ALGOS[algo].__module__}.{ALGOS[algo].__qualname__}",
+        "vecnormalize": "vecnormalize.pkl" if normalize else None,
+        "absorbing": False,
+        "meta": {"env": name, "env_id": env_id(name)},
+    }
+    (directory / "policy.json").write_text(json.dumps(spec, indent=2))
+    return directory
+
+
+def _write_expert_dir(src: Path, dst: Path, algo: str, name: str, normalize: bool) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "model.zip", dst / "model.zip")
+    if normalize:
+        shutil.copy2(src / "vecnormalize.pkl", dst / "vecnormalize.pkl")
+    _as_expert_dir(dst, algo, name, normalize)
+
+
+def install_expert(src: Path, name: str, root: Optional[Path] = None, replace: bool = False) -> Path:
+    """Copy a finished expert into ``experts/<name>/``; an existing expert is kept unless ``replace``.
+
+    A replaced expert is moved aside to ``experts/<name>.previous-<timestamp>/``, never deleted.
+    """
+    root = root or experts_root()
+    dst = root / name
+    if (dst / "expert.json").exists():
+        if not replace:
+            raise ConfigError(
+                f"{dst} already holds an expert; the new one stays in {src} (pass expert.replace=true to install it, the old one is kept aside)"
+            )
+        dst.rename(root / f"{name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+    elif dst.exists() and any(dst.iterdir()):
+        raise ConfigError(f"{dst} exists but holds no expert.json (incomplete expert?); move it away first, nothing was changed")
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst
+
+
+def expert_info(name: str, root: Optional[Union[str, Path]] = None) -> dict[str, Any]:
+    """``expert.json`` of the shipped expert for ``name``, validated against this platform's env id."""
+    d = experts_root(str(root) if root else None) / name
+    env_id(name)
+    meta = d / "expert.json"
+    if not meta.is_file() or not (d / "model.zip").is_file():
+        raise ConfigError(
+            f"no complete expert in {d} (needs model.zip and expert.json); train one with: python launch.py task=expert env={name}"
+        )
+    try:
+        info = json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{meta} is not valid JSON ({exc})") from exc
+    if info.get("env_id") != env_id(name):
+        raise ConfigError(f"{meta} is an expert for {info.get('env_id')}, but env={name} is {env_id(name)}")
+    return info
+
+
+def load_expert(name: str, root: Optional[Union[str, Path]] = None) -> LoadedPolicy:
+    """The shipped expert for env ``name``: ``load_expert("hopper").predict(obs) -> action``."""
+    info = expert_info(name, root)
+    policy = load_policy_dir(experts_root(str(root) if root else None) / name)
+    policy.meta.update(info)
+    return policy

@@ -1,0 +1,43 @@
+"""SIGTERM / SIGUSR2 -> checkpoint at the next safe point, then exit.
+
+Slurm sends SIGUSR2 (submitit's ``signal_delay_s`` before the limit) or SIGTERM on
+preemption. The handler only raises a flag; trainers poll ``requested`` between updates so
+a checkpoint is never written from inside a half-finished step.
+"""
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Optional
+
+HANDLED = (signal.SIGTERM, signal.SIGUSR2)
+
+
+class Preempted(Exception):
+    """Raised after the checkpoint was written; launch.py exits with ``128 + signum``."""
+
+    def __init__(self, signum: int, env_steps: int):
+        super().__init__(f"received {signal.Signals(signum).name}: checkpoint written at env_steps={env_steps}")
+        self.signum = signum
+
+
+class PreemptionFlag:
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> "PreemptionFlag":
+        for sig in HANDLED:
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, prev in self._previous.items():
+            signal.signal(sig, prev)  # type: ignore[arg-type]

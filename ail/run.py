@@ -1,0 +1,227 @@
+"""A training run's directory and the contract every algorithm follows.
+
+``runs/<experiment>/<algo>-<env>-d<demos>/seed<seed>/`` holds:
+``config.yaml`` (resolved config), ``meta.json`` (versions, git SHA, command, host, Slurm ids,
+resumes), ``metrics.csv`` (one row per evaluation), ``checkpoints/last.pt``, ``policy/``
+(:func:`ail.load_policy`), and ``summary.json``, written last: its presence marks a finished run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from ail.errors import ConfigError
+from ail.evaluation import evaluate, normalized_score, stats
+from ail.demos import Demos
+from ail.logger import MetricsLogger
+from ail.policy import LoadedPolicy
+from ail.preemption import Preempted, PreemptionFlag
+from ail.provenance import git_sha, versions
+
+# Keys that may change between a run and its resumption: where things are written and how
+# progress is shown, never what is computed.
+RESUME_FREE_KEYS = ("logger", "runtime", "paths", "policy_dir", "expert")
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from training envs
+FINAL_EVAL_SEED_OFFSET = 2_000_000
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in RESUME_FREE_KEYS}
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> Optional[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{prefix}{k}.")
+            if d:
+                return d
+        return None
+    return None if a == b else (prefix.rstrip("."), a, b)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class Run:
+    """Open with :meth:`open`; algorithms call :meth:`evaluate`, :meth:`save_checkpoint`, :meth:`finish`."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, status: str, demos: Demos, expert: dict[str, Any]):
+        self.cfg = cfg
+        self.dir = run_dir
+        self.status = status  # "new" | "resume" | "complete"
+        self.demos = demos
+        self.ckpt_path = run_dir / "checkpoints" / "last.pt"
+        self.flag = PreemptionFlag()
+        info = expert
+        self.expert_return = float(info["return_mean"])
+        self.random_return = float(info["random_return_mean"])
+        self.wall_time_before = 0.0
+        self._t0 = time.time()
+        self.logger: Optional[MetricsLogger] = None
+        self.last_eval: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, cfg: DictConfig, run_dir: Path, demos: Demos, expert: dict[str, Any]) -> "Run":
+        """Create the run dir, or validate and reopen an unfinished one (resume) or a finished one."""
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        stored_path = run_dir / "config.yaml"
+        if stored_path.is_file():
+            stored = yaml.safe_load(stored_path.read_text())
+            diff = _first_difference(_comparable(stored), _comparable(resolved))
+            if diff:
+                key, old, new = diff
+                raise ConfigError(
+                    f"{run_dir} was created by a different config ({key}={old!r} there, {new!r} now); "
+                    f"use another experiment=NAME or remove that directory"
+                )
+            status = "complete" if (run_dir / "summary.json").is_file() else "resume"
+        else:
+            leftovers = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+            if leftovers:
+                raise ConfigError(f"{run_dir} holds files ({', '.join(sorted(leftovers)[:3])}) but no config.yaml; not an ail run, nothing was touched")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            status = "new"
+            _atomic_write(stored_path, yaml.safe_dump(resolved, sort_keys=False))
+        run = cls(cfg, run_dir, status, demos, expert)
+        run._write_meta()
+        return run
+
+    def _write_meta(self) -> None:
+        path = self.dir / "meta.json"
+        meta = json.loads(path.read_text()) if path.is_file() else {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(),
+            "git_sha": git_sha(),
+            "command": " ".join(sys.argv),
+            "expert_return": self.expert_return,
+            "random_return": self.random_return,
+            "launches": [],
+        }
+        meta["launches"].append({
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": socket.gethostname(),
+            "status": self.status,
+            "git_sha": git_sha(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        })
+        _atomic_write(path, json.dumps(meta, indent=2))
+
+    # ----- logging ---------------------------------------------------------------------------
+    def start_logging(self, wandb_id: Optional[str] = None) -> None:
+        cfg = self.cfg
+        group = f"{cfg.algo.name}-{cfg.env.name}-d{cfg.demos}"
+        self.logger = MetricsLogger(
+            self.dir, cfg.logger, group=group, name=f"seed{cfg.seed}",
+            config={**OmegaConf.to_container(cfg, resolve=True), "git_sha": git_sha(),
+                    "slurm_job_id": os.environ.get("SLURM_JOB_ID")},
+            wandb_id=wandb_id,
+        )
+
+    @property
+    def wall_time(self) -> float:
+        return self.wall_time_before + (time.time() - self._t0)
+
+    def evaluate(self, policy: LoadedPolicy, env_steps: int, updates: int, losses: Optional[dict[str, float]] = None) -> dict[str, Any]:
+        """Evaluate ``policy`` on ``eval.episodes`` deterministic episodes and append a metrics row."""
+        index = int(env_steps) + int(updates)  # distinct for every evaluation of a run
+        ret = evaluate(policy.predict, self.cfg.env.name, int(self.cfg.eval.episodes), seed=EVAL_SEED_OFFSET + index)
+        s = stats(ret)
+        row: dict[str, Any] = {"env_steps": int(env_steps), "updates": int(updates), "wall_time": round(self.wall_time, 2), **s}
+        row["normalized_score"] = normalized_score(s["return_mean"], self.expert_return, self.random_return)
+        row.update({k: float(v) for k, v in (losses or {}).items()})
+        assert self.logger is not None, "start_logging() first"
+        self.logger.log(row)
+        self.last_eval = row
+        return row
+
+    # ----- checkpoints -----------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any], env_steps: int, updates: int) -> None:
+        """Atomically write ``state`` plus the run's own bookkeeping (wall time, W&B id, counters)."""
+        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "algo_state": state,
+            "env_steps": int(env_steps),
+            "updates": int(updates),
+            "wall_time": self.wall_time,
+            "wandb_id": self.logger.wandb_id if self.logger else None,
+            "last_eval": self.last_eval,
+        }
+        tmp = self.ckpt_path.with_name("last.pt.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.ckpt_path)
+
+    def load_checkpoint(self) -> Optional[dict[str, Any]]:
+        """The saved algorithm state, with logging resumed where it stopped; ``None`` for a fresh run."""
+        if not self.ckpt_path.is_file():
+            self.start_logging()
+            return None
+        payload = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        self.wall_time_before = float(payload["wall_time"])
+        self._t0 = time.time()
+        self.last_eval = payload.get("last_eval") or {}
+        self.start_logging(payload.get("wandb_id"))
+        assert self.logger is not None
+        self.logger.truncate(payload["env_steps"], payload["updates"])
+        print(f"[train] resuming {self.dir} from env_steps={payload['env_steps']} updates={payload['updates']}", flush=True)
+        return payload["algo_state"]
+
+    def check_preemption(self, state_fn: Any, env_steps: int, updates: int) -> None:
+        """Between updates: on SIGTERM/SIGUSR2, checkpoint ``state_fn()`` and stop."""
+        if self.flag.requested:
+            self.save_checkpoint(state_fn(), env_steps, updates)
+            if self.logger:
+                self.logger.close()
+            raise Preempted(self.flag.signum, env_steps)
+
+    # ----- the end ---------------------------------------------------------------------------
+    def finish(self, save_policy_fn: Any, policy: LoadedPolicy, env_steps: int, updates: int, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """Save the policy, run the final evaluation, write ``summary.json`` last."""
+        save_policy_fn(self.dir / "policy")
+        episodes = int(self.cfg.eval.final_episodes)
+        ret = evaluate(policy.predict, self.cfg.env.name, episodes, seed=FINAL_EVAL_SEED_OFFSET + int(self.cfg.seed))
+        s = stats(ret)
+        summary = {
+            "status": "complete",
+            "algo": self.cfg.algo.name,
+            "env": self.cfg.env.name,
+            "env_id": self.cfg.env.id,
+            "demos": int(self.cfg.demos),
+            "seed": int(self.cfg.seed),
+            "env_steps": int(env_steps),
+            "updates": int(updates),
+            "final_eval_episodes": episodes,
+            **{f"final_{k}": v for k, v in s.items()},
+            "normalized_score": normalized_score(s["return_mean"], self.expert_return, self.random_return),
+            "expert_return": self.expert_return,
+            "random_return": self.random_return,
+            "wall_time_s": round(self.wall_time, 1),
+            **(extra or {}),
+        }
+        if self.logger:
+            self.logger.summary(summary)
+            self.logger.close()
+        _atomic_write(self.dir / "summary.json", json.dumps(summary, indent=2))
+        self.status = "complete"
+        return summary
+
+    def print_summary(self) -> None:
+        s = json.loads((self.dir / "summary.json").read_text())
+        print(f"run directory: {self.dir}")
+        print(
+            f"{s['algo']} on {s['env_id']} with {s['demos']} demos, seed {s['seed']}: "
+            f"return {s['final_return_mean']:.1f} ± {s['final_return_std']:.1f} over {s['final_eval_episodes']} episodes | "
+            f"expert {s['expert_return']:.1f} | random {s['random_return']:.1f} | normalised score {s['normalized_score']:.3f}"
+        )
