@@ -169,6 +169,7 @@ class ExpertTrainer:
         model = self.build()
         total = int(self.ecfg.total_steps)
         if not self.state["done"] and model.num_timesteps < total:
+            # A raised expert.total_steps continues a finished run; a confirmed target ends it for good.
             with self.flag:
                 model.learn(
                     total_timesteps=total - model.num_timesteps,
@@ -178,7 +179,6 @@ class ExpertTrainer:
                 )
             if not self.state["done"]:
                 self.evaluate_and_keep_best(model)
-                self.state["done"] = True
                 self.save_checkpoint(model)
 
     def finalize(self) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def train(run: Run) -> None:
     columns = [TextColumn("[bold]bc[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("updates"),
                TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
     with run.flag, Progress(*columns, disable=not cfg.runtime.progress, transient=False) as bar:
-        task = bar.add_task(f"{cfg.env.name} d{cfg.demos} seed{cfg.seed}", total=total, completed=updates, last="")
+        task = bar.add_task(f"{cfg.env.name}-d{cfg.demos}-s{cfg.seed}", total=total, completed=updates, last="")
         policy.train()
         while updates < total:
             idx = torch.randint(len(obs_t), (batch,), generator=generator)
@@ -104,7 +104,8 @@ def train(run: Run) -> None:
                 policy.eval()
                 row = run.evaluate(act(), 0, updates, logs)
                 policy.train()
-                bar.update(task, last=f"return {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
+                rate = bar.tasks[0].speed or 0.0
+                bar.update(task, last=f"{rate:.0f} upd/s | last eval: return {row['return_mean']:.1f}, score {row['normalized_score']:.2f}")
                 run.save_checkpoint(snapshot(), 0, updates)
             run.check_preemption(snapshot, 0, updates)
     policy.eval()
