@@ -1,7 +1,6 @@
 """Config helpers: the run-name resolver, per-env YAML access, and early validation of overrides."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf

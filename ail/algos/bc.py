@@ -105,7 +105,7 @@ def train(run: Run) -> None:
                 row = run.evaluate(act(), 0, updates, logs)
                 policy.train()
                 rate = bar.tasks[0].speed or 0.0
-                bar.update(task, last=f"{rate:.0f} upd/s | last eval: return {row['return_mean']:.1f}, score {row['normalized_score']:.2f}")
+                bar.update(task, last=f"{rate:.0f} upd/s | eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
                 run.save_checkpoint(snapshot(), 0, updates)
             run.check_preemption(snapshot, 0, updates)
     policy.eval()
