@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ail.config import check_config
-from ail.errors import ConfigError
+from ail.errors import ConfigError, TrainingError
 from ail.preemption import Preempted
 
 FAILURES: list[str] = []  # jobs of a multirun that failed; launch.py exits non-zero if any
@@ -19,6 +19,15 @@ FAILURES: list[str] = []  # jobs of a multirun that failed; launch.py exits non-
 
 def _output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _remove_empty_dirs(out: Path, stop: Path) -> None:
+    """Hydra made the job's directory (and its parents); an error before any write leaves no trace."""
+    stop = stop.resolve()
+    out = out.resolve()
+    while out != stop and stop in out.parents and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+        out = out.parent
 
 
 def task_expert(cfg: DictConfig) -> None:
@@ -56,7 +65,7 @@ def task_train(cfg: DictConfig) -> None:
     try:
         trainer: Callable[[Run], Any] = getattr(importlib.import_module(module), fn)
     except (ImportError, AttributeError):
-        raise ConfigError(f"algo={cfg.algo.name} has a config but no trainer in this version ({target} is missing); available now: bc") from None
+        raise ConfigError(f"algo={cfg.algo.name} has a config but no trainer in this version ({target} is missing)") from None
     from ail.demos import DemoSpec, load_demos
     from ail.experts import expert_info
 
@@ -66,6 +75,9 @@ def task_train(cfg: DictConfig) -> None:
         cfg.env.name, int(cfg.demos), subsample=int(cfg.demo_set.subsample), seed=cfg.demo_set.select_seed,
         spec=DemoSpec.from_cfg(cfg), root=cfg.paths.demos,
     )
+    validate = getattr(importlib.import_module(module), "validate", None)
+    if validate is not None:
+        validate(cfg, demos)
     run = Run.open(cfg, _output_dir(), demos, info)
     if run.status == "complete":
         print(f"[train] {run.dir} is already complete; nothing to do")
@@ -100,12 +112,15 @@ def run(cfg: DictConfig) -> None:
         check_config(cfg)
         TASKS[cfg.task](cfg)
     except ConfigError as exc:
-        out = _output_dir()
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # Hydra made it for this job; an error before any write leaves no trace
+        _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
+        FAILURES.append(f"{_output_dir()}: {exc}")
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if not multirun:
+            sys.exit(3)
         FAILURES.append(f"{_output_dir()}: {exc}")
     except Preempted as exc:
         print(f"[preempted] {exc}; relaunch the same command to resume", file=sys.stderr, flush=True)

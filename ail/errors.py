@@ -1,5 +1,9 @@
-"""The one exception type for bad input: launch.py prints it as a single line and exits non-zero."""
+"""The two exception types launch.py turns into one line on stderr and a non-zero exit."""
 
 
 class ConfigError(ValueError):
     """Bad user input (config value, file, directory) detected before or instead of training."""
+
+
+class TrainingError(RuntimeError):
+    """Training went numerically wrong (e.g. NaN in the discriminator); the last good checkpoint is kept."""

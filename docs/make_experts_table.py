@@ -8,9 +8,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    rows = []
+    rows, notes = [], []
+    shipped = set()
     for meta in sorted((ROOT / "experts").glob("*/expert.json")):
         i = json.loads(meta.read_text())
+        shipped.add(i["env"])
+        note = (i.get("hyperparams") or {}).get("note")
+        if note:
+            notes.append(f"- {i['env']}: {note}")
         rows.append(
             f"| {i['env']} | {i['env_id']} | {i['algorithm']} | {i['training_steps']:,} | {i['wall_time_s'] / 60:.1f} | "
             f"{i['return_mean']:.1f} ± {i['return_std']:.1f} | {i['return_min']:.1f} | {i['return_max']:.1f} | "
@@ -28,6 +33,11 @@ def main() -> None:
         *rows,
         "",
     ])
+    if notes:
+        text += "\n".join(["Why this learner:", "", *notes, ""])
+    missing = sorted(p.stem for p in (ROOT / "conf" / "env").glob("*.yaml") if p.stem not in shipped)
+    if missing:
+        text += f"\nNot shipped yet (no expert.json): {', '.join(missing)}.\n"
     (ROOT / "docs" / "experts.md").write_text(text)
     print(text)
 

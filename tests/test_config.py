@@ -54,6 +54,16 @@ def test_tuned_pair_file_is_picked_up(hydra_ctx):
     assert OmegaConf.to_container(tuned.algo) != OmegaConf.to_container(plain.algo)
 
 
+def test_tuned_pair_overrides_top_level_keys_and_the_command_line_wins(hydra_ctx):
+    # A pair file may set budgets (train.*, eval.*), not only algo.*; the command line overrides both.
+    tuned = compose("config", overrides=["algo=gail", "env=hopper"])
+    assert tuned.train.env_steps == 1_000_000 and tuned.eval.every == 10_000
+    assert tuned.demo_set.subsample == 20  # GAIL's subsampling comes from env.subsample
+    cli = compose("config", overrides=["algo=gail", "env=hopper", "train.env_steps=5", "algo.demo_subsample=1"])
+    assert cli.train.env_steps == 5 and cli.demo_set.subsample == 1
+    assert compose("config", overrides=["algo=bc", "env=hopper"]).demo_set.subsample == 1
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

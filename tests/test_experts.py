@@ -20,24 +20,38 @@ from ail.experts import expert_info
 from ail.paths import experts_root
 from conftest import REPO, launch
 
-# Bars of the spine issue: mean deterministic return a shipped expert must reach.
-BARS = {"cartpole": 500, "mountaincar": -110, "acrobot": -85, "invertedpendulum": 1000, "hopper": 3000}
+# Bars (issues 2 and 3): the mean deterministic return over 50 episodes a shipped expert must reach.
+BARS = {"cartpole": 500, "mountaincar": -110, "acrobot": -85, "invertedpendulum": 1000, "hopper": 3000,
+        "inverteddoublependulum": 9300, "reacher": -5, "walker": 4000, "halfcheetah": 5000, "ant": 3000, "humanoid": 5000}
 SHIPPED = sorted(p.name for p in experts_root().iterdir() if (p / "expert.json").is_file())
 
 
 def test_spine_experts_are_shipped():
-    assert set(BARS) <= set(SHIPPED)
+    assert {"cartpole", "mountaincar", "acrobot", "invertedpendulum", "hopper"} <= set(SHIPPED)
 
 
-@pytest.mark.parametrize("name", sorted(BARS))
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_expert_meets_bar(name):
     info = expert_info(name)
     assert info["return_mean"] >= BARS[name] and info["eval_episodes"] == 50
     expert = load_expert(name)
-    # Fresh episodes (not those of expert.json): 10 here; benchmarks/expert_quality.py runs 50.
-    ret = evaluate(expert.predict, name, 10, seed=777)
-    slack = 0.05 * abs(info["return_mean"] - info["random_return_mean"])
-    assert ret.mean() >= min(BARS[name], info["return_mean"]) - slack, ret
+    # A short check on fresh episodes against a bar derived from expert.json: a normalised score
+    # of 0.9 relative to the recorded return (benchmarks/expert_quality.py runs all 50 episodes).
+    episodes = 10 if info["env_id"].split("-")[0] not in ("Humanoid", "Ant") else 5
+    ret = evaluate(expert.predict, name, episodes, seed=777)
+    bar = info["random_return_mean"] + 0.9 * (info["return_mean"] - info["random_return_mean"])
+    assert ret.mean() >= bar, (ret, bar)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_fresh_clone_imitates_every_shipped_expert_without_training_one(tmp_path, name):
+    # Demonstrations come from the shipped expert on first use (a 4-trajectory set keeps this short).
+    proc = launch(["algo=bc", f"env={name}", "demos=4", "demo_set.trajectories=4", "algo.updates=20", "algo.eval_every=20",
+                   "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false", f"paths.demos={tmp_path / 'demos'}"],
+                  tmp_path / "runs")
+    assert proc.returncode == 0, proc.stderr
+    assert "normalised score" in proc.stdout
 
 
 def _tiny_expert_args(tmp_path, total=3000):
@@ -91,6 +105,10 @@ def test_expert_training_resumes_after_sigterm(tmp_path):
     assert state["evals"] and not state["done"]
     resumed = launch(_tiny_expert_args(tmp_path, total=3000 + 1000 * len(state["evals"])), runs)
     assert "resuming cartpole" in resumed.stdout
+    # Changing the recipe of a half-trained expert is refused; the budget may change.
+    changed = launch(_tiny_expert_args(tmp_path, total=200000) + ["env.expert.hyperparams.learning_rate=0.5"], runs)
+    assert changed.returncode == 2
+    assert "hyperparams=" in changed.stderr and "only total_steps, target_return" in changed.stderr, changed.stderr
 
 
 def test_corrupt_or_foreign_expert_is_reported(tmp_path):

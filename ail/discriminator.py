@@ -1,0 +1,282 @@
+"""The one discriminator every adversarial algorithm here uses (GAIL, SAM, MGAIL, Dyna-AIL).
+
+Label convention (the only one in this project): **expert = 1, policy = 0**.
+``D(s, a) = sigmoid(f(s, a))`` is the probability that the pair ``(s, a)`` comes from the expert.
+GAIL's paper writes the opposite (D = P(policy), cost log D); the sign flips, the game does not.
+
+Loss on a batch of B expert and B policy pairs (each term a mean, so both weigh 1)::
+
+    L_D = BCE(f(x_p), 0) + BCE(f(x_e), y_e) - w_ent * H(D) + lambda * mean_b (||grad_x f(x_b_hat)||_2 - 1)^2
+
+* ``y_e = 1``, or with one-sided label smoothing a fixed value or ``U(low, high)`` per sample
+  (SAM: U(0.7, 1.2)); policy labels always stay 0.
+* ``H(D)``: mean Bernoulli entropy of D over both batches (GAIL: w_ent = 1e-3).
+* Gradient penalty (WGAN-GP form, per sample): ``x_b_hat = eps_b x_e + (1 - eps_b) x_p`` with
+  ``eps_b ~ U(0, 1)`` of shape (B, 1), in the space D sees (normalised observations, encoded
+  actions); two-sided, target norm 1. SAM's original takes one norm over the whole batch with
+  per-coordinate eps; this is the standard per-sample form (documented deviation).
+
+Reward variants (``reward_from_logits``), all functions of the logit ``f``:
+
+| name | r(s, a) | range | bias |
+|---|---|---|---|
+| ``minimax`` | ``-log(1 - D) = softplus(f)`` | (0, inf) | positive every step: a survival bonus. Right for tasks that end on failure (Hopper, CartPole); wrong where episodes end on success. |
+| ``log_d`` | ``log D = -softplus(-f)`` | (-inf, 0) | negative every step: a push to end episodes. Right for tasks that end on success (MountainCar, Acrobot, GAIL's choice there); wrong where ending is failure. |
+| ``logit`` | ``log D - log(1 - D) = f`` | (-inf, inf) | no fixed sign (AIRL-style); the sum of the two above. |
+
+Inputs: observations are standardised by running statistics (SB3 ``RunningMeanStd``, updated
+from expert and policy batches) and clipped to [-clip, clip]; an absorbing-state indicator (the
+last feature, :class:`ail.envs.AbsorbingStateWrapper`) is passed through unnormalised, and the
+action of an absorbing pair is zeroed (it has no effect there). Discrete
+actions are one-hot encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from torch import nn
+
+from ail.errors import ConfigError, TrainingError
+
+REWARDS = ("minimax", "log_d", "logit")
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+ENCODINGS = ("auto", "onehot", "raw")
+
+
+def reward_from_logits(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """Reward per pair from D's logits ``(B,)`` (see the module table for signs and biases)."""
+    if kind == "minimax":
+        return F.softplus(logits)
+    if kind == "log_d":
+        return -F.softplus(-logits)
+    if kind == "logit":
+        return logits
+    raise ConfigError(f"unknown reward '{kind}'; accepted: {', '.join(REWARDS)}")
+
+
+def check_reward_for_task(kind: str, termination: str, absorbing: bool, allow_biased: bool) -> None:
+    """Refuse a reward whose constant sign works against how the task's episodes end.
+
+    ``termination``: ``failure`` (falling ends the episode), ``success`` (reaching the goal
+    does), or ``none`` (only the time limit). With absorbing states the bias is learned away,
+    so any reward is accepted.
+    """
+    if kind not in REWARDS:
+        raise ConfigError(f"unknown reward '{kind}'; accepted: {', '.join(REWARDS)}")
+    if absorbing or allow_biased:
+        return
+    if kind == "log_d" and termination == "failure":
+        raise ConfigError(
+            "algo.reward=log_d is negative every step, so on a task whose episodes end on failure it pays the agent to fail early; "
+            "accepted here: minimax or logit (or turn on absorbing states, or set algo.allow_biased_reward=true)"
+        )
+    if kind == "minimax" and termination == "success":
+        raise ConfigError(
+            "algo.reward=minimax is positive every step, so on a task whose episodes end on success it pays the agent never to finish; "
+            "accepted here: log_d or logit (or turn on absorbing states, or set algo.allow_biased_reward=true)"
+        )
+
+
+def _linear(n_in: int, n_out: int, spectral: bool) -> nn.Module:
+    layer = nn.Linear(n_in, n_out)
+    return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
+
+
+class Discriminator(nn.Module):
+    """MLP logit ``f(s, a)`` over (normalised obs, encoded action); ``D = sigmoid(f)`` = P(expert).
+
+    ``obs``: ``(B, obs_dim)`` raw observations (with the absorbing indicator last when
+    ``absorbing``); ``actions``: ``(B, act_dim)`` floats or ``(B,)`` integer indices.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        action_space: gym.Space,
+        hidden: Sequence[int] = (100, 100),
+        activation: str = "tanh",
+        action_encoding: str = "auto",
+        spectral_norm: bool = False,
+        layer_norm: bool = False,
+        normalize_obs: bool = True,
+        clip_obs: float = 5.0,
+        absorbing: bool = False,
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"algo.discriminator.activation={activation} is invalid; accepted: {', '.join(ACTIVATIONS)}")
+        if action_encoding not in ENCODINGS:
+            raise ConfigError(f"algo.discriminator.action_encoding={action_encoding} is invalid; accepted: {', '.join(ENCODINGS)}")
+        discrete = isinstance(action_space, gym.spaces.Discrete)
+        if action_encoding == "onehot" and not discrete:
+            raise ConfigError(
+                f"algo.discriminator.action_encoding=onehot needs a discrete action space, but this task's is {action_space}; accepted here: auto or raw"
+            )
+        self.onehot = discrete and action_encoding != "raw"
+        self.n_actions = int(action_space.n) if discrete else 0
+        self.act_dim = self.n_actions if self.onehot else (1 if discrete else int(np.prod(action_space.shape)))
+        self.obs_dim = int(np.prod(observation_space.shape))
+        self.absorbing = absorbing
+        self.normalize_obs = normalize_obs
+        self.clip_obs = float(clip_obs)
+        n_norm = self.obs_dim - (1 if absorbing else 0)
+        self.obs_rms = RunningMeanStd(shape=(n_norm,))
+        # float64 like RunningMeanStd, so a checkpoint restores the statistics exactly.
+        self.register_buffer("obs_mean", torch.zeros(n_norm, dtype=torch.float64))
+        self.register_buffer("obs_var", torch.ones(n_norm, dtype=torch.float64))
+        self.register_buffer("obs_count", torch.tensor(1e-4, dtype=torch.float64))
+        layers: list[nn.Module] = []
+        n_in = self.obs_dim + self.act_dim
+        for width in hidden:
+            layers.append(_linear(n_in, int(width), spectral_norm))
+            layers.append(ACTIVATIONS[activation]())
+            if layer_norm:
+                layers.append(nn.LayerNorm(int(width)))
+            n_in = int(width)
+        layers.append(_linear(n_in, 1, spectral_norm))
+        self.net = nn.Sequential(*layers)
+
+    # ----- inputs ----------------------------------------------------------------------------
+    def update_obs_stats(self, obs: np.ndarray) -> None:
+        """Fold a batch of raw observations ``(B, obs_dim)`` into the running statistics."""
+        if not self.normalize_obs:
+            return
+        x = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+        if self.absorbing:
+            x = x[x[:, -1] < 0.5, :-1]  # the absorbing state is not a real observation
+            if len(x) == 0:
+                return
+        self.obs_rms.update(x)
+        self.obs_mean.copy_(torch.as_tensor(self.obs_rms.mean))
+        self.obs_var.copy_(torch.as_tensor(self.obs_rms.var))
+        self.obs_count.fill_(float(self.obs_rms.count))
+
+    def _sync_rms(self) -> None:
+        self.obs_rms.mean = self.obs_mean.double().numpy().copy()
+        self.obs_rms.var = self.obs_var.double().numpy().copy()
+        self.obs_rms.count = float(self.obs_count)
+
+    def load_state_dict(self, state: Any, strict: bool = True, assign: bool = False) -> Any:
+        out = super().load_state_dict(state, strict=strict, assign=assign)
+        self._sync_rms()
+        return out
+
+    def features(self, obs: Union[np.ndarray, torch.Tensor], actions: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
+        """D's input ``(B, obs_dim + act_dim)``: normalised, clipped obs and the encoded action."""
+        obs_t = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs, dtype=torch.float32).reshape(len(obs), -1)
+        if self.normalize_obs:
+            real = obs_t[:, : self.obs_mean.shape[0]]
+            mean, std = self.obs_mean.float(), torch.sqrt(self.obs_var + 1e-8).float()
+            real = ((real - mean) / std).clamp(-self.clip_obs, self.clip_obs)
+            obs_t = torch.cat([real, obs_t[:, real.shape[1]:]], dim=1)
+        act_t = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
+        if self.onehot:
+            act_t = F.one_hot(act_t.reshape(-1).long(), self.n_actions).float()
+        else:
+            act_t = act_t.float().reshape(len(obs_t), -1)
+        if self.absorbing:
+            # Whatever is "done" in the absorbing state changes nothing, so D must not judge it.
+            act_t = act_t * (1.0 - obs_t[:, -1:])
+        return torch.cat([obs_t, act_t], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B,)`` from features ``(B, obs_dim + act_dim)``."""
+        return self.net(x).squeeze(-1)
+
+    def logits(self, obs: Any, actions: Any) -> torch.Tensor:
+        return self(self.features(obs, actions))
+
+    @torch.no_grad()
+    def reward(self, obs: Any, actions: Any, kind: str = "minimax") -> np.ndarray:
+        """Reward ``(B,)`` float32 for raw pairs; raises :class:`TrainingError` if D is not finite."""
+        r = reward_from_logits(self.logits(obs, actions), kind)
+        if not torch.isfinite(r).all():
+            raise TrainingError("the discriminator returned NaN/inf rewards")
+        return r.numpy().astype(np.float32)
+
+    # ----- training --------------------------------------------------------------------------
+    def loss(
+        self,
+        expert_obs: Any,
+        expert_actions: Any,
+        policy_obs: Any,
+        policy_actions: Any,
+        grad_penalty: float = 0.0,
+        label_smoothing: Optional[Union[float, Sequence[float]]] = None,
+        entropy_weight: float = 0.0,
+        generator: Optional[torch.Generator] = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``L_D`` of the module docstring on B expert and B policy pairs; returns (loss, logs)."""
+        x_e = self.features(expert_obs, expert_actions)
+        x_p = self.features(policy_obs, policy_actions)
+        f_e, f_p = self(x_e), self(x_p)
+        if label_smoothing is None:
+            y_e = torch.ones_like(f_e)
+        elif isinstance(label_smoothing, (int, float)):
+            y_e = torch.full_like(f_e, float(label_smoothing))
+        else:
+            low, high = (float(v) for v in label_smoothing)
+            y_e = low + (high - low) * torch.rand(f_e.shape, generator=generator)
+        loss_e = F.binary_cross_entropy_with_logits(f_e, y_e)
+        loss_p = F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p))
+        f_all = torch.cat([f_e, f_p])
+        # Bernoulli entropy H(sigmoid(f)) = softplus(f) - f * sigmoid(f), stable for large |f|.
+        entropy = (F.softplus(f_all) - f_all * torch.sigmoid(f_all)).mean()
+        loss = loss_e + loss_p - entropy_weight * entropy
+        gp = torch.zeros(())
+        if grad_penalty > 0:
+            n = min(len(x_e), len(x_p))
+            eps = torch.rand((n, 1), generator=generator)
+            x_hat = (eps * x_e[:n] + (1 - eps) * x_p[:n]).requires_grad_(True)
+            (grad,) = torch.autograd.grad(self(x_hat).sum(), x_hat, create_graph=True)
+            gp = (grad.norm(2, dim=1) - 1).pow(2).mean()
+            loss = loss + grad_penalty * gp
+        if not torch.isfinite(loss):
+            raise TrainingError("the discriminator loss is NaN/inf")
+        with torch.no_grad():
+            logs = {
+                "d_loss": float(loss),
+                "d_expert": float(torch.sigmoid(f_e).mean()),
+                "d_policy": float(torch.sigmoid(f_p).mean()),
+                "d_acc_expert": float((f_e > 0).float().mean()),
+                "d_acc_policy": float((f_p < 0).float().mean()),
+                "d_entropy": float(entropy),
+                "d_grad_penalty": float(gp),
+            }
+        return loss, logs
+
+
+def build_discriminator(observation_space: gym.Space, action_space: gym.Space, dcfg: Any, absorbing: bool = False) -> Discriminator:
+    """A :class:`Discriminator` from an ``algo.discriminator`` config block."""
+    return Discriminator(
+        observation_space,
+        action_space,
+        hidden=list(dcfg.hidden),
+        activation=str(dcfg.activation),
+        action_encoding=str(dcfg.action_encoding),
+        spectral_norm=bool(dcfg.spectral_norm),
+        layer_norm=bool(dcfg.layer_norm),
+        normalize_obs=bool(dcfg.normalize_obs),
+        clip_obs=float(dcfg.clip_obs),
+        absorbing=absorbing,
+    )
+
+
+def label_smoothing_from_cfg(value: Any) -> Optional[Union[float, tuple[float, float]]]:
+    """``null`` -> none; a number -> fixed expert label; ``[low, high]`` -> U(low, high)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"algo.discriminator.label_smoothing={value} is invalid; accepted: null, a number, or [low, high]") from None
+    if not low <= high:
+        raise ConfigError(f"algo.discriminator.label_smoothing=[{low}, {high}] is invalid; accepted: [low, high] with low <= high")
+    return (low, high)

@@ -1,0 +1,151 @@
+"""GAIL end to end: both generators, bad input, NaN handling, exact resume, learning."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from ail.config import CONF_DIR, register_resolvers
+from ail.demos import Demos, load_demos
+from ail.errors import ConfigError, TrainingError
+from conftest import REPO, launch, read_metrics, without_wall_time
+
+# 8 envs x 256 steps: one round = 2048 env steps and 16 discriminator minibatches of 128.
+TINY = ["algo=gail", "env=cartpole", "algo.ppo.n_steps=256", "algo.trpo.n_steps=256", "train.env_steps=4096", "eval.every=2048",
+        "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
+
+
+def gail_dir(runs: Path, exp: str = "default", env: str = "cartpole", seed: int = 0) -> Path:
+    return runs / exp / f"gail-{env}-d4" / f"seed{seed}"
+
+
+@pytest.mark.parametrize("generator", ["ppo", "trpo"])
+def test_gail_runs_end_to_end_with_either_generator(runs, generator):
+    proc = launch(TINY + [f"algo.generator={generator}"], runs)
+    assert proc.returncode == 0, proc.stderr
+    d = gail_dir(runs)
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["generator"] == generator and summary["env_steps"] == 4096 and summary["rounds"] == 2
+    rows = read_metrics(d)
+    assert [int(r["env_steps"]) for r in rows] == [0, 2048, 4096]
+    for col in ("d_loss", "d_expert", "d_policy", "d_grad_penalty", "reward_mean", "train_true_return"):
+        assert col in rows[0]
+    assert 0.0 < float(rows[-1]["d_expert"]) < 1.0
+    meta = json.loads((d / "policy" / "policy.json").read_text())
+    assert meta["meta"]["generator"] == generator
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["algo.generator=sac"], "algo.generator=sac is invalid; accepted: ppo, trpo"),
+        (["env=hopper", "algo.reward=log_d"], "algo.reward=log_d is negative every step"),
+        (["env=mountaincar", "algo.reward=minimax"], "algo.reward=minimax is positive every step"),
+        (["env=hopper", "algo.discriminator.action_encoding=onehot"], "action_encoding=onehot needs a discrete action space"),
+        (["algo.reward=airl"], "unknown reward 'airl'; accepted: minimax, log_d, logit"),
+        (["algo.discriminator.epochs=0"], "must be positive integers"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
+    proc = launch(TINY + overrides, runs)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert not any(p.is_file() for p in runs.rglob("*")) if runs.exists() else True
+
+
+def test_demos_whose_actions_do_not_fit_the_env_are_refused():
+    from ail.algos.gail import check_demos_match_env
+
+    cartpole = load_demos("cartpole", 1)
+    check_demos_match_env(cartpole, gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    with pytest.raises(ConfigError, match="discrete actions .* demonstration actions are float32"):
+        check_demos_match_env(_with_actions(cartpole, np.zeros((len(cartpole), 1), np.float32)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    with pytest.raises(ConfigError, match="accepts 0..1"):
+        check_demos_match_env(_with_actions(cartpole, np.full(len(cartpole), 3)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    with pytest.raises(ConfigError, match="demonstration actions have shape"):
+        check_demos_match_env(_with_actions(cartpole, np.zeros((len(cartpole), 2), np.float32)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (3,)))
+    with pytest.raises(ConfigError, match="observations have shape"):
+        check_demos_match_env(cartpole, gym.spaces.Box(-1, 1, (11,)), gym.spaces.Discrete(2))
+
+
+def _with_actions(demos: Demos, actions: np.ndarray) -> Demos:
+    return Demos(**{**{k: getattr(demos, k) for k in Demos.__dataclass_fields__}, "actions": actions})
+
+
+def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from ail.algos import gail
+    from ail.discriminator import Discriminator
+    from ail.experts import expert_info
+    from ail.run import Run
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=TINY[:4] + ["train.env_steps=20480", "eval.every=2048", "eval.episodes=1",
+                                                      "runtime.progress=false", f"paths.runs={tmp_path}"])
+    demos = load_demos("cartpole", 4)
+    run = Run.open(cfg, tmp_path / "run", demos, expert_info("cartpole"))
+    calls = {"n": 0}
+    real_loss = Discriminator.loss
+
+    def loss_that_diverges(self, *args, **kwargs):  # D's weights blow up in the 4th round (16 steps per round)
+        calls["n"] += 1
+        if calls["n"] > 3 * 16:
+            with torch.no_grad():
+                self.net[0].weight.fill_(float("inf"))
+        return real_loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(Discriminator, "loss", loss_that_diverges)
+    with pytest.raises(TrainingError, match=r"NaN/inf at env step \d+; stopped. The last good checkpoint .* is kept"):
+        gail.train(run)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["env_steps"] == 3 * 2048  # the three good rounds, nothing from the broken one
+    assert not (tmp_path / "run" / "summary.json").exists()
+    assert all(np.isfinite(float(r["return_mean"])) for r in read_metrics(tmp_path / "run"))
+
+
+RESUME = ["algo=gail", "env=cartpole", "train.env_steps=16384", "eval.every=2048", "eval.episodes=2", "eval.final_episodes=2",
+          "runtime.progress=false"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("generator", ["ppo", "trpo"])
+def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator):
+    args = RESUME + [f"algo.generator={generator}"]
+    ref = launch(args + ["experiment=ref"], runs)
+    assert ref.returncode == 0, ref.stderr
+    cut_args = args + ["experiment=cut"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = gail_dir(runs, "cut") / "metrics.csv"
+    from test_train_e2e import _wait_rows
+
+    _wait_rows(metrics, 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    resumed = launch(cut_args, runs)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    rows = read_metrics(gail_dir(runs, "cut"))
+    assert without_wall_time(rows) == without_wall_time(read_metrics(gail_dir(runs, "ref")))
+    a = json.loads((gail_dir(runs, "cut") / "summary.json").read_text())
+    b = json.loads((gail_dir(runs, "ref") / "summary.json").read_text())
+    assert a["final_return_mean"] == b["final_return_mean"]
+
+
+@pytest.mark.slow
+def test_gail_imitates_the_cartpole_expert(runs):
+    # GAIL's bar on CartPole: normalised score >= 0.95 (issue 4, 300k steps); here within 60k.
+    proc = launch(["algo=gail", "env=cartpole", "train.env_steps=61440", "eval.final_episodes=20", "runtime.progress=false"], runs)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((gail_dir(runs) / "summary.json").read_text())
+    assert summary["normalized_score"] >= 0.95, summary
