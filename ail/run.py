@@ -122,7 +122,7 @@ class Run:
     # ----- logging ---------------------------------------------------------------------------
     def start_logging(self, wandb_id: Optional[str] = None) -> None:
         cfg = self.cfg
-        group = f"{cfg.algo.name}-{cfg.env.name}-d{cfg.demos}"
+        group = f"{cfg.algo.label}-{cfg.env.name}-d{cfg.demos}"
         self.logger = MetricsLogger(
             self.dir, cfg.logger, group=group, name=f"seed{cfg.seed}",
             config={**OmegaConf.to_container(cfg, resolve=True), "git_sha": git_sha(),

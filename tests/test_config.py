@@ -34,7 +34,7 @@ def test_all_pairs_compose(hydra_ctx, algo):
         cfg = compose("config", overrides=[f"algo={algo}", f"env={env}", "demos=7", "seed=3"], return_hydra_config=True)
         assert cfg.algo.name == algo and cfg.env.name == env and cfg.env.id == ENV_IDS[env]
         run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
-        assert run_dir.endswith(f"runs/default/{algo}-{env}-d7/seed3")
+        assert run_dir.endswith(f"runs/default/{cfg.algo.label}-{env}-d7/seed3") and cfg.algo.label.startswith(algo)
 
 
 def test_multirun_dirs_resolve(hydra_ctx):
@@ -42,7 +42,7 @@ def test_multirun_dirs_resolve(hydra_ctx):
     cfg = compose("config", overrides=["algo=gail", "env=walker", "demos=4", "seed=2"], return_hydra_config=True)
     sweep = OmegaConf.to_container(cfg.hydra.sweep, resolve=True)
     assert sweep["dir"].endswith("runs/default")
-    assert sweep["subdir"] == "gail-walker-d4/seed2"
+    assert sweep["subdir"] == "gail-ppo-walker-d4/seed2"  # the label names the generator
 
 
 def test_tuned_pair_file_is_picked_up(hydra_ctx):

@@ -23,15 +23,15 @@ TINY = ["algo=gail", "env=cartpole", "algo.ppo.n_steps=256", "algo.trpo.n_steps=
         "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
 
 
-def gail_dir(runs: Path, exp: str = "default", env: str = "cartpole", seed: int = 0) -> Path:
-    return runs / exp / f"gail-{env}-d4" / f"seed{seed}"
+def gail_dir(runs: Path, exp: str = "default", generator: str = "ppo", seed: int = 0) -> Path:
+    return runs / exp / f"gail-{generator}-cartpole-d4" / f"seed{seed}"
 
 
 @pytest.mark.parametrize("generator", ["ppo", "trpo"])
 def test_gail_runs_end_to_end_with_either_generator(runs, generator):
     proc = launch(TINY + [f"algo.generator={generator}"], runs)
     assert proc.returncode == 0, proc.stderr
-    d = gail_dir(runs)
+    d = gail_dir(runs, generator=generator)
     summary = json.loads((d / "summary.json").read_text())
     assert summary["generator"] == generator and summary["env_steps"] == 4096 and summary["rounds"] == 2
     rows = read_metrics(d)
@@ -125,7 +125,7 @@ def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator):
     cut_args = args + ["experiment=cut"]
     proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = gail_dir(runs, "cut") / "metrics.csv"
+    metrics = gail_dir(runs, "cut", generator) / "metrics.csv"
     from test_train_e2e import _wait_rows
 
     _wait_rows(metrics, 3, proc)
@@ -135,10 +135,10 @@ def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator):
     resumed = launch(cut_args, runs)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
-    rows = read_metrics(gail_dir(runs, "cut"))
-    assert without_wall_time(rows) == without_wall_time(read_metrics(gail_dir(runs, "ref")))
-    a = json.loads((gail_dir(runs, "cut") / "summary.json").read_text())
-    b = json.loads((gail_dir(runs, "ref") / "summary.json").read_text())
+    rows = read_metrics(gail_dir(runs, "cut", generator))
+    assert without_wall_time(rows) == without_wall_time(read_metrics(gail_dir(runs, "ref", generator)))
+    a = json.loads((gail_dir(runs, "cut", generator) / "summary.json").read_text())
+    b = json.loads((gail_dir(runs, "ref", generator) / "summary.json").read_text())
     assert a["final_return_mean"] == b["final_return_mean"]
 
 
