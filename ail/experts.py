@@ -138,12 +138,30 @@ class ExpertTrainer:
             evals = len(self.state["evals"])
             self.next_eval = (evals + 1) * int(self.ecfg.eval_every)
             print(f"[expert] resuming {self.name} from {model.num_timesteps} steps (best so far {self.state['best_return']:.1f})")
+            self._rebase_best()
         else:
             if self.ecfg.normalize:
                 gamma = float(self.ecfg.hyperparams.get("gamma", 0.99))
                 venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma)
             model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **_algo_kwargs(self.ecfg))
         return model
+
+    def _rebase_best(self) -> None:
+        """A best score from evaluations of another length is not comparable: re-score the kept best.
+
+        Raising ``eval_episodes`` on resume (10 -> 50, say) would otherwise leave a lucky 10-episode
+        best that no honest 50-episode evaluation can beat.
+        """
+        episodes = int(self.ecfg.eval_episodes)
+        before = int(self.state.get("selection_episodes", 10))  # runs from before this key used 10
+        if before == episodes or not (self.best_dir / "model.zip").is_file():
+            self.state["selection_episodes"] = episodes
+            return
+        policy = load_policy_dir(_as_expert_dir(self.best_dir, self.ecfg.algo, self.name, self.ecfg.normalize))
+        ret = evaluate(policy.predict, self.name, episodes, seed=len(self.state["evals"]) * 1000 + 700)
+        print(f"[expert] eval_episodes {before} -> {episodes}: best re-scored {self.state['best_return']:.1f} -> {ret.mean():.1f}", flush=True)
+        self.state["best_return"] = float(ret.mean())
+        self.state["selection_episodes"] = episodes
 
     def evaluate_and_keep_best(self, model: Any) -> None:
         policy = _snapshot(model, model.get_env())

@@ -88,7 +88,7 @@ def test_label_smoothing_is_one_sided():
     assert loss_u.item() == pytest.approx(expected_u.item(), rel=1e-5)
     # Entropy: the mean Bernoulli entropy of D over both batches.
     _, logs = disc.loss(e_obs, e_act, p_obs, p_act, entropy_weight=1.0)
-    p = torch.sigmoid(f_all).double()
+    p = torch.sigmoid(f_all).detach().double()
     assert logs["d_entropy"] == pytest.approx(float(-(p * p.log() + (1 - p) * (1 - p).log()).mean()), rel=1e-4)
     assert label_smoothing_from_cfg(None) is None and label_smoothing_from_cfg([0.7, 1.2]) == (0.7, 1.2)
     with pytest.raises(ConfigError, match="label_smoothing"):

@@ -103,8 +103,14 @@ def test_expert_training_resumes_after_sigterm(tmp_path):
     assert "checkpoint written" in err
     state = json.loads(ckpt.read_text())
     assert state["evals"] and not state["done"]
-    resumed = launch(_tiny_expert_args(tmp_path, total=3000 + 1000 * len(state["evals"])), runs)
+    total = 3000 + 1000 * len(state["evals"])
+    resumed = launch(_tiny_expert_args(tmp_path, total=total), runs)
     assert "resuming cartpole" in resumed.stdout
+    # Longer selection evaluations on resume re-score the kept best instead of comparing apples with pears.
+    args = [a if not a.startswith("env.expert.eval_episodes") else "env.expert.eval_episodes=4" for a in _tiny_expert_args(tmp_path, total=total + 1000)]
+    rebased = launch(args + ["expert.replace=true"], runs)
+    assert rebased.returncode == 0, rebased.stderr
+    assert "eval_episodes 2 -> 4: best re-scored" in rebased.stdout
     # Changing the recipe of a half-trained expert is refused; the budget may change.
     changed = launch(_tiny_expert_args(tmp_path, total=200000) + ["env.expert.hyperparams.learning_rate=0.5"], runs)
     assert changed.returncode == 2
