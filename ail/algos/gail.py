@@ -125,7 +125,11 @@ def train(run: Run) -> None:
     disc = build_discriminator(venv.observation_space, venv.action_space, d)
     d_opt = torch.optim.Adam(disc.parameters(), lr=float(d.lr))
     reward_kind = str(a.reward)
-    reward_venv = RewardVecEnvWrapper(venv, lambda obs, act, _next, _done: disc.reward(obs, act, reward_kind))
+    if a.relabel:
+        # The rollout is relabelled after the D update anyway: scoring every env step now would be wasted work.
+        reward_venv = RewardVecEnvWrapper(venv, lambda obs, _act, _next, _done: np.zeros(len(obs), dtype=np.float32))
+    else:
+        reward_venv = RewardVecEnvWrapper(venv, lambda obs, act, _next, _done: disc.reward(obs, act, reward_kind))
     gen_env: Any = reward_venv
     if a.normalize_obs:
         gen_env = VecNormalize(reward_venv, norm_obs=True, norm_reward=False, gamma=float(a[str(a.generator)].gamma))
