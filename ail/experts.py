@@ -35,7 +35,7 @@ FINAL_EVAL_EPISODES = 50
 # InvertedDoublePendulum policy that fell in ~5% of starts (9359.7 on one 50-episode set, 8803.7 on another).
 CONFIRM_EPISODES = 100
 FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
-RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "note")
+RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
 
 
 def parse_schedule(value: Any) -> Any:
@@ -177,14 +177,23 @@ class ExpertTrainer:
         print(f"[expert] {self.name} steps={model.num_timesteps} eval={mean:.1f} best={self.state['best_return']:.1f}" + (" *" if improved else ""), flush=True)
 
     def target_confirmed(self) -> bool:
-        """A short evaluation can flatter a policy: a new best over the target must hold on CONFIRM_EPISODES more."""
-        if self.state["best_return"] < self.ecfg.target_return or self.state.get("confirmed_steps") == self.state["best_steps"]:
+        """A short evaluation can flatter a policy: a new best over the target must hold on
+        ``expert.confirm_episodes`` (default CONFIRM_EPISODES) more.
+
+        Each confirmation is remembered by the step count of the policy it scored, so a target lowered
+        on resume is checked against the stored mean instead of being re-run or silently skipped.
+        """
+        if self.state["best_return"] < self.ecfg.target_return:
             return False
-        self.state["confirmed_steps"] = self.state["best_steps"]
-        policy = load_policy_dir(_as_expert_dir(self.best_dir, self.ecfg.algo, self.name, self.ecfg.normalize))
-        ret = evaluate(policy.predict, self.name, CONFIRM_EPISODES, seed=len(self.state["evals"]) * 1000 + 500)
-        print(f"[expert] confirmation over {CONFIRM_EPISODES} episodes: {ret.mean():.1f} (min {ret.min():.1f})", flush=True)
-        return bool(ret.mean() >= self.ecfg.target_return)
+        confirmations = self.state.setdefault("confirmations", {})
+        episodes = int(self.ecfg.get("confirm_episodes") or CONFIRM_EPISODES)
+        key = f"{self.state['best_steps']}x{episodes}"
+        if key not in confirmations:
+            policy = load_policy_dir(_as_expert_dir(self.best_dir, self.ecfg.algo, self.name, self.ecfg.normalize))
+            ret = evaluate(policy.predict, self.name, episodes, seed=len(self.state["evals"]) * 1000 + 500)
+            confirmations[key] = float(ret.mean())
+            print(f"[expert] confirmation over {episodes} episodes: {ret.mean():.1f} (min {ret.min():.1f})", flush=True)
+        return bool(confirmations[key] >= self.ecfg.target_return)
 
     def _save_model(self, model: Any, directory: Path) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
@@ -208,6 +217,11 @@ class ExpertTrainer:
     def train(self) -> None:
         model = self.build()
         total = int(self.ecfg.total_steps)
+        if not self.state["done"] and model.num_timesteps > 0 and self.target_confirmed():
+            # A target lowered on resume may already be met by the kept best.
+            print(f"[expert] target {self.ecfg.target_return} confirmed by the kept best; stopping")
+            self.state["done"] = True
+            self.save_checkpoint(model)
         if not self.state["done"] and model.num_timesteps < total:
             # A raised expert.total_steps continues a finished run; a confirmed target ends it for good.
             with self.flag:

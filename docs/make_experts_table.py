@@ -34,7 +34,7 @@ def main() -> None:
         "",
     ])
     if notes:
-        text += "\n".join(["Why this learner:", "", *notes, ""])
+        text += "\n".join(["", "Why this learner:", "", *notes, ""])
     missing = sorted(p.stem for p in (ROOT / "conf" / "env").glob("*.yaml") if p.stem not in shipped)
     if missing:
         text += f"\nNot shipped yet (no expert.json): {', '.join(missing)}.\n"
