@@ -35,7 +35,12 @@ FINAL_EVAL_SEED_OFFSET = 2_000_000
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in RESUME_FREE_KEYS}
+    out = {k: v for k, v in cfg.items() if k not in RESUME_FREE_KEYS}
+    if isinstance(out.get("env"), dict):
+        # How the expert was trained (env.expert) does not change an imitation run: the shipped
+        # expert and its demonstrations are recorded in the run directory on their own.
+        out["env"] = {k: v for k, v in out["env"].items() if k != "expert"}
+    return out
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> Optional[tuple[str, Any, Any]]:

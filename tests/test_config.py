@@ -98,3 +98,13 @@ def test_cfg_job_prints_composed_config(runs):
     assert proc.returncode == 0, proc.stderr
     cfg = OmegaConf.create(proc.stdout)
     assert cfg.algo.name == "sam" and cfg.env.id == "Humanoid-v5" and cfg.demos == 80
+
+
+def test_expert_training_settings_do_not_block_resuming_an_imitation_run():
+    from ail.run import _comparable, _first_difference
+
+    stored = {"seed": 0, "env": {"name": "walker", "subsample": 20, "expert": {"target_return": 4500}}, "runtime": {"threads": 1}}
+    retuned = {"seed": 0, "env": {"name": "walker", "subsample": 20, "expert": {"target_return": 4100}}, "runtime": {"threads": 2}}
+    assert _first_difference(_comparable(stored), _comparable(retuned)) is None
+    changed = {"seed": 0, "env": {"name": "walker", "subsample": 10, "expert": {"target_return": 4500}}, "runtime": {"threads": 1}}
+    assert _first_difference(_comparable(stored), _comparable(changed)) == ("env.subsample", 20, 10)

@@ -117,6 +117,23 @@ def test_expert_training_resumes_after_sigterm(tmp_path):
     assert "hyperparams=" in changed.stderr and "only total_steps, target_return" in changed.stderr, changed.stderr
 
 
+@pytest.mark.slow
+def test_a_lowered_target_is_checked_against_the_kept_best_without_more_training(tmp_path):
+    runs = tmp_path / "runs"
+    args = _tiny_expert_args(tmp_path, total=2000) + ["env.expert.target_return=600", "env.expert.confirm_episodes=3"]
+    first = launch(args, runs)  # CartPole tops out at 500: the budget ends this run, not the target
+    assert first.returncode == 0, first.stderr
+    ckpt = runs / "default" / "expert-cartpole" / "seed0" / "checkpoints" / "state.json"
+    before = json.loads(ckpt.read_text())
+    assert not before["done"]
+    lowered = [a.replace("target_return=600", "target_return=1") for a in args] + ["expert.replace=true"]
+    again = launch(lowered, runs)
+    assert again.returncode == 0, again.stderr
+    assert "confirmation over 3 episodes" in again.stdout and "confirmed by the kept best; stopping" in again.stdout
+    after = json.loads(ckpt.read_text())
+    assert after["done"] and after["evals"] == before["evals"]  # no more training was needed
+
+
 def test_corrupt_or_foreign_expert_is_reported(tmp_path):
     src = experts_root() / "cartpole"
     bad = tmp_path / "cartpole"

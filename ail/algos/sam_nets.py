@@ -1,0 +1,94 @@
+"""SAM's actor and critic as an SB3 ``TD3Policy``: MLPs with LayerNorm after each activation.
+
+sam-tf's forward passes (``networks.py``): ``[Dense(64) -> leaky_relu(0.2) -> LayerNorm] x 2``,
+then a head initialised U(-3e-3, 3e-3): ``tanh`` for the actor (scaled to the action bounds
+by SB3), a linear output for the critic (in Pop-Art's normalised units when it is on).
+Hidden layers keep PyTorch's default init (sam-tf's critic used U(-3e-3, 3e-3) there too, a
+quirk not copied). Being a ``TD3Policy``, it saves, loads and predicts like any SB3 policy.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.td3.policies import Actor, TD3Policy
+from torch import nn
+
+
+class LeakyReLU02(nn.LeakyReLU):
+    """sam-tf's leaky ReLU (slope 0.2) as a class SB3 can store in a policy's constructor data."""
+
+    def __init__(self) -> None:
+        super().__init__(0.2)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"leaky_relu": LeakyReLU02, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, int(width)), activation()]
+        if layer_norm:
+            layers.append(nn.LayerNorm(int(width)))
+        n_in = int(width)
+    head = nn.Linear(n_in, n_out)
+    nn.init.uniform_(head.weight, -3e-3, 3e-3)
+    nn.init.uniform_(head.bias, -3e-3, 3e-3)
+    layers.append(head)
+    return nn.Sequential(*layers)
+
+
+class SAMActor(Actor):
+    """``mu(s) = tanh(MLP(s))`` in [-1, 1]^act_dim (SB3 rescales to the env's bounds)."""
+
+    def __init__(self, *args: Any, layer_norm: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.layer_norm = layer_norm
+        act_dim = int(self.action_space.shape[0])
+        self.mu = nn.Sequential(mlp(self.features_dim, self.net_arch, act_dim, self.activation_fn, layer_norm), nn.Tanh())
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "layer_norm": self.layer_norm}
+
+
+class SAMCritic(ContinuousCritic):
+    """``n_critics`` Q heads over ``concat(s, a)``; :meth:`heads` are the last linear layers (Pop-Art)."""
+
+    def __init__(self, layer_norm: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        act_dim = int(self.action_space.shape[0])
+        net_arch = kwargs["net_arch"]
+        activation = kwargs.get("activation_fn", nn.ReLU)
+        self.q_networks = []
+        for idx in range(self.n_critics):
+            q_net = mlp(int(kwargs["features_dim"]) + act_dim, net_arch, 1, activation, layer_norm)
+            self.add_module(f"qf{idx}", q_net)  # replaces SB3's plain MLP under the same name
+            self.q_networks.append(q_net)
+
+    def heads(self) -> list[nn.Linear]:
+        return [q[-1] for q in self.q_networks]
+
+    def hidden_weights(self) -> list[torch.Tensor]:
+        """Kernels that get weight decay: hidden Linear weights only (no biases, LayerNorm or head)."""
+        return [m.weight for q in self.q_networks for m in list(q)[:-1] if isinstance(m, nn.Linear)]
+
+
+class SAMPolicy(TD3Policy):
+    """TD3Policy whose actor and critics are :class:`SAMActor` / :class:`SAMCritic`."""
+
+    def __init__(self, *args: Any, layer_norm: bool = True, **kwargs: Any):
+        self.layer_norm = layer_norm  # read by make_actor/make_critic during super().__init__
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, features_extractor: Any = None) -> SAMActor:
+        kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return SAMActor(layer_norm=self.layer_norm, **kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: Any = None) -> SAMCritic:
+        kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return SAMCritic(layer_norm=self.layer_norm, **kwargs).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "layer_norm": self.layer_norm}

@@ -1,0 +1,79 @@
+"""SAM's parallel instantiations (paper section 5) on ``torch.distributed``.
+
+K workers each own an env, a replay buffer and exploration noise. They start from rank 0's
+parameters and stay identical: after every ``backward()`` the gradients are all-reduced and
+averaged, then clipped and applied by each worker's own (identical) optimiser. Running
+statistics (observation normalisers, Pop-Art, the parameter-noise distance) are reduced the
+same way. The backend is gloo on CPU and NCCL on GPU; with one worker every call is a no-op.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def average_gradients(params: Iterable[nn.Parameter]) -> None:
+    """Replace every ``p.grad`` by its mean over workers (one flat all-reduce)."""
+    if not active():
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Rank 0's parameters and buffers to every worker."""
+    if not active():
+        return
+    for t in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(t.data, src=0)
+
+
+def sum_moments(moments: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Scalar (sum, sum of squares, count) summed over workers."""
+    if not active():
+        return moments
+    t = torch.tensor(moments, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t[0]), float(t[1]), float(t[2])
+
+
+def mean_scalar(x: float) -> float:
+    if not active():
+        return x
+    t = torch.tensor([x], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t[0]) / dist.get_world_size()
+
+
+def gather_rows(x: np.ndarray) -> np.ndarray:
+    """Concatenate every worker's ``(B, ...)`` array along axis 0 (equal B on all workers)."""
+    if not active():
+        return x
+    t = torch.as_tensor(np.ascontiguousarray(x))
+    out = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, t)
+    return torch.cat(out).numpy()

@@ -1,0 +1,152 @@
+"""SAM end to end: the real launch.py, bad input, reward recomputation, absorbing states,
+two gloo workers, exact resume after preemption, determinism, and a short learning test."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from ail.algos.sam import Worker
+from ail.config import CONF_DIR, register_resolvers
+from ail.demos import load_demos
+from conftest import REPO, launch, read_metrics, without_wall_time
+
+TINY = ["algo=sam", "env=invertedpendulum", "train.env_steps=600", "eval.every=300", "algo.learning_starts=200",
+        "algo.batch_size=32", "algo.discriminator.batch_size=32", "eval.episodes=2", "eval.final_episodes=2",
+        "runtime.progress=false"]
+
+
+def sam_dir(runs: Path, exp: str = "default", env: str = "invertedpendulum", seed: int = 0) -> Path:
+    return runs / exp / f"sam-{env}-d4" / f"seed{seed}"
+
+
+def test_sam_runs_end_to_end(runs):
+    proc = launch(TINY, runs)
+    assert proc.returncode == 0, proc.stderr
+    d = sam_dir(runs)
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["env_steps"] == 600 and summary["workers"] == 1 and summary["updates"] == 400
+    rows = read_metrics(d)
+    assert [int(r["env_steps"]) for r in rows] == [0, 300, 600]
+    for col in ("d_loss", "d_grad_penalty", "critic_loss", "actor_loss", "reward_mean", "param_noise_sigma"):
+        assert col in rows[-1] and np.isfinite(float(rows[-1][col])), col
+    policy = json.loads((d / "policy" / "policy.json").read_text())
+    assert policy["class"] == "ail.algos.sam_nets.SAMPolicy"
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["env=cartpole"], "SAM needs continuous actions, but env=cartpole has Discrete(2); accepted envs: invertedpendulum"),
+        (["env=hopper", "algo.reward=log_d"], "algo.reward=log_d is negative every step"),
+        (["algo.nstep=0"], "algo.nstep=0 is invalid; accepted: a positive integer"),
+        (["algo.schedule.g_steps=0"], "algo.schedule.g_steps=0 is invalid; accepted: a positive integer"),
+        (["algo.workers=0"], "algo.workers=0 is invalid; accepted: a positive integer"),
+        (["algo.critic.loss=l1"], "algo.critic.loss=l1 is invalid; accepted: huber, mse"),
+        (["algo.exploration.action_noise=gauss"], "algo.exploration.action_noise=gauss is invalid; accepted: ou, normal, none"),
+        (["algo.gamma=1.5"], "algo.gamma=1.5 is invalid; accepted: 0 < gamma < 1"),
+        (["algo.discriminator.label_smoothing=[1.2,0.7]"], "label_smoothing=[1.2, 0.7] is invalid"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
+    proc = launch(TINY + overrides, runs)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert not runs.exists() or not any(runs.rglob("*.csv"))
+
+
+def _worker(overrides: list[str]) -> Worker:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=TINY[:6] + overrides)
+    return Worker(cfg, load_demos("invertedpendulum", 4), 0)
+
+
+def test_rewards_are_recomputed_with_the_current_discriminator_or_kept_from_collection():
+    fresh, stored = _worker([]), _worker(["algo.recompute_rewards=false"])
+    for w in (fresh, stored):
+        for _ in range(250):
+            w.iterate()
+    assert np.all(fresh.model.replay_buffer.rewards[:250] == 0)  # nothing stored: D scores at sampling time
+    assert np.any(stored.model.replay_buffer.rewards[:250] != 0)  # sam-tf: D's reward at collection time
+    for w in (fresh, stored):
+        w.model.rng = np.random.default_rng(0)
+        before = w.model.update_actor_critic()["reward_mean"]
+        with torch.no_grad():
+            w.disc.net[-1].bias += 3.0  # D now calls everything more expert-like: a larger minimax reward
+        w.model.rng = np.random.default_rng(0)
+        after = w.model.update_actor_critic()["reward_mean"]
+        if w is fresh:
+            assert after > before + 1.0
+        else:
+            assert after == pytest.approx(before)
+
+
+def test_absorbing_states_feed_the_discriminator_and_bootstrap_terminations_from_their_value():
+    w = _worker(["algo.absorbing=true"])
+    assert w.disc.obs_dim == w.venv.observation_space.shape[0] + 1
+    while not (w.model.replay_buffer.dones[: w.model.replay_buffer.pos] > 0).any():
+        w.iterate()
+    for _ in range(100):
+        w.iterate()
+    obs, act = w.model._absorbing_pairs(1)
+    r_abs = float(torch.nn.functional.softplus(w.disc.logits(obs, act))[0])
+    assert float(w.model.absorbing_value()) == pytest.approx(r_abs / (1 - w.model.gamma), rel=1e-5)
+    assert np.isfinite(w.model.update_discriminator()["d_loss"])
+
+
+def test_two_gloo_workers_train_and_count_both_workers_interactions(runs):
+    proc = launch(TINY + ["algo.workers=2"], runs, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((sam_dir(runs) / "summary.json").read_text())
+    assert summary["workers"] == 2 and summary["env_steps"] == 600 and summary["updates"] == 100
+
+
+def test_same_seed_gives_the_same_curve(runs):
+    for exp in ("a", "b"):
+        assert launch(TINY + [f"experiment={exp}"], runs).returncode == 0
+    assert without_wall_time(read_metrics(sam_dir(runs, "a"))) == without_wall_time(read_metrics(sam_dir(runs, "b")))
+
+
+RESUME = ["algo=sam", "env=invertedpendulum", "train.env_steps=3000", "eval.every=500", "algo.learning_starts=200",
+          "algo.batch_size=32", "algo.discriminator.batch_size=32", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_preempted_sam_resumes_to_the_uninterrupted_curve(runs, workers):
+    args = RESUME + [f"algo.workers={workers}"]
+    ref = launch(args + ["experiment=ref"], runs, timeout=900)
+    assert ref.returncode == 0, ref.stderr
+    cut_args = args + ["experiment=cut"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    from test_train_e2e import _wait_rows
+
+    _wait_rows(sam_dir(runs, "cut") / "metrics.csv", 3, proc, timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    resumed = launch(cut_args, runs, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert without_wall_time(read_metrics(sam_dir(runs, "cut"))) == without_wall_time(read_metrics(sam_dir(runs, "ref")))
+
+
+@pytest.mark.slow
+def test_sam_imitates_the_invertedpendulum_expert_within_10k_steps(runs):
+    # Seed 0 reached the expert's 1000 at 6000 env steps (docs/sam.md). A critic that bootstraps
+    # wrongly or a discriminator that cannot tell expert from policy stays far below 0.9.
+    proc = launch(["algo=sam", "env=invertedpendulum", "train.env_steps=10000", "eval.every=10000", "eval.episodes=1",
+                   "eval.final_episodes=10", "runtime.progress=false"], runs, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((sam_dir(runs) / "summary.json").read_text())
+    assert summary["normalized_score"] >= 0.9, summary
