@@ -41,10 +41,10 @@ import torch.nn.functional as F
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch import nn
 
+from ail.activations import activation as activation_class
 from ail.errors import ConfigError, TrainingError
 
 REWARDS = ("minimax", "log_d", "logit")
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
 ENCODINGS = ("auto", "onehot", "raw")
 
 
@@ -108,8 +108,7 @@ class Discriminator(nn.Module):
         absorbing: bool = False,
     ):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ConfigError(f"algo.discriminator.activation={activation} is invalid; accepted: {', '.join(ACTIVATIONS)}")
+        act_cls = activation_class(activation, "algo.discriminator.activation")
         if action_encoding not in ENCODINGS:
             raise ConfigError(f"algo.discriminator.action_encoding={action_encoding} is invalid; accepted: {', '.join(ENCODINGS)}")
         discrete = isinstance(action_space, gym.spaces.Discrete)
@@ -130,11 +129,12 @@ class Discriminator(nn.Module):
         self.register_buffer("obs_mean", torch.zeros(n_norm, dtype=torch.float64))
         self.register_buffer("obs_var", torch.ones(n_norm, dtype=torch.float64))
         self.register_buffer("obs_count", torch.tensor(1e-4, dtype=torch.float64))
+        self._cache_norm()
         layers: list[nn.Module] = []
         n_in = self.obs_dim + self.act_dim
         for width in hidden:
             layers.append(_linear(n_in, int(width), spectral_norm))
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(act_cls())
             if layer_norm:
                 layers.append(nn.LayerNorm(int(width)))
             n_in = int(width)
@@ -155,11 +155,18 @@ class Discriminator(nn.Module):
         self.obs_mean.copy_(torch.as_tensor(self.obs_rms.mean))
         self.obs_var.copy_(torch.as_tensor(self.obs_rms.var))
         self.obs_count.fill_(float(self.obs_rms.count))
+        self._cache_norm()
+
+    def _cache_norm(self) -> None:
+        # float32 copies for the forward pass, refreshed whenever the statistics change.
+        self._mean32 = self.obs_mean.float()
+        self._std32 = torch.sqrt(self.obs_var + 1e-8).float()
 
     def _sync_rms(self) -> None:
         self.obs_rms.mean = self.obs_mean.double().numpy().copy()
         self.obs_rms.var = self.obs_var.double().numpy().copy()
         self.obs_rms.count = float(self.obs_count)
+        self._cache_norm()
 
     def load_state_dict(self, state: Any, strict: bool = True, assign: bool = False) -> Any:
         out = super().load_state_dict(state, strict=strict, assign=assign)
@@ -171,8 +178,7 @@ class Discriminator(nn.Module):
         obs_t = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs, dtype=torch.float32).reshape(len(obs), -1)
         if self.normalize_obs:
             real = obs_t[:, : self.obs_mean.shape[0]]
-            mean, std = self.obs_mean.float(), torch.sqrt(self.obs_var + 1e-8).float()
-            real = ((real - mean) / std).clamp(-self.clip_obs, self.clip_obs)
+            real = ((real - self._mean32) / self._std32).clamp(-self.clip_obs, self.clip_obs)
             obs_t = torch.cat([real, obs_t[:, real.shape[1]:]], dim=1)
         act_t = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
         if self.onehot:
@@ -245,15 +251,11 @@ class Discriminator(nn.Module):
         if not torch.isfinite(loss):
             raise TrainingError("the discriminator loss is NaN/inf")
         with torch.no_grad():
-            logs = {
-                "d_loss": float(loss),
-                "d_expert": float(torch.sigmoid(f_e).mean()),
-                "d_policy": float(torch.sigmoid(f_p).mean()),
-                "d_acc_expert": float((f_e > 0).float().mean()),
-                "d_acc_policy": float((f_p < 0).float().mean()),
-                "d_entropy": float(entropy),
-                "d_grad_penalty": float(gp),
-            }
+            # One conversion for all statistics: each float() on a tensor costs a dispatch.
+            names = ("d_loss", "d_expert", "d_policy", "d_acc_expert", "d_acc_policy", "d_entropy", "d_grad_penalty")
+            values = torch.stack([loss.detach(), torch.sigmoid(f_e).mean(), torch.sigmoid(f_p).mean(), (f_e > 0).float().mean(),
+                                  (f_p < 0).float().mean(), entropy.detach(), gp.detach()]).tolist()
+            logs = dict(zip(names, values))
         return loss, logs
 
 

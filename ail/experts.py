@@ -19,6 +19,7 @@ from stable_baselines3 import DQN, PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
+from ail.activations import activation
 from ail.envs import env_id, make_vec_env
 from ail.errors import ConfigError
 from ail.evaluation import evaluate, random_policy_returns, stats
@@ -29,7 +30,6 @@ from ail.provenance import git_sha, versions
 from ail.seeding import set_random_seed
 
 ALGOS = {"ppo": PPO, "sac": SAC, "td3": TD3, "dqn": DQN}
-ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU}
 FINAL_EVAL_EPISODES = 50
 # A reached target must hold on this many fresh episodes before training stops. 50 let through an
 # InvertedDoublePendulum policy that fell in ~5% of starts (9359.7 on one 50-episode set, 8803.7 on another).
@@ -50,7 +50,7 @@ def _algo_kwargs(ecfg: DictConfig) -> dict[str, Any]:
     kwargs = {k: parse_schedule(v) for k, v in OmegaConf.to_container(ecfg.hyperparams, resolve=True).items()}
     policy_kwargs = dict(OmegaConf.to_container(ecfg.policy_kwargs, resolve=True)) if ecfg.get("policy_kwargs") else {}
     if "activation_fn" in policy_kwargs:
-        policy_kwargs["activation_fn"] = ACTIVATIONS[policy_kwargs["activation_fn"]]
+        policy_kwargs["activation_fn"] = activation(policy_kwargs["activation_fn"], "env.expert.policy_kwargs.activation_fn")
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
     return kwargs

@@ -116,7 +116,7 @@ def test_same_seed_gives_the_same_curve(runs):
     assert without_wall_time(read_metrics(sam_dir(runs, "a"))) == without_wall_time(read_metrics(sam_dir(runs, "b")))
 
 
-RESUME = ["algo=sam", "env=invertedpendulum", "train.env_steps=3000", "eval.every=500", "algo.learning_starts=200",
+RESUME = ["algo=sam", "env=invertedpendulum", "train.env_steps=1500", "eval.every=300", "algo.learning_starts=200",
           "algo.batch_size=32", "algo.discriminator.batch_size=32", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
 
 
@@ -150,3 +150,15 @@ def test_sam_imitates_the_invertedpendulum_expert_within_10k_steps(runs):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((sam_dir(runs) / "summary.json").read_text())
     assert summary["normalized_score"] >= 0.9, summary
+
+
+def test_sb3_save_and_load_keep_the_td3_part(tmp_path):
+    from ail.algos.sam_agent import SAM
+
+    w = _worker([])
+    for _ in range(250):
+        w.iterate()
+    w.model.save(tmp_path / "sam.zip")
+    loaded = SAM.load(tmp_path / "sam.zip", device="cpu")
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], w.model.predict(obs, deterministic=True)[0])

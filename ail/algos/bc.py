@@ -17,23 +17,21 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ail.activations import activation as activation_class
 from ail.envs import make_env
 from ail.errors import ConfigError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.run import Run
 from ail.seeding import rng_state, set_random_seed, set_rng_state
 
-ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
-
 
 def build_policy(observation_space: Any, action_space: Any, net_arch: list[int], activation: str, lr: float) -> Any:
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"algo.activation={activation} is invalid; accepted: {', '.join(ACTIVATIONS)}")
+    act_cls = activation_class(activation, "algo.activation")
     return ActorCriticPolicy(
         observation_space, action_space, lr_schedule=lambda _: lr,
-        net_arch=dict(pi=list(net_arch), vf=[]), activation_fn=ACTIVATIONS[activation],
+        net_arch=dict(pi=list(net_arch), vf=[]), activation_fn=act_cls,
     )
 
 

@@ -30,6 +30,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
+from ail.activations import activation
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing_from_cfg
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
@@ -41,7 +42,6 @@ from ail.run import Run
 from ail.seeding import rng_state, set_random_seed, set_rng_state
 
 GENERATORS = ("ppo", "trpo")
-ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
 
 
 def generator_class(name: str) -> type:
@@ -89,7 +89,7 @@ def build_generator(a: Any, venv: Any, seed: int) -> Any:
     cls = generator_class(name)
     hyper = {k: parse_schedule(v) for k, v in OmegaConf.to_container(a[name], resolve=True).items()}  # "lin_1e-3": linear decay
     p = a.policy
-    policy_kwargs = dict(net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)), activation_fn=ACTIVATIONS[p.activation])
+    policy_kwargs = dict(net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)), activation_fn=activation(str(p.activation), "algo.policy.activation"))
     if isinstance(venv.action_space, gym.spaces.Box):
         policy_kwargs["log_std_init"] = float(p.log_std_init)
     return cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs, **hyper)
@@ -104,8 +104,7 @@ def validate(cfg: Any, demos: Any) -> None:
     label_smoothing_from_cfg(OmegaConf.to_container(d, resolve=True)["label_smoothing"])
     if int(d.epochs) <= 0 or int(d.batch_size) <= 0:
         raise ConfigError(f"algo.discriminator.epochs/batch_size must be positive integers, got {d.epochs}/{d.batch_size}")
-    if str(a.policy.activation) not in ACTIVATIONS:
-        raise ConfigError(f"algo.policy.activation={a.policy.activation} is invalid; accepted: {', '.join(ACTIVATIONS)}")
+    activation(str(a.policy.activation), "algo.policy.activation")
     env = make_env(cfg.env.name)
     check_demos_match_env(demos, env.observation_space, env.action_space)
     build_discriminator(env.observation_space, env.action_space, d)

@@ -15,6 +15,7 @@ run continues exactly.
 """
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import socket
@@ -33,7 +34,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 from ail import distributed
 from ail.algos.gail import check_demos_match_env
 from ail.algos.sam_agent import SAM, SAMSettings
-from ail.algos.sam_nets import ACTIVATIONS, SAMPolicy
+from ail.activations import activation
+from ail.algos.sam_nets import SAMPolicy
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing_from_cfg
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import ENV_IDS, is_mujoco, make_env, make_vec_env
@@ -47,6 +49,9 @@ from ail.seeding import rng_state, set_random_seed, set_rng_state
 
 CLIP_OBS = 5.0
 WORKER_SEED_STRIDE = 1_000_000  # sam-tf: seed + 1e6 * rank
+# A worker that died leaves the others blocked in a collective: fail after this long instead of
+# gloo's 30 minutes. Rank 0's evaluations (the longest wait for the others) take seconds.
+WORKER_TIMEOUT = datetime.timedelta(minutes=10)
 
 
 def _positive(name: str, value: Any) -> None:
@@ -76,8 +81,7 @@ def validate(cfg: DictConfig, demos: Any) -> None:
         raise ConfigError(f"algo.critic.loss={a.critic.loss} is invalid; accepted: huber, mse")
     if str(a.exploration.action_noise) not in ("ou", "normal", "none"):
         raise ConfigError(f"algo.exploration.action_noise={a.exploration.action_noise} is invalid; accepted: ou, normal, none")
-    if str(a.network.activation) not in ACTIVATIONS:
-        raise ConfigError(f"algo.network.activation={a.network.activation} is invalid; accepted: {', '.join(ACTIVATIONS)}")
+    activation(str(a.network.activation), "algo.network.activation")
     if not 0 < float(a.gamma) < 1:
         raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: 0 < gamma < 1")
     if int(a.learning_starts) < 0:
@@ -142,7 +146,7 @@ class Worker:
             train_freq=(int(a.schedule.env_steps), "step"), gradient_steps=int(a.schedule.train_steps), action_noise=noise,
             policy_delay=int(a.actor.policy_delay), target_policy_noise=float(a.critic.target_noise),
             target_noise_clip=float(a.critic.target_noise_clip), seed=wseed, device="cpu", verbose=0,
-            policy_kwargs=dict(net_arch=list(a.network.hidden), activation_fn=ACTIVATIONS[str(a.network.activation)],
+            policy_kwargs=dict(net_arch=list(a.network.hidden), activation_fn=activation(str(a.network.activation), "algo.network.activation"),
                                n_critics=int(a.critic.n_critics), layer_norm=bool(a.network.layer_norm),
                                optimizer_kwargs={"fused": True}),  # one kernel per Adam step, not one per tensor
         )
@@ -322,7 +326,7 @@ def _free_port() -> int:
 
 def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], demos: Any) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=WORKER_TIMEOUT)
     try:
         _loop(OmegaConf.create(cfg_dict), demos, None)
     except Preempted:
@@ -344,7 +348,7 @@ def train(run: Any) -> None:
     procs = [ctx.Process(target=_worker_main, args=(r, k, port, cfg_dict, run.demos), daemon=True) for r in range(1, k)]
     for p in procs:
         p.start()
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=k)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=k, timeout=WORKER_TIMEOUT)
     try:
         _loop(cfg, run.demos, run)
     finally:

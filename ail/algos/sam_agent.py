@@ -245,6 +245,14 @@ class SAM(TD3):
         return logs
 
     # ----- SB3 hooks ---------------------------------------------------------------------------
+    def _excluded_save_params(self) -> list[str]:
+        # model.save() keeps SB3's TD3 part (policy, optimisers, settings); the adversarial state
+        # lives in the run's checkpoint (ail/algos/sam.py), as does the replay buffer.
+        return super()._excluded_save_params() + [
+            "disc", "d_opt", "s", "expert_obs", "expert_act", "expert_term", "param_noise", "popart", "rng", "gen",
+            "_t", "_targets", "_sources", "_obs_mean", "_obs_std", "_obs_clip", "_act_low", "_act_span", "logs",
+        ]
+
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         """``gradient_steps`` SAM training steps (t_max), each with d_steps D and g_steps AC updates."""
         sums: dict[str, float] = {}

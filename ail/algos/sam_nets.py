@@ -16,16 +16,6 @@ from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
 
-class LeakyReLU02(nn.LeakyReLU):
-    """sam-tf's leaky ReLU (slope 0.2) as a class SB3 can store in a policy's constructor data."""
-
-    def __init__(self) -> None:
-        super().__init__(0.2)
-
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {"leaky_relu": LeakyReLU02, "relu": nn.ReLU, "tanh": nn.Tanh}
-
-
 def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
