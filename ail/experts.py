@@ -100,7 +100,8 @@ class ExpertTrainer:
         if self.ecfg.algo not in ALGOS:
             raise ConfigError(f"unknown expert.algo '{self.ecfg.algo}'; accepted: {', '.join(ALGOS)}")
         self.algo_cls = ALGOS[self.ecfg.algo]
-        self.state: dict[str, Any] = {"best_return": -np.inf, "best_steps": 0, "wall_time": 0.0, "done": False, "evals": []}
+        self.state: dict[str, Any] = {"best_return": -np.inf, "best_steps": 0, "wall_time": 0.0, "done": False, "evals": [],
+                                      "selection_episodes": int(self.ecfg.eval_episodes)}
         self.next_eval = int(self.ecfg.eval_every)
         self._t0 = time.time()
 
@@ -169,12 +170,22 @@ class ExpertTrainer:
         mean = float(ret.mean())
         self.state["evals"].append([int(model.num_timesteps), mean])
         # Ties at the target go to the later policy: it has trained longer and is usually more robust.
-        improved = mean > self.state["best_return"] or (mean >= self.ecfg.target_return and mean >= self.state["best_return"])
+        # A kept best that failed its confirmation blocks nothing: any later policy at the target
+        # replaces it and gets its own confirmation (returns near a task's ceiling all tie).
+        at_target = mean >= self.ecfg.target_return
+        improved = mean > self.state["best_return"] or (at_target and (mean >= self.state["best_return"] or self._best_failed_confirmation()))
         if improved:
             self.state["best_return"] = mean
             self.state["best_steps"] = int(model.num_timesteps)
             self._save_model(model, self.best_dir)
         print(f"[expert] {self.name} steps={model.num_timesteps} eval={mean:.1f} best={self.state['best_return']:.1f}" + (" *" if improved else ""), flush=True)
+
+    def _confirm_key(self) -> str:
+        return f"{self.state['best_steps']}x{int(self.ecfg.get('confirm_episodes') or CONFIRM_EPISODES)}"
+
+    def _best_failed_confirmation(self) -> bool:
+        done = self.state.get("confirmations", {}).get(self._confirm_key())
+        return done is not None and done < self.ecfg.target_return
 
     def target_confirmed(self) -> bool:
         """A short evaluation can flatter a policy: a new best over the target must hold on
@@ -187,7 +198,7 @@ class ExpertTrainer:
             return False
         confirmations = self.state.setdefault("confirmations", {})
         episodes = int(self.ecfg.get("confirm_episodes") or CONFIRM_EPISODES)
-        key = f"{self.state['best_steps']}x{episodes}"
+        key = self._confirm_key()
         if key not in confirmations:
             policy = load_policy_dir(_as_expert_dir(self.best_dir, self.ecfg.algo, self.name, self.ecfg.normalize))
             ret = evaluate(policy.predict, self.name, episodes, seed=len(self.state["evals"]) * 1000 + 500)

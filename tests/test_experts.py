@@ -148,3 +148,35 @@ def test_corrupt_or_foreign_expert_is_reported(tmp_path):
     shutil.rmtree(bad)
     with pytest.raises(ConfigError, match="no complete expert in .*cartpole"):
         load_expert("cartpole", root=tmp_path)
+
+
+def test_a_best_that_failed_its_confirmation_gives_way_to_the_next_policy_at_the_target(tmp_path, monkeypatch):
+    # Near a task's ceiling every good policy scores the same: a kept best that failed its
+    # confirmation must not block later candidates that tie with it.
+    from omegaconf import OmegaConf
+
+    from ail import experts
+
+    cfg = OmegaConf.create({"env": {"name": "inverteddoublependulum", "expert": {
+        "algo": "sac", "eval_episodes": 2, "eval_every": 10, "target_return": 9340, "confirm_episodes": 3, "normalize": False}}})
+    trainer = experts.ExpertTrainer(cfg, tmp_path)
+    scores = iter([9359.8, 9359.1, 9359.0])
+    confirmations = iter([9241.0, 9359.0])
+    monkeypatch.setattr(experts, "_snapshot", lambda model, venv: type("P", (), {"predict": None})())
+    monkeypatch.setattr(experts, "load_policy_dir", lambda d: type("P", (), {"predict": None})())
+    monkeypatch.setattr(trainer, "_save_model", lambda model, d: None)
+    monkeypatch.setattr(experts, "_as_expert_dir", lambda d, algo, name, normalize: d)
+
+    def fake_evaluate(predict, name, episodes, seed):
+        return np.array([next(confirmations) if episodes == 3 else next(scores)])
+
+    monkeypatch.setattr(experts, "evaluate", fake_evaluate)
+    model = type("M", (), {"num_timesteps": 10, "get_env": lambda self: None})()
+    trainer.evaluate_and_keep_best(model)
+    assert trainer.state["best_steps"] == 10 and not trainer.target_confirmed()  # 9241 over 3 episodes
+    model.num_timesteps = 20
+    trainer.evaluate_and_keep_best(model)  # 9359.1 < 9359.8, but the best failed its confirmation
+    assert trainer.state["best_steps"] == 20 and trainer.target_confirmed()
+    model.num_timesteps = 30
+    trainer.evaluate_and_keep_best(model)  # a confirmed best is only replaced by a tie or better
+    assert trainer.state["best_steps"] == 20
