@@ -35,6 +35,18 @@ FINAL_EVAL_EPISODES = 50
 # InvertedDoublePendulum policy that fell in ~5% of starts (9359.7 on one 50-episode set, 8803.7 on another).
 CONFIRM_EPISODES = 100
 FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
+# The expert zoo's minimum returns (issue 3): mean over 50 deterministic episodes.
+BARS: dict[str, float] = {"cartpole": 500, "mountaincar": -110, "acrobot": -85, "invertedpendulum": 1000, "hopper": 3000,
+                          "inverteddoublependulum": 9300, "reacher": -5, "walker": 4000, "halfcheetah": 5000, "ant": 3000,
+                          "humanoid": 5000}
+# Shipped experts below their bar, each with the reason measured (docs/experts.md prints it).
+SHORTFALLS: dict[str, str] = {
+    "inverteddoublependulum": (
+        "9179.6 on the 50 evaluation starts, below the 9300 bar, because of one start (seed 100025) that every IDP expert "
+        "trained here fails: two PPO seeds, SAC at 30k and at 220k steps. On 300 other starts this SAC expert never fell "
+        "(9359.6, min 9359.0)."
+    ),
+}
 RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
 
 

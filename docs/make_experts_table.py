@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ail.experts import BARS, SHORTFALLS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,7 +21,7 @@ def main() -> None:
         rows.append(
             f"| {i['env']} | {i['env_id']} | {i['algorithm']} | {i['training_steps']:,} | {i['wall_time_s'] / 60:.1f} | "
             f"{i['return_mean']:.1f} ± {i['return_std']:.1f} | {i['return_min']:.1f} | {i['return_max']:.1f} | "
-            f"{i['random_return_mean']:.1f} |"
+            f"{i['random_return_mean']:.1f} | {BARS[i['env']]:g} | {'yes' if i['return_mean'] >= BARS[i['env']] else '**no**'} |"
         )
     text = "\n".join([
         "# Shipped experts",
@@ -28,13 +30,16 @@ def main() -> None:
         "Returns: 50 deterministic episodes (seeds 100000-100049) of the best evaluated checkpoint;",
         "training steps: env steps at that checkpoint; wall time: training on one CPU core of the 2-core dev machine, shared with other jobs.",
         "",
-        "| env | id | algorithm | training steps | wall time (min) | return mean ± std | min | max | random policy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| env | id | algorithm | training steps | wall time (min) | return mean ± std | min | max | random policy | bar | meets bar |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ])
     if notes:
         text += "\n".join(["", "Why this learner:", "", *notes, ""])
+    misses = [f"- {env}: {why}" for env, why in sorted(SHORTFALLS.items()) if env in shipped]
+    if misses:
+        text += "\n".join(["", "Below the bar, and why:", "", *misses, ""])
     missing = sorted(p.stem for p in (ROOT / "conf" / "env").glob("*.yaml") if p.stem not in shipped)
     if missing:
         text += f"\nNot shipped yet (no expert.json): {', '.join(missing)}.\n"
