@@ -98,7 +98,8 @@ def test_absorbing_states_feed_the_discriminator_and_bootstrap_terminations_from
     for _ in range(100):
         w.iterate()
     obs, act = w.model._absorbing_pairs(1)
-    r_abs = float(torch.nn.functional.softplus(w.disc.logits(obs, act))[0])
+    with torch.no_grad():
+        r_abs = float(torch.nn.functional.softplus(w.disc.logits(obs, act))[0])
     assert float(w.model.absorbing_value()) == pytest.approx(r_abs / (1 - w.model.gamma), rel=1e-5)
     assert np.isfinite(w.model.update_discriminator()["d_loss"])
 
@@ -142,10 +143,12 @@ def test_preempted_sam_resumes_to_the_uninterrupted_curve(runs, workers):
 
 
 @pytest.mark.slow
-def test_sam_imitates_the_invertedpendulum_expert_within_10k_steps(runs):
-    # Seed 0 reached the expert's 1000 at 6000 env steps (docs/sam.md). A critic that bootstraps
-    # wrongly or a discriminator that cannot tell expert from policy stays far below 0.9.
-    proc = launch(["algo=sam", "env=invertedpendulum", "train.env_steps=10000", "eval.every=10000", "eval.episodes=1",
+def test_sam_imitates_the_invertedpendulum_expert_within_8k_steps(runs):
+    # Seeds 0-2 first scored 0.9 at 3k-4k env steps (docs/sam.md); a critic that does not learn
+    # (algo.critic.lr=0) scores near 0. This test does not catch a broken discriminator: on
+    # InvertedPendulum any reward that pays for surviving teaches balancing (measured: with
+    # algo.discriminator.lr=0 SAM still scores 1.0), so D's learning is tested on Reacher below.
+    proc = launch(["algo=sam", "env=invertedpendulum", "train.env_steps=8000", "eval.every=8000", "eval.episodes=1",
                    "eval.final_episodes=10", "runtime.progress=false"], runs, timeout=900)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((sam_dir(runs) / "summary.json").read_text())
