@@ -19,6 +19,7 @@ import datetime
 import math
 import os
 import socket
+import sys
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -332,7 +333,11 @@ def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], dem
     except Preempted:
         pass
     finally:
+        # Tear down only when every worker is done: a gloo peer that vanishes mid-teardown aborts the others.
+        dist.barrier()
         dist.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown, where gloo's threads can still trip std::terminate
 
 
 def train(run: Any) -> None:
@@ -352,6 +357,7 @@ def train(run: Any) -> None:
     try:
         _loop(cfg, run.demos, run)
     finally:
+        dist.barrier()
         dist.destroy_process_group()
         for p in procs:
             p.join(timeout=60)
