@@ -173,15 +173,22 @@ class Discriminator(nn.Module):
         self._sync_rms()
         return out
 
-    def features(self, obs: Union[np.ndarray, torch.Tensor], actions: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
-        """D's input ``(B, obs_dim + act_dim)``: normalised, clipped obs and the encoded action."""
+    def features(self, obs: Union[np.ndarray, torch.Tensor], actions: Union[np.ndarray, torch.Tensor], encoded: bool = False) -> torch.Tensor:
+        """D's input ``(B, obs_dim + act_dim)``: normalised, clipped obs and the encoded action.
+
+        ``encoded=True``: ``actions`` are already ``(B, act_dim)`` floats in D's encoding (a
+        soft or straight-through one-hot for discrete actions), so gradients reach them
+        (MGAIL's backpropagation through ``grad_a D``).
+        """
         obs_t = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs, dtype=torch.float32).reshape(len(obs), -1)
         if self.normalize_obs:
             real = obs_t[:, : self.obs_mean.shape[0]]
             real = ((real - self._mean32) / self._std32).clamp(-self.clip_obs, self.clip_obs)
             obs_t = torch.cat([real, obs_t[:, real.shape[1]:]], dim=1)
         act_t = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
-        if self.onehot:
+        if encoded:
+            act_t = act_t.float().reshape(len(obs_t), self.act_dim)
+        elif self.onehot:
             act_t = F.one_hot(act_t.reshape(-1).long(), self.n_actions).float()
         else:
             act_t = act_t.float().reshape(len(obs_t), -1)
@@ -194,8 +201,8 @@ class Discriminator(nn.Module):
         """Logits ``(B,)`` from features ``(B, obs_dim + act_dim)``."""
         return self.net(x).squeeze(-1)
 
-    def logits(self, obs: Any, actions: Any) -> torch.Tensor:
-        return self(self.features(obs, actions))
+    def logits(self, obs: Any, actions: Any, encoded: bool = False) -> torch.Tensor:
+        return self(self.features(obs, actions, encoded))
 
     @torch.no_grad()
     def reward(self, obs: Any, actions: Any, kind: str = "minimax") -> np.ndarray:
@@ -216,10 +223,13 @@ class Discriminator(nn.Module):
         label_smoothing: Optional[Union[float, Sequence[float]]] = None,
         entropy_weight: float = 0.0,
         generator: Optional[torch.Generator] = None,
+        encoded: bool = False,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``L_D`` of the module docstring on B expert and B policy pairs; returns (loss, logs)."""
-        x_e = self.features(expert_obs, expert_actions)
-        x_p = self.features(policy_obs, policy_actions)
+        """``L_D`` of the module docstring on B expert and B policy pairs; returns (loss, logs).
+
+        ``encoded``: both action batches are already in D's encoding (see :meth:`features`)."""
+        x_e = self.features(expert_obs, expert_actions, encoded)
+        x_p = self.features(policy_obs, policy_actions, encoded)
         n_e, n_p = len(x_e), len(x_p)
         if label_smoothing is None:
             y_e = torch.ones(n_e)

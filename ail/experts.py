@@ -148,6 +148,8 @@ class ExpertTrainer:
             if self.ecfg.normalize:
                 venv = VecNormalize.load(str(self.ckpt / "vecnormalize.pkl"), venv)
             model = self.algo_cls.load(str(self.ckpt / "model.zip"), env=venv, device="cpu")
+            if (self.ckpt / "replay.pkl").is_file():
+                model.load_replay_buffer(str(self.ckpt / "replay.pkl"))
             evals = len(self.state["evals"])
             self.next_eval = (evals + 1) * int(self.ecfg.eval_every)
             print(f"[expert] resuming {self.name} from {model.num_timesteps} steps (best so far {self.state['best_return']:.1f})")
@@ -218,11 +220,15 @@ class ExpertTrainer:
             print(f"[expert] confirmation over {episodes} episodes: {ret.mean():.1f} (min {ret.min():.1f})", flush=True)
         return bool(confirmations[key] >= self.ecfg.target_return)
 
-    def _save_model(self, model: Any, directory: Path) -> None:
+    def _save_model(self, model: Any, directory: Path, with_replay: bool = False) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         model.save(str(tmp / "model.zip"))
+        if with_replay and getattr(model, "replay_buffer", None) is not None:
+            # Without its replay an off-policy learner resumes on a near-empty buffer and its
+            # critic trains on nothing but the first few transitions after the restart.
+            model.save_replay_buffer(str(tmp / "replay.pkl"))
         venv = model.get_env()
         if isinstance(venv, VecNormalize):
             venv.save(str(tmp / "vecnormalize.pkl"))
@@ -232,7 +238,7 @@ class ExpertTrainer:
     def save_checkpoint(self, model: Any) -> None:
         self.state["wall_time"] += time.time() - self._t0
         self._t0 = time.time()
-        self._save_model(model, self.ckpt)
+        self._save_model(model, self.ckpt, with_replay=True)
         tmp = self.ckpt / "state.json.tmp"
         tmp.write_text(json.dumps(self.state))
         tmp.replace(self.ckpt / "state.json")

@@ -180,3 +180,25 @@ def test_a_best_that_failed_its_confirmation_gives_way_to_the_next_policy_at_the
     model.num_timesteps = 30
     trainer.evaluate_and_keep_best(model)  # a confirmed best is only replaced by a tie or better
     assert trainer.state["best_steps"] == 20
+
+
+@pytest.mark.slow
+def test_an_off_policy_expert_resumes_with_its_replay_buffer(tmp_path):
+    runs = tmp_path / "runs"
+    args = ["task=expert", "env=inverteddoublependulum", "env.expert.eval_every=300", "env.expert.eval_episodes=1",
+            "env.expert.target_return=1e9", "env.expert.hyperparams.learning_starts=100",
+            "env.expert.hyperparams.batch_size=32", "env.expert.hyperparams.buffer_size=5000",
+            "runtime.progress=false", f"paths.experts={tmp_path / 'experts'}"]
+    first = launch(args + ["env.expert.total_steps=600"], runs)
+    assert first.returncode == 0, first.stderr
+    ckpt = runs / "default" / "expert-inverteddoublependulum" / "seed0" / "checkpoints"
+    assert (ckpt / "replay.pkl").is_file()
+    from stable_baselines3 import SAC
+
+    model = SAC.load(ckpt / "model.zip", device="cpu")
+    model.load_replay_buffer(ckpt / "replay.pkl")
+    assert model.replay_buffer.size() == 600
+    again = launch(args + ["env.expert.total_steps=900", "expert.replace=true"], runs)
+    assert again.returncode == 0, again.stderr
+    model.load_replay_buffer(ckpt / "replay.pkl")
+    assert model.replay_buffer.size() == 900  # the restored 600 plus 300 new, not 300 alone

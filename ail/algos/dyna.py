@@ -1,0 +1,68 @@
+"""Dyna-AIL (Saxena et al. 2019, Algorithm 1): MGAIL's model-free learning plus model-based planning.
+
+One iteration (all counts are config keys, ``conf/algo/dyna.yaml``):
+
+1. **Learning phase**, ``learn_iters`` (m) times: a real unroll of ``unroll_steps`` in each of
+   the ``n_envs`` envs (its transitions enter the replay B), one D step on real data (replay
+   against expert, eq. 6), then one policy step on the unroll's cost re-scored by the updated D
+   and backpropagated through the forward model (eq. 7, MGAIL's re-parameterisation).
+2. **Forward-model training**: ``fm_iters`` steps of the squared loss (eq. 5) on B.
+3. **Planning phase**, ``plan_iters`` (p) times: ``plan_batch`` start states drawn from B, rolled
+   out ``plan_steps`` (T_p) steps in the forward model alone (``s' = s + f(s, a)``, no env), one
+   policy step on ``sum_t gamma^t (-log D)`` (eq. 8). D never sees imagined data.
+
+``policy_update=trpo`` (the paper's section 5 variant) replaces each policy Adam step by a
+natural-gradient step under a KL trust region (:mod:`ail.natural_gradient`).
+Every real env step counts towards ``train.env_steps``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ail.algos.mb_learner import Learner, validate_common
+from ail.errors import ConfigError
+from ail.model_based import check_horizon, positive
+from ail.run import Run
+
+POLICY_UPDATES = ("adam", "trpo")
+
+
+def validate(cfg: Any, demos: Any) -> None:
+    """Every check that needs no training, run by ``launch.py`` before the run directory exists."""
+    limit = validate_common(cfg, demos)
+    a = cfg.algo
+    check_horizon(a.plan_steps, "algo.plan_steps", limit)
+    for key in ("learn_iters", "plan_batch", "fm_iters"):
+        positive(a[key], f"algo.{key}")
+    if not isinstance(a.plan_iters, int) or a.plan_iters < 0:
+        raise ConfigError(f"algo.plan_iters={a.plan_iters} is invalid; accepted: an integer >= 0 (0 = no planning)")
+    if str(a.policy_update) not in POLICY_UPDATES:
+        raise ConfigError(f"algo.policy_update={a.policy_update} is invalid; accepted: {', '.join(POLICY_UPDATES)}")
+    positive(a.max_kl, "algo.max_kl", integer=False)
+
+
+def train(run: Run) -> None:
+    a = run.cfg.algo
+    validate(run.cfg, run.demos)
+    learner = Learner(run)
+    if str(a.policy_update) == "trpo":
+        learner.use_trust_region(float(a.max_kl))
+    if learner.env_steps == 0:
+        learner.unroller.collect(max(1, int(a.warmup_steps) // int(a.n_envs)))
+        for _ in range(int(a.fm_iters)):
+            learner.fm_step()
+
+    def one_iteration() -> dict[str, float]:
+        logs: dict[str, float] = {}
+        for _ in range(int(a.learn_iters)):
+            unrolled = learner.unroller.unroll(int(a.unroll_steps), store=True)
+            logs.update(learner.d_step())
+            logs.update(learner.policy_update_from(unrolled))
+        for _ in range(int(a.fm_iters)):
+            logs["fm_loss"] = learner.fm_step()
+        for _ in range(int(a.plan_iters)):
+            logs.update(learner.planning_update(int(a.plan_steps), int(a.plan_batch)))
+        return logs
+
+    learner.loop("dyna", one_iteration)
+    learner.finish({"policy_update": str(a.policy_update)})

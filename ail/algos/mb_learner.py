@@ -1,0 +1,252 @@
+"""The state MGAIL and Dyna-AIL share (envs, D, forward model, policy, replay) and its single steps.
+
+Each algorithm file (:mod:`ail.algos.mgail`, :mod:`ail.algos.dyna`) is only a schedule of these
+steps; the math is in :mod:`ail.model_based`, :mod:`ail.forward_model`, :mod:`ail.diff_policy`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from stable_baselines3.common.buffers import ReplayBuffer
+
+from ail.diff_policy import DiffPolicy
+from ail.discriminator import build_discriminator, label_smoothing_from_cfg
+from ail.env_state import get_vec_env_states, set_vec_env_states
+from ail.envs import make_env, make_vec_env
+from ail.errors import ConfigError, TrainingError
+from ail.forward_model import KINDS, build_forward_model
+from ail.model_based import (RealUnroller, Unrolled, check_horizon, encode_actions, episode_limit, imagined_unroll, policy_step,
+                             positive, replay_sequences)
+from ail.natural_gradient import natural_gradient_step
+from ail.policy import LoadedPolicy, save_policy
+from ail.run import Run
+from ail.seeding import rng_state, set_random_seed, set_rng_state
+
+
+def validate_common(cfg: Any, demos: Any) -> Any:
+    """Checks both algorithms need before any training; returns the env's episode limit."""
+    from ail.algos.gail import check_demos_match_env
+
+    a = cfg.algo
+    limit = episode_limit(cfg.env.name)
+    check_horizon(a.unroll_steps, "algo.unroll_steps", limit)
+    for key in ("n_envs", "batch_size", "replay_size", "collect_every", "collect_steps"):
+        positive(a[key], f"algo.{key}")
+    positive(a.warmup_steps + 1, "algo.warmup_steps + 1")
+    positive(a.policy.lr, "algo.policy.lr", integer=False)
+    positive(a.forward_model.lr, "algo.forward_model.lr", integer=False)
+    positive(a.discriminator.lr, "algo.discriminator.lr", integer=False)
+    positive(a.forward_model.max_error, "algo.forward_model.max_error", integer=False)
+    positive(a.forward_model.plan_bound, "algo.forward_model.plan_bound", integer=False)
+    if str(a.forward_model.kind) not in KINDS:
+        raise ConfigError(f"algo.forward_model.kind={a.forward_model.kind} is invalid; accepted: {', '.join(KINDS)}")
+    if not 0.0 < float(a.gamma) <= 1.0:
+        raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: a number in (0, 1]")
+    label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
+    env = make_env(cfg.env.name)
+    check_demos_match_env(demos, env.observation_space, env.action_space)
+    env.close()
+    return limit
+
+
+class Learner:
+    """Builds every piece from ``run.cfg.algo`` and restores them from a checkpoint when there is one."""
+
+    def __init__(self, run: Run):
+        cfg, a = run.cfg, run.cfg.algo
+        self.run, self.cfg, self.a = run, cfg, a
+        self.seed = int(cfg.seed)
+        set_random_seed(self.seed, int(cfg.runtime.threads))
+        self.venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=self.seed)
+        space = self.venv.action_space
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        demos = run.demos
+        self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32)
+        self.expert_act = encode_actions(torch.as_tensor(demos.actions), space)
+        self.policy = DiffPolicy(self.venv.observation_space, space, net_arch=list(a.policy.net_arch),
+                                 noise_std=float(a.policy.noise_std), temperature=float(a.policy.temperature))
+        self.policy.set_statistics(demos.obs, None if self.discrete else np.asarray(demos.actions, dtype=np.float64))
+        self.fm = build_forward_model(a.forward_model, demos.obs, self.expert_act.numpy(), not self.discrete)
+        self.disc = build_discriminator(self.venv.observation_space, space, a.discriminator)
+        self.disc.update_obs_stats(demos.obs)
+        self.p_opt = torch.optim.Adam(self.policy.parameters(), lr=float(a.policy.lr))
+        self.f_opt = torch.optim.Adam(self.fm.parameters(), lr=float(a.forward_model.lr))
+        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(a.discriminator.lr))
+        self.smoothing = label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
+        self.replay = ReplayBuffer(int(a.replay_size) // int(a.n_envs), self.venv.observation_space, space, device="cpu",
+                                   n_envs=int(a.n_envs), handle_timeout_termination=False)
+        self.g = torch.Generator().manual_seed(self.seed)
+        self.max_kl: Optional[float] = None
+        self.np_rng = np.random.default_rng(self.seed)
+        self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma),
+                                     float(a.forward_model.max_error), self.g)
+        self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0, "evals_done": 0,
+                                         "next_eval": 0, "first_reach": {}, "plan_kept": 1.0}
+        state = run.load_checkpoint()
+        if state is not None:
+            self.restore(state)
+
+    # ----- checkpoints ---------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        u = self.unroller
+        return {
+            "policy": self.policy.state_dict(), "fm": self.fm.state_dict(), "disc": self.disc.state_dict(),
+            "p_opt": self.p_opt.state_dict(), "f_opt": self.f_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
+            "replay": self.replay, "env_states": get_vec_env_states(self.venv), "last_obs": u.last_obs, "age": u.age,
+            "env_steps": u.env_steps, "stopped_unrolls": u.stopped_unrolls, "g": self.g.get_state(),
+            "np_rng": self.np_rng.bit_generator.state, "rng": rng_state(), "counters": self.counters,
+        }
+
+    def restore(self, s: dict[str, Any]) -> None:
+        self.policy.load_state_dict(s["policy"])
+        self.fm.load_state_dict(s["fm"])
+        self.disc.load_state_dict(s["disc"])
+        self.p_opt.load_state_dict(s["p_opt"])
+        self.f_opt.load_state_dict(s["f_opt"])
+        self.d_opt.load_state_dict(s["d_opt"])
+        self.replay = self.unroller.replay = s["replay"]
+        set_vec_env_states(self.venv, s["env_states"])
+        u = self.unroller
+        u.last_obs, u.age, u.env_steps, u.stopped_unrolls = s["last_obs"], s["age"], s["env_steps"], s["stopped_unrolls"]
+        self.g.set_state(s["g"])
+        self.np_rng.bit_generator.state = s["np_rng"]
+        set_rng_state(s["rng"])
+        self.counters = s["counters"]
+
+    @property
+    def env_steps(self) -> int:
+        return self.unroller.env_steps
+
+    # ----- single steps ----------------------------------------------------------------------
+    def _replay_batch(self, n: int) -> Any:
+        """``n`` replay rows; MuJoCo's float64 observations become float32 like the networks."""
+        b = self.replay.sample(n)
+        return b._replace(observations=b.observations.float(), next_observations=b.next_observations.float())
+
+    def d_step(self) -> dict[str, float]:
+        """One D step: ``batch_size`` replay pairs against as many expert pairs (real data only)."""
+        d, n = self.a.discriminator, int(self.a.batch_size)
+        batch = self._replay_batch(n)
+        e_idx = torch.randint(len(self.expert_obs), (n,), generator=self.g)
+        self.disc.update_obs_stats(np.concatenate([batch.observations.numpy(), self.expert_obs[e_idx].numpy()]))
+        self.disc.train()
+        loss, logs = self.disc.loss(self.expert_obs[e_idx], self.expert_act[e_idx], batch.observations,
+                                    encode_actions(batch.actions, self.venv.action_space),
+                                    grad_penalty=float(d.grad_penalty), label_smoothing=self.smoothing,
+                                    entropy_weight=float(d.entropy_weight), generator=self.g, encoded=True)
+        self.d_opt.zero_grad()
+        loss.backward()
+        self.d_opt.step()
+        self.disc.eval()
+        return logs
+
+    def fm_step(self) -> float:
+        """One Adam step of the forward model's squared loss on a replay batch."""
+        batch = self._replay_batch(int(self.a.batch_size))
+        loss = self.fm.loss(batch.observations, encode_actions(batch.actions, self.venv.action_space), batch.next_observations)
+        if not torch.isfinite(loss):
+            raise TrainingError("the forward model's loss is NaN/inf")
+        self.f_opt.zero_grad()
+        loss.backward()
+        self.f_opt.step()
+        return float(loss.detach())
+
+    def use_trust_region(self, max_kl: float) -> None:
+        """Policy steps become natural-gradient steps under ``KL <= max_kl`` (Dyna-AIL's TRPO rule)."""
+        self.max_kl = max_kl
+
+    def real_policy_update(self, steps: int) -> dict[str, float]:
+        """MGAIL's update: one real unroll of ``steps`` in every env, backprop through f and D."""
+        return self.policy_update_from(self.unroller.unroll(steps, store=bool(self.a.store_unroll)))
+
+    def policy_update_from(self, unrolled: Unrolled) -> dict[str, float]:
+        """One policy step on a real unroll's cost, scored by D as it is now."""
+        loss = unrolled.loss(self.disc) * float(self.a.cost_weight)
+        return self._policy_step(loss, {"policy_loss": float(loss.detach()), "unroll_stopped": float(unrolled.stopped_early)},
+                                 unrolled)
+
+    def planning_update(self, steps: int, batch: int) -> dict[str, float]:
+        """Dyna-AIL's planning update: imagined rollouts of ``steps`` from replay states, no env."""
+        start = self._replay_batch(batch).observations
+        unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, float(self.a.gamma),
+                                         float(self.a.forward_model.plan_bound), self.g)
+        loss = unrolled.loss(self.disc) * float(self.a.cost_weight)
+        self.counters["plan_kept"] = kept
+        return self._policy_step(loss, {"plan_loss": float(loss.detach()), "plan_kept": kept}, unrolled)
+
+    def _policy_step(self, loss: torch.Tensor, logs: dict[str, float], unrolled: Unrolled) -> dict[str, float]:
+        if self.max_kl is not None:
+            applied, kl = natural_gradient_step(self.policy, loss, torch.cat(unrolled.obs), self.max_kl)
+            logs["policy_kl"] = kl
+        else:
+            applied = policy_step(self.policy, self.p_opt, loss, float(self.a.policy.grad_clip))
+        if not applied:
+            self.counters["policy_skipped"] += 1  # a non-finite gradient is skipped, not applied
+        self.counters["updates"] += 1
+        return logs
+
+    @torch.no_grad()
+    def fm_errors(self, horizon: int) -> dict[str, float]:
+        """The forward model's open-loop error (normalised MSE) 1 and ``horizon`` steps ahead, on replay sequences."""
+        seqs = replay_sequences(self.replay, horizon, 256, self.np_rng)
+        if seqs is None:
+            return {}
+        obs, acts = seqs
+        act_t = encode_actions(torch.as_tensor(acts).reshape(-1, acts.shape[-1]), self.venv.action_space)
+        err = self.fm.multi_step_error(torch.as_tensor(obs, dtype=torch.float32), act_t.reshape(len(obs), horizon, -1))
+        return {"fm_error_1": float(err[0]), f"fm_error_{horizon}": float(err[-1])}
+
+    # ----- evaluation, progress, the end ---------------------------------------------------
+    def acting_policy(self) -> LoadedPolicy:
+        return LoadedPolicy(self.policy)
+
+    def evaluate(self, logs: dict[str, float]) -> dict[str, Any]:
+        c = self.counters
+        logs = {**logs, **self.fm_errors(int(self.a.unroll_steps)), "unrolls_stopped": float(self.unroller.stopped_unrolls),
+                "policy_skipped": float(c["policy_skipped"])}
+        row = self.run.evaluate(self.acting_policy(), self.env_steps, c["updates"], logs)
+        for threshold in (0.8, 0.9, 0.95):
+            key = f"env_steps_to_{threshold}"
+            if key not in c["first_reach"] and row["normalized_score"] >= threshold:
+                c["first_reach"][key] = int(self.env_steps)
+        c["next_eval"] = (self.env_steps // int(self.cfg.eval.every) + 1) * int(self.cfg.eval.every)
+        c["evals_done"] += 1
+        if c["evals_done"] % int(self.cfg.train.checkpoint_every) == 0:
+            self.run.save_checkpoint(self.snapshot(), self.env_steps, c["updates"])
+        return row
+
+    def loop(self, name: str, one_iteration: Callable[[], dict[str, float]]) -> None:
+        """Run ``one_iteration`` until ``train.env_steps``, evaluating, checkpointing and honouring preemption."""
+        total = int(self.cfg.train.env_steps)
+        if self.counters["evals_done"] == 0:
+            self.evaluate({})
+        columns = [TextColumn(f"[bold]{name}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
+                   TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
+        with self.run.flag, Progress(*columns, disable=not self.cfg.runtime.progress) as bar:
+            task = bar.add_task(f"{self.cfg.env.name}-d{self.cfg.demos}-s{self.seed}", total=total, completed=self.env_steps, last="")
+            while self.env_steps < total:
+                try:
+                    logs = one_iteration()
+                except TrainingError as exc:
+                    raise TrainingError(f"{exc} at env step {self.env_steps}; stopped. The last good checkpoint ({self.run.ckpt_path}) is kept") from None
+                self.counters["iteration"] += 1
+                bar.update(task, completed=min(self.env_steps, total))
+                if self.env_steps >= self.counters["next_eval"] or self.env_steps >= total:
+                    row = self.evaluate(logs)
+                    bar.update(task, last=f"eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
+                self.run.check_preemption(self.snapshot, self.env_steps, self.counters["updates"])
+
+    def finish(self, extra: dict[str, Any]) -> None:
+        final = self.acting_policy()
+        self.run.finish(
+            lambda path: save_policy(path, self.policy, meta={"algo": self.cfg.algo.name, "env": self.cfg.env.name}),
+            final, self.env_steps, self.counters["updates"],
+            extra={"demo_pairs": len(self.run.demos), "iterations": self.counters["iteration"],
+                   "unrolls_stopped": self.unroller.stopped_unrolls, "policy_steps_skipped": self.counters["policy_skipped"],
+                   **self.counters["first_reach"], **extra},
+        )

@@ -1,0 +1,137 @@
+"""MGAIL and Dyna-AIL end to end: the real launch.py, bad input, planning without the env,
+determinism, exact resume after preemption, and short learning tests."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from ail.config import CONF_DIR, register_resolvers
+from ail.demos import load_demos
+from conftest import REPO, launch, read_metrics, without_wall_time
+
+TINY_MGAIL = ["algo=mgail", "env=cartpole", "train.env_steps=2500", "eval.every=800", "algo.warmup_steps=700",
+              "algo.prep_iters=20", "algo.block_iters=10", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
+TINY_DYNA = ["algo=dyna", "env=hopper", "train.env_steps=1200", "eval.every=400", "algo.warmup_steps=350", "algo.learn_iters=2",
+             "algo.fm_iters=3", "algo.plan_iters=3", "algo.plan_steps=5", "algo.plan_batch=8", "eval.episodes=1",
+             "eval.final_episodes=1", "runtime.progress=false"]
+
+
+def run_dir(runs: Path, label: str, env: str, exp: str = "default") -> Path:
+    return runs / exp / f"{label}-{env}-d4" / "seed0"
+
+
+def test_mgail_runs_end_to_end_on_a_discrete_task(runs):
+    proc = launch(TINY_MGAIL, runs)
+    assert proc.returncode == 0, proc.stderr
+    d = run_dir(runs, "mgail", "cartpole")
+    assert {"config.yaml", "meta.json", "metrics.csv", "summary.json", "checkpoints", "policy"} <= {p.name for p in d.iterdir()}
+    rows = read_metrics(d)
+    assert int(rows[-1]["env_steps"]) >= 2500
+    assert {"fm_error_1", "fm_error_10", "fm_loss", "d_loss", "policy_loss", "unrolls_stopped"} <= set(rows[-1])
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["updates"] > 0 and summary["env_steps"] == int(rows[-1]["env_steps"])
+    from ail import load_policy
+
+    policy = load_policy(d)
+    assert policy.predict(load_demos("cartpole", 1).obs[:3]).shape == (3,)
+
+
+@pytest.mark.parametrize("update", ["adam", "trpo"])
+def test_dyna_runs_end_to_end_on_a_continuous_task(runs, update):
+    proc = launch(TINY_DYNA + [f"algo.policy_update={update}"], runs)
+    assert proc.returncode == 0, proc.stderr
+    d = run_dir(runs, "dyna-tp5", "hopper")
+    rows = read_metrics(d)
+    assert {"plan_loss", "plan_kept", "fm_error_1"} <= set(rows[-1])
+    if update == "trpo":
+        assert 0 < float(rows[-1]["policy_kl"]) <= 0.015
+    assert json.loads((d / "summary.json").read_text())["policy_update"] == update
+
+
+@pytest.mark.parametrize(
+    "base,overrides,expected",
+    [
+        (TINY_MGAIL, ["algo.unroll_steps=0"], "algo.unroll_steps=0 is invalid; accepted: a positive integer"),
+        (TINY_MGAIL, ["algo.unroll_steps=501"], "algo.unroll_steps=501 is longer than this task's episodes (500 steps); accepted: 1..500"),
+        (TINY_MGAIL, ["algo.forward_model.kind=linear"], "algo.forward_model.kind=linear is invalid; accepted: basic, advanced"),
+        (TINY_MGAIL, ["algo.block_iters=0"], "algo.block_iters=0 is invalid"),
+        (TINY_MGAIL, ["algo.prep_iters=-1"], "algo.prep_iters=-1 is invalid"),
+        (TINY_MGAIL, ["algo.forward_model.max_error=0"], "algo.forward_model.max_error=0 is invalid"),
+        (TINY_DYNA, ["algo.plan_steps=-5"], "algo.plan_steps=-5 is invalid; accepted: a positive integer"),
+        (TINY_DYNA, ["algo.plan_steps=1001"], "algo.plan_steps=1001 is longer than this task's episodes (1000 steps)"),
+        (TINY_DYNA, ["algo.policy_update=sgd"], "algo.policy_update=sgd is invalid; accepted: adam, trpo"),
+        (TINY_DYNA, ["algo.gamma=0"], "algo.gamma=0 is invalid"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_run_dir(runs, base, overrides, expected):
+    proc = launch(base + overrides, runs)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert not runs.exists() or not any(runs.rglob("config.yaml"))
+
+
+class _FakeRun:
+    """What :class:`ail.algos.mb_learner.Learner` reads from a run, without a run directory."""
+
+    def __init__(self, cfg, demos):
+        self.cfg, self.demos = cfg, demos
+
+    def load_checkpoint(self):
+        return None
+
+
+def test_planning_never_steps_the_real_env():
+    from ail.algos.mb_learner import Learner
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=TINY_DYNA[:2])
+    learner = Learner(_FakeRun(cfg, load_demos("hopper", 4)))
+    learner.unroller.collect(20)
+    steps_before = learner.env_steps
+
+    def refuse(*_args, **_kw):
+        raise AssertionError("the planning phase called the real environment")
+
+    learner.venv.step = refuse
+    learner.venv.step_async = refuse
+    before = [p.detach().clone() for p in learner.policy.parameters()]
+    logs = learner.planning_update(steps=10, batch=16)
+    assert learner.env_steps == steps_before and logs["plan_kept"] > 0
+    assert any(not (p == q).all() for p, q in zip(learner.policy.parameters(), before))  # it did update the policy
+
+
+def test_same_seed_gives_the_same_curve(runs):
+    for exp in ("a", "b"):
+        assert launch(TINY_MGAIL + [f"experiment={exp}"], runs).returncode == 0
+    a = without_wall_time(read_metrics(run_dir(runs, "mgail", "cartpole", "a")))
+    assert a == without_wall_time(read_metrics(run_dir(runs, "mgail", "cartpole", "b")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base,label,env", [(TINY_MGAIL, "mgail", "cartpole"), (TINY_DYNA, "dyna-tp5", "hopper")])
+def test_preempted_runs_resume_to_the_uninterrupted_curve(runs, base, label, env):
+    args = [a for a in base if not a.startswith("train.env_steps")] + ["train.env_steps=8000"]
+    ref = launch(args + ["experiment=ref"], runs, timeout=900)
+    assert ref.returncode == 0, ref.stderr
+    cut_args = args + ["experiment=cut"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    from test_train_e2e import _wait_rows
+
+    _wait_rows(run_dir(runs, label, env, "cut") / "metrics.csv", 3, proc, timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    resumed = launch(cut_args, runs, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    ref_rows = without_wall_time(read_metrics(run_dir(runs, label, env, "ref")))
+    assert without_wall_time(read_metrics(run_dir(runs, label, env, "cut"))) == ref_rows
