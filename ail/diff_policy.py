@@ -2,9 +2,11 @@
 
 * **Continuous**: ``a_n = mu(s_n) + sigma * xi``, ``xi ~ N(0, I)``, in expert-normalised action
   units, so ``sigma = 1/6`` is mgail's exploration (expert action std / 6). The raw action
-  ``a = act_mean + act_std * a_n`` is clipped to the action bounds with a straight-through
-  gradient (the value is clipped, the gradient passes), so D and the forward model see what the
-  env executes and the gradient never dies at a bound.
+  ``u = act_mean + act_std * a_n`` is squashed into the bounds, ``a = mid + half * tanh((u - mid) / half)``
+  (``mid``, ``half``: centre and half-width of the box), so D and the forward model see what the
+  env executes. Why not clip: with a clip whose gradient passes (straight-through) D pulled the
+  unclipped means to ~900 expert stds on Hopper within 50k steps (measured), every action at a
+  bound; with a plain clip the gradient dies at the bound and the policy cannot come back.
 * **Discrete**: Gumbel-softmax with temperature ``tau``, straight-through: the forward value is
   the hard one-hot ``onehot(argmax(logits + g))``, the gradient that of
   ``softmax((logits + g) / tau)``. The env executes the argmax.
@@ -32,8 +34,10 @@ def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: Optional[torc
     return hard - soft.detach() + soft
 
 
-def straight_through_clip(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    return x + (torch.maximum(torch.minimum(x, high), low) - x).detach()
+def tanh_squash(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``mid + half * tanh((x - mid) / half)``: identity near the centre, smoothly bounded by ``[low, high]``."""
+    mid, half = (high + low) / 2, (high - low) / 2
+    return mid + half * torch.tanh((x - mid) / half)
 
 
 class DiffPolicy(BasePolicy):
@@ -91,7 +95,7 @@ class DiffPolicy(BasePolicy):
         if self.discrete:
             return gumbel_softmax_st(out, self.temperature, generator)
         a_n = out + self.noise_std * torch.randn(out.shape, generator=generator)
-        return straight_through_clip(self.act_mean + self.act_std * a_n, self.low, self.high)
+        return tanh_squash(self.act_mean + self.act_std * a_n, self.low, self.high)
 
     @staticmethod
     def to_env(encoded: torch.Tensor, discrete: bool) -> np.ndarray:
@@ -106,7 +110,7 @@ class DiffPolicy(BasePolicy):
                 return out.argmax(-1)
             return torch.distributions.Categorical(logits=out).sample()
         a_n = out if deterministic else out + self.noise_std * torch.randn_like(out)
-        return self.act_mean + self.act_std * a_n
+        return tanh_squash(self.act_mean + self.act_std * a_n, self.low, self.high)
 
     def forward(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         return self._predict(obs, deterministic)

@@ -8,7 +8,7 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from ail.diff_policy import DiffPolicy, gumbel_softmax_st, straight_through_clip
+from ail.diff_policy import DiffPolicy, gumbel_softmax_st, tanh_squash
 from ail.discriminator import Discriminator
 from ail.forward_model import ForwardModel
 from ail.model_based import RealUnroller, imagined_unroll, replay_sequences
@@ -115,12 +115,14 @@ def test_gumbel_straight_through_is_one_hot_with_the_soft_gradient():
     assert torch.allclose(g_st, g_soft) and g_st.abs().sum() > 0
 
 
-def test_straight_through_clip_clips_values_but_passes_gradients():
-    x = torch.tensor([-3.0, 0.2, 5.0], requires_grad=True)
-    y = straight_through_clip(x, torch.tensor(-1.0), torch.tensor(1.0))
-    assert y.tolist() == pytest.approx([-1.0, 0.2, 1.0])
+def test_tanh_squash_stays_inside_the_bounds_with_live_gradients():
+    x = torch.tensor([-3.0, 0.5, 0.55, 4.0], requires_grad=True)
+    low, high = torch.tensor(0.0), torch.tensor(1.0)
+    y = tanh_squash(x, low, high)
+    assert (y >= 0).all() and (y <= 1).all()
+    assert float(y[1]) == pytest.approx(0.5) and abs(float(y[2]) - 0.55) < 1e-3  # near identity at the centre
     (g,) = torch.autograd.grad(y.sum(), x)
-    assert g.tolist() == [1.0, 1.0, 1.0]
+    assert float(g[1]) == pytest.approx(1.0) and (g > 0).all()
 
 
 @pytest.mark.parametrize("kind,delta", [("basic", False), ("advanced", False), ("advanced", True), ("basic", True)])
