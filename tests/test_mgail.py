@@ -135,3 +135,25 @@ def test_preempted_runs_resume_to_the_uninterrupted_curve(runs, base, label, env
     assert "resuming" in resumed.stdout
     ref_rows = without_wall_time(read_metrics(run_dir(runs, label, env, "ref")))
     assert without_wall_time(read_metrics(run_dir(runs, label, env, "cut"))) == ref_rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo,steps", [("mgail", 40000), ("dyna", 40000)])
+def test_both_imitate_the_cartpole_expert_within_a_short_budget(runs, algo, steps):
+    # Seed 0 first scores >= 0.9 at 10k (MGAIL) and 32k (Dyna-AIL) env steps; with a D that does
+    # not learn (algo.discriminator.lr=1e-12) both end at -0.03 and never reach 0.9 (measured).
+    proc = launch([f"algo={algo}", "env=cartpole", f"train.env_steps={steps}", "eval.every=5000", "eval.episodes=5",
+                   "eval.final_episodes=5", "runtime.progress=false"], runs, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    label = "mgail" if algo == "mgail" else "dyna-tp10"
+    summary = json.loads((run_dir(runs, label, "cartpole") / "summary.json").read_text())
+    assert "env_steps_to_0.9" in summary, read_metrics(run_dir(runs, label, "cartpole"))
+
+
+def test_a_diverging_forward_model_stops_unrolls_but_not_the_run(runs):
+    # Every unroll exceeds a tiny error bound after its first step: logged, counted, never fatal.
+    proc = launch(TINY_MGAIL + ["algo.forward_model.max_error=1e-9"], runs)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((run_dir(runs, "mgail", "cartpole") / "summary.json").read_text())
+    assert summary["unrolls_stopped"] > 0 and summary["env_steps"] >= 2500
+    assert float(read_metrics(run_dir(runs, "mgail", "cartpole"))[-1]["unrolls_stopped"]) > 0

@@ -35,10 +35,13 @@ def validate_common(cfg: Any, demos: Any) -> Any:
     a = cfg.algo
     limit = episode_limit(cfg.env.name)
     check_horizon(a.unroll_steps, "algo.unroll_steps", limit)
-    for key in ("n_envs", "batch_size", "replay_size", "collect_every", "collect_steps"):
+    for key in ("n_envs", "batch_size", "replay_size"):
         positive(a[key], f"algo.{key}")
-    positive(a.warmup_steps + 1, "algo.warmup_steps + 1")
+    if not isinstance(a.warmup_steps, int) or a.warmup_steps < 0:
+        raise ConfigError(f"algo.warmup_steps={a.warmup_steps} is invalid; accepted: an integer >= 0")
     positive(a.policy.lr, "algo.policy.lr", integer=False)
+    if str(a.policy.lr_schedule) not in ("constant", "linear"):
+        raise ConfigError(f"algo.policy.lr_schedule={a.policy.lr_schedule} is invalid; accepted: constant, linear")
     positive(a.forward_model.lr, "algo.forward_model.lr", integer=False)
     positive(a.discriminator.lr, "algo.discriminator.lr", integer=False)
     positive(a.forward_model.max_error, "algo.forward_model.max_error", integer=False)
@@ -180,6 +183,12 @@ class Learner:
         return self._policy_step(loss, {"plan_loss": float(loss.detach()), "plan_kept": kept}, unrolled)
 
     def _policy_step(self, loss: torch.Tensor, logs: dict[str, float], unrolled: Unrolled) -> dict[str, float]:
+        if str(self.a.policy.lr_schedule) == "linear":
+            # Both algorithms swing between near-expert and poor policies on Hopper at a constant
+            # rate; annealing to 0 over the budget lets the last policy settle.
+            frac = max(0.0, 1.0 - self.env_steps / int(self.cfg.train.env_steps))
+            for group in self.p_opt.param_groups:
+                group["lr"] = float(self.a.policy.lr) * frac
         if self.max_kl is not None:
             applied, kl = natural_gradient_step(self.policy, loss, torch.cat(unrolled.obs), self.max_kl)
             logs["policy_kl"] = kl

@@ -31,7 +31,8 @@ def validate(cfg: Any, demos: Any) -> None:
     a = cfg.algo
     if not isinstance(a.prep_iters, int) or a.prep_iters < 0:
         raise ConfigError(f"algo.prep_iters={a.prep_iters} is invalid; accepted: an integer >= 0")
-    positive(a.block_iters, "algo.block_iters")
+    for key in ("block_iters", "collect_every", "collect_steps"):
+        positive(a[key], f"algo.{key}")
 
 
 def train(run: Run) -> None:
