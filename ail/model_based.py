@@ -77,17 +77,21 @@ class Unrolled:
         self.obs: list[torch.Tensor] = []
         self.act: list[torch.Tensor] = []
         self.weight: list[torch.Tensor] = []
+        self.overshoot: list[torch.Tensor] = []
         self.stopped_early = False
 
-    def add(self, obs: torch.Tensor, act: torch.Tensor, weight: torch.Tensor) -> None:
+    def add(self, obs: torch.Tensor, act: torch.Tensor, weight: torch.Tensor, overshoot: Optional[torch.Tensor] = None) -> None:
         self.obs.append(obs)
         self.act.append(act)
         self.weight.append(weight)
+        self.overshoot.append(overshoot if overshoot is not None else torch.zeros(len(obs)))
 
-    def loss(self, disc: Discriminator) -> torch.Tensor:
-        """``mean_chains sum_t w_t c(s_t, a_t)``: a scalar, one D pass over all steps."""
+    def loss(self, disc: Discriminator, bound_penalty: float = 0.0) -> torch.Tensor:
+        """``mean_chains sum_t w_t (c(s_t, a_t) + bound_penalty * overshoot_t)``: one D pass over all steps."""
         n = len(self.obs[0])
         cost = policy_cost(disc, torch.cat(self.obs), torch.cat(self.act))
+        if bound_penalty > 0:
+            cost = cost + bound_penalty * torch.cat(self.overshoot)
         return (cost * torch.cat(self.weight)).sum() / n
 
 
@@ -121,7 +125,7 @@ class RealUnroller:
         """``steps`` noisy steps in every env (no gradients), e.g. to fill the replay."""
         for _ in range(steps):
             obs = self.last_obs
-            act = self.policy.rsample(torch.as_tensor(obs, dtype=torch.float32), self.g)
+            act, _ = self.policy.rsample(torch.as_tensor(obs, dtype=torch.float32), self.g)
             _, _, dones = self._step(self.policy.to_env(act, self.discrete), obs, store)
             self.age = np.where(dones, 0, self.age + 1)
 
@@ -133,8 +137,8 @@ class RealUnroller:
         trans_err = 0.0
         for _ in range(steps):
             obs_np = self.last_obs
-            a = self.policy.rsample(s, self.g)
-            out.add(s, a, self.gamma ** age)
+            a, over = self.policy.rsample(s, self.g)
+            out.add(s, a, self.gamma ** age, over)
             next_obs, real_next, dones = self._step(self.policy.to_env(a, self.discrete), obs_np, store)
             self.age = np.where(dones, 0, self.age + 1)
             pred = self.fm.predict(s, a)
@@ -166,8 +170,8 @@ def imagined_unroll(policy: DiffPolicy, fm: ForwardModel, start_obs: torch.Tenso
     alive = torch.ones(len(s))
     kept = 0.0
     for t in range(steps):
-        a = policy.rsample(s, generator)
-        out.add(s, a, alive * gamma ** t)
+        a, over = policy.rsample(s, generator)
+        out.add(s, a, alive * gamma ** t, over)
         kept += float(alive.mean())
         nxt = fm.predict(s, a)
         ok = torch.isfinite(nxt).all(1) & (fm.normalize(nxt).abs() < bound).all(1)

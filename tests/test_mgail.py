@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
@@ -157,3 +158,18 @@ def test_a_diverging_forward_model_stops_unrolls_but_not_the_run(runs):
     summary = json.loads((run_dir(runs, "mgail", "cartpole") / "summary.json").read_text())
     assert summary["unrolls_stopped"] > 0 and summary["env_steps"] >= 2500
     assert float(read_metrics(run_dir(runs, "mgail", "cartpole"))[-1]["unrolls_stopped"]) > 0
+
+
+def test_the_averaged_policy_follows_the_trained_one_at_its_rate():
+    from ail.algos.mb_learner import Learner
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=TINY_MGAIL[:2] + ["algo.policy.average=0.25"])
+    learner = Learner(_FakeRun(cfg, load_demos("cartpole", 4)))
+    learner.unroller.collect(20)
+    before = [p.detach().clone() for p in learner.policy.parameters()]
+    learner.real_policy_update(5)
+    for avg, old, new in zip(learner.policy_avg.parameters(), before, learner.policy.parameters()):
+        assert torch.allclose(avg, old + 0.25 * (new - old), atol=1e-7)
+    assert learner.acting_policy().policy is learner.policy_avg

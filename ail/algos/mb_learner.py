@@ -5,6 +5,7 @@ steps; the math is in :mod:`ail.model_based`, :mod:`ail.forward_model`, :mod:`ai
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Optional
 
 import gymnasium as gym
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from ail.diff_policy import DiffPolicy
+from ail.diff_policy import ACTION_BOUNDS, DiffPolicy
 from ail.discriminator import build_discriminator, label_smoothing_from_cfg
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
@@ -40,6 +41,12 @@ def validate_common(cfg: Any, demos: Any) -> Any:
     if not isinstance(a.warmup_steps, int) or a.warmup_steps < 0:
         raise ConfigError(f"algo.warmup_steps={a.warmup_steps} is invalid; accepted: an integer >= 0")
     positive(a.policy.lr, "algo.policy.lr", integer=False)
+    if not 0.0 <= float(a.policy.average) <= 1.0:
+        raise ConfigError(f"algo.policy.average={a.policy.average} is invalid; accepted: a number in [0, 1] (0 = off)")
+    if str(a.policy.action_bound) not in ACTION_BOUNDS:
+        raise ConfigError(f"algo.policy.action_bound={a.policy.action_bound} is invalid; accepted: {', '.join(ACTION_BOUNDS)}")
+    if not float(a.policy.bound_penalty) >= 0:
+        raise ConfigError(f"algo.policy.bound_penalty={a.policy.bound_penalty} is invalid; accepted: a number >= 0")
     if str(a.policy.lr_schedule) not in ("constant", "linear"):
         raise ConfigError(f"algo.policy.lr_schedule={a.policy.lr_schedule} is invalid; accepted: constant, linear")
     positive(a.forward_model.lr, "algo.forward_model.lr", integer=False)
@@ -72,8 +79,12 @@ class Learner:
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32)
         self.expert_act = encode_actions(torch.as_tensor(demos.actions), space)
         self.policy = DiffPolicy(self.venv.observation_space, space, net_arch=list(a.policy.net_arch),
-                                 noise_std=float(a.policy.noise_std), temperature=float(a.policy.temperature))
+                                 noise_std=float(a.policy.noise_std), temperature=float(a.policy.temperature),
+                                 action_bound=str(a.policy.action_bound))
         self.policy.set_statistics(demos.obs, None if self.discrete else np.asarray(demos.actions, dtype=np.float64))
+        # The evaluated and saved policy: a Polyak average of the trained one when algo.policy.average > 0.
+        self.avg_rate = float(a.policy.average)
+        self.policy_avg = copy.deepcopy(self.policy)
         self.fm = build_forward_model(a.forward_model, demos.obs, self.expert_act.numpy(), not self.discrete)
         self.disc = build_discriminator(self.venv.observation_space, space, a.discriminator)
         self.disc.update_obs_stats(demos.obs)
@@ -98,7 +109,7 @@ class Learner:
     def snapshot(self) -> dict[str, Any]:
         u = self.unroller
         return {
-            "policy": self.policy.state_dict(), "fm": self.fm.state_dict(), "disc": self.disc.state_dict(),
+            "policy": self.policy.state_dict(), "policy_avg": self.policy_avg.state_dict(), "fm": self.fm.state_dict(), "disc": self.disc.state_dict(),
             "p_opt": self.p_opt.state_dict(), "f_opt": self.f_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
             "replay": self.replay, "env_states": get_vec_env_states(self.venv), "last_obs": u.last_obs, "age": u.age,
             "env_steps": u.env_steps, "stopped_unrolls": u.stopped_unrolls, "g": self.g.get_state(),
@@ -107,6 +118,7 @@ class Learner:
 
     def restore(self, s: dict[str, Any]) -> None:
         self.policy.load_state_dict(s["policy"])
+        self.policy_avg.load_state_dict(s["policy_avg"])
         self.fm.load_state_dict(s["fm"])
         self.disc.load_state_dict(s["disc"])
         self.p_opt.load_state_dict(s["p_opt"])
@@ -169,7 +181,7 @@ class Learner:
 
     def policy_update_from(self, unrolled: Unrolled) -> dict[str, float]:
         """One policy step on a real unroll's cost, scored by D as it is now."""
-        loss = unrolled.loss(self.disc) * float(self.a.cost_weight)
+        loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
         return self._policy_step(loss, {"policy_loss": float(loss.detach()), "unroll_stopped": float(unrolled.stopped_early)},
                                  unrolled)
 
@@ -178,7 +190,7 @@ class Learner:
         start = self._replay_batch(batch).observations
         unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, float(self.a.gamma),
                                          float(self.a.forward_model.plan_bound), self.g)
-        loss = unrolled.loss(self.disc) * float(self.a.cost_weight)
+        loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
         self.counters["plan_kept"] = kept
         return self._policy_step(loss, {"plan_loss": float(loss.detach()), "plan_kept": kept}, unrolled)
 
@@ -194,6 +206,10 @@ class Learner:
             logs["policy_kl"] = kl
         else:
             applied = policy_step(self.policy, self.p_opt, loss, float(self.a.policy.grad_clip))
+        if applied and self.avg_rate > 0:
+            with torch.no_grad():
+                for p_avg, p in zip(self.policy_avg.parameters(), self.policy.parameters()):
+                    p_avg.lerp_(p, self.avg_rate)
         if not applied:
             self.counters["policy_skipped"] += 1  # a non-finite gradient is skipped, not applied
         self.counters["updates"] += 1
@@ -212,7 +228,7 @@ class Learner:
 
     # ----- evaluation, progress, the end ---------------------------------------------------
     def acting_policy(self) -> LoadedPolicy:
-        return LoadedPolicy(self.policy)
+        return LoadedPolicy(self.policy_avg if self.avg_rate > 0 else self.policy)
 
     def evaluate(self, logs: dict[str, float]) -> dict[str, Any]:
         c = self.counters
@@ -253,7 +269,7 @@ class Learner:
     def finish(self, extra: dict[str, Any]) -> None:
         final = self.acting_policy()
         self.run.finish(
-            lambda path: save_policy(path, self.policy, meta={"algo": self.cfg.algo.name, "env": self.cfg.env.name}),
+            lambda path: save_policy(path, final.policy, meta={"algo": self.cfg.algo.name, "env": self.cfg.env.name}),
             final, self.env_steps, self.counters["updates"],
             extra={"demo_pairs": len(self.run.demos), "iterations": self.counters["iteration"],
                    "unrolls_stopped": self.unroller.stopped_unrolls, "policy_steps_skipped": self.counters["policy_skipped"],
