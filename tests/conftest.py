@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -33,3 +34,28 @@ def without_wall_time(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     return tmp_path / "runs"
+
+
+def assert_preemption_resumes_exactly(args: list[str], runs: Path, run_dir: Callable[[str], Path], rows: int = 3) -> None:
+    """Run ``args`` once uninterrupted (experiment=ref) and once SIGTERM'd after ``rows`` metrics rows
+    then relaunched (experiment=cut); both curves must be identical (wall time aside)."""
+    import signal
+    import time
+
+    ref = launch(args + ["experiment=ref"], runs, timeout=900)
+    assert ref.returncode == 0, ref.stderr
+    cut_args = args + ["experiment=cut"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    metrics = run_dir("cut") / "metrics.csv"
+    deadline = time.time() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > rows):
+        assert time.time() < deadline and proc.poll() is None, f"{metrics} never reached {rows} rows"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    resumed = launch(cut_args, runs, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert without_wall_time(read_metrics(run_dir("cut"))) == without_wall_time(read_metrics(run_dir("ref")))

@@ -3,9 +3,6 @@ determinism, exact resume after preemption, and short learning tests."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
-from conftest import REPO, launch, read_metrics, without_wall_time
+from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 
 TINY_MGAIL = ["algo=mgail", "env=cartpole", "train.env_steps=2500", "eval.every=800", "algo.warmup_steps=700",
               "algo.prep_iters=20", "algo.block_iters=10", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
@@ -120,22 +117,7 @@ def test_same_seed_gives_the_same_curve(runs):
 @pytest.mark.parametrize("base,label,env", [(TINY_MGAIL, "mgail", "cartpole"), (TINY_DYNA, "dyna-tp5", "hopper")])
 def test_preempted_runs_resume_to_the_uninterrupted_curve(runs, base, label, env):
     args = [a for a in base if not a.startswith("train.env_steps")] + ["train.env_steps=8000"]
-    ref = launch(args + ["experiment=ref"], runs, timeout=900)
-    assert ref.returncode == 0, ref.stderr
-    cut_args = args + ["experiment=cut"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    from test_train_e2e import _wait_rows
-
-    _wait_rows(run_dir(runs, label, env, "cut") / "metrics.csv", 3, proc, timeout=300)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    resumed = launch(cut_args, runs, timeout=900)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout
-    ref_rows = without_wall_time(read_metrics(run_dir(runs, label, env, "ref")))
-    assert without_wall_time(read_metrics(run_dir(runs, label, env, "cut"))) == ref_rows
+    assert_preemption_resumes_exactly(args, runs, lambda exp: run_dir(runs, label, env, exp))
 
 
 @pytest.mark.slow

@@ -3,9 +3,6 @@ two gloo workers, exact resume after preemption, determinism, and a short learni
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from ail.algos.sam import Worker
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
-from conftest import REPO, launch, read_metrics, without_wall_time
+from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 
 TINY = ["algo=sam", "env=invertedpendulum", "train.env_steps=600", "eval.every=300", "algo.learning_starts=200",
         "algo.batch_size=32", "algo.discriminator.batch_size=32", "eval.episodes=2", "eval.final_episodes=2",
@@ -124,22 +121,7 @@ RESUME = ["algo=sam", "env=invertedpendulum", "train.env_steps=1500", "eval.ever
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_preempted_sam_resumes_to_the_uninterrupted_curve(runs, workers):
-    args = RESUME + [f"algo.workers={workers}"]
-    ref = launch(args + ["experiment=ref"], runs, timeout=900)
-    assert ref.returncode == 0, ref.stderr
-    cut_args = args + ["experiment=cut"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    from test_train_e2e import _wait_rows
-
-    _wait_rows(sam_dir(runs, "cut") / "metrics.csv", 3, proc, timeout=300)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    resumed = launch(cut_args, runs, timeout=900)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout
-    assert without_wall_time(read_metrics(sam_dir(runs, "cut"))) == without_wall_time(read_metrics(sam_dir(runs, "ref")))
+    assert_preemption_resumes_exactly(RESUME + [f"algo.workers={workers}"], runs, lambda exp: sam_dir(runs, exp))
 
 
 @pytest.mark.slow
