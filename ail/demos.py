@@ -267,3 +267,17 @@ def load_demos(
         traj_index=np.concatenate(owner),
         meta={**meta, "path": str(path), "chosen": chosen.tolist(), "subsample": int(subsample)},
     )
+
+
+def check_demos_match_env(demos: Any, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Demonstrations must have this env's observation shape and action type/shape."""
+    if demos.obs.shape[1:] != observation_space.shape:
+        raise ConfigError(f"demonstration observations have shape {demos.obs.shape[1:]}, the env's are {observation_space.shape}")
+    if isinstance(action_space, gym.spaces.Discrete):
+        if demos.actions.ndim != 1 or not np.issubdtype(demos.actions.dtype, np.integer):
+            raise ConfigError(f"the env has discrete actions (n={action_space.n}) but the demonstration actions are {demos.actions.dtype} {demos.actions.shape[1:]}")
+        if demos.actions.min() < 0 or demos.actions.max() >= action_space.n:
+            raise ConfigError(f"demonstration actions lie in [{demos.actions.min()}, {demos.actions.max()}], the env accepts 0..{action_space.n - 1}")
+    else:
+        if demos.actions.shape[1:] != action_space.shape:
+            raise ConfigError(f"demonstration actions have shape {demos.actions.shape[1:]}, the env's action space is {action_space}")

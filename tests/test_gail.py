@@ -63,7 +63,7 @@ def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
 
 
 def test_demos_whose_actions_do_not_fit_the_env_are_refused():
-    from ail.algos.gail import check_demos_match_env
+    from ail.demos import check_demos_match_env
 
     cartpole = load_demos("cartpole", 1)
     check_demos_match_env(cartpole, gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))

@@ -31,6 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.activations import activation
+from ail.demos import check_demos_match_env
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing_from_cfg
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
@@ -52,20 +53,6 @@ def generator_class(name: str) -> type:
 
         return TRPO
     raise ConfigError(f"algo.generator={name} is invalid; accepted: {', '.join(GENERATORS)}")
-
-
-def check_demos_match_env(demos: Any, observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Demonstrations must have this env's observation shape and action type/shape."""
-    if demos.obs.shape[1:] != observation_space.shape:
-        raise ConfigError(f"demonstration observations have shape {demos.obs.shape[1:]}, the env's are {observation_space.shape}")
-    if isinstance(action_space, gym.spaces.Discrete):
-        if demos.actions.ndim != 1 or not np.issubdtype(demos.actions.dtype, np.integer):
-            raise ConfigError(f"the env has discrete actions (n={action_space.n}) but the demonstration actions are {demos.actions.dtype} {demos.actions.shape[1:]}")
-        if demos.actions.min() < 0 or demos.actions.max() >= action_space.n:
-            raise ConfigError(f"demonstration actions lie in [{demos.actions.min()}, {demos.actions.max()}], the env accepts 0..{action_space.n - 1}")
-    else:
-        if demos.actions.shape[1:] != action_space.shape:
-            raise ConfigError(f"demonstration actions have shape {demos.actions.shape[1:]}, the env's action space is {action_space}")
 
 
 class _RolloutEnd(BaseCallback):

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from stable_baselines3.common.buffers import ReplayBuffer
 
+from ail.demos import check_demos_match_env
 from ail.diff_policy import ACTION_BOUNDS, DiffPolicy
 from ail.discriminator import build_discriminator, label_smoothing_from_cfg
 from ail.env_state import get_vec_env_states, set_vec_env_states
@@ -31,8 +32,6 @@ from ail.seeding import rng_state, set_random_seed, set_rng_state
 
 def validate_common(cfg: Any, demos: Any) -> Any:
     """Checks both algorithms need before any training; returns the env's episode limit."""
-    from ail.algos.gail import check_demos_match_env
-
     a = cfg.algo
     limit = episode_limit(cfg.env.name)
     check_horizon(a.unroll_steps, "algo.unroll_steps", limit)

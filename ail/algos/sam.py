@@ -33,7 +33,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail import distributed
-from ail.algos.gail import check_demos_match_env
+from ail.demos import check_demos_match_env
 from ail.algos.sam_agent import SAM, SAMSettings
 from ail.activations import activation
 from ail.algos.sam_nets import SAMPolicy
