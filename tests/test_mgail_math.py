@@ -210,3 +210,16 @@ def test_discriminator_encoded_actions_match_index_actions():
     idx = torch.tensor([0, 3, 1, 2, 3])
     onehot = torch.nn.functional.one_hot(idx, 4).float()
     assert torch.allclose(disc.logits(obs, idx), disc.logits(obs, onehot, encoded=True))
+
+
+def test_clip_bound_clips_values_passes_gradients_and_reports_the_overshoot():
+    from ail.diff_policy import overshoot, straight_through_clip
+
+    low, high = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 2.0])
+    x = torch.tensor([[1.5, 1.0], [-3.0, -1.0]], requires_grad=True)
+    y = straight_through_clip(x, low, high)
+    assert y.tolist() == [[1.0, 1.0], [-1.0, 0.0]]
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert g.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    # excess in half-widths, squared and summed: row 0: (0.5/1)^2; row 1: (2/1)^2 + (1/1)^2
+    assert overshoot(x.detach(), low, high).tolist() == pytest.approx([0.25, 5.0])
