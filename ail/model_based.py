@@ -32,16 +32,14 @@ from stable_baselines3.common.buffers import ReplayBuffer
 
 from ail.diff_policy import DiffPolicy
 from ail.discriminator import Discriminator
-from ail.envs import make_env
+from ail.envs import env_id
 from ail.errors import ConfigError
 from ail.forward_model import ForwardModel
 
 
 def episode_limit(env_name: str) -> Optional[int]:
-    env = make_env(env_name)
-    limit = env.spec.max_episode_steps if env.spec is not None else None
-    env.close()
-    return limit
+    """The registered time limit of a task (no env is built)."""
+    return gym.spec(env_id(env_name)).max_episode_steps
 
 
 def check_horizon(value: Any, key: str, limit: Optional[int]) -> None:
@@ -104,7 +102,6 @@ class RealUnroller:
         self.gamma, self.max_error, self.g = float(gamma), float(max_error), generator
         self.discrete = isinstance(venv.action_space, gym.spaces.Discrete)
         self.last_obs: np.ndarray = venv.reset()
-        self.age = np.zeros(venv.num_envs, dtype=np.int64)
         self.env_steps = 0
         self.stopped_unrolls = 0
 
@@ -126,8 +123,7 @@ class RealUnroller:
         for _ in range(steps):
             obs = self.last_obs
             act, _ = self.policy.rsample(torch.as_tensor(obs, dtype=torch.float32), self.g)
-            _, _, dones = self._step(self.policy.to_env(act, self.discrete), obs, store)
-            self.age = np.where(dones, 0, self.age + 1)
+            self._step(self.policy.to_env(act, self.discrete), obs, store)
 
     def unroll(self, steps: int, store: bool) -> Unrolled:
         """``steps`` real steps with the differentiable chain; returns the pairs to score with D."""
@@ -140,7 +136,6 @@ class RealUnroller:
             a, over = self.policy.rsample(s, self.g)
             out.add(s, a, self.gamma ** age, over)
             next_obs, real_next, dones = self._step(self.policy.to_env(a, self.discrete), obs_np, store)
-            self.age = np.where(dones, 0, self.age + 1)
             pred = self.fm.predict(s, a)
             real_t = torch.as_tensor(real_next, dtype=torch.float32)
             err = float((pred.detach() - real_t).abs().mean())

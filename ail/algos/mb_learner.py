@@ -99,7 +99,7 @@ class Learner:
         self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma),
                                      float(a.forward_model.max_error), self.g)
         self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0, "evals_done": 0,
-                                         "next_eval": 0, "first_reach": {}, "plan_kept": 1.0}
+                                         "next_eval": 0, "first_reach": {}}
         state = run.load_checkpoint()
         if state is not None:
             self.restore(state)
@@ -110,7 +110,7 @@ class Learner:
         return {
             "policy": self.policy.state_dict(), "policy_avg": self.policy_avg.state_dict(), "fm": self.fm.state_dict(), "disc": self.disc.state_dict(),
             "p_opt": self.p_opt.state_dict(), "f_opt": self.f_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-            "replay": self.replay, "env_states": get_vec_env_states(self.venv), "last_obs": u.last_obs, "age": u.age,
+            "replay": self.replay, "env_states": get_vec_env_states(self.venv), "last_obs": u.last_obs,
             "env_steps": u.env_steps, "stopped_unrolls": u.stopped_unrolls, "g": self.g.get_state(),
             "np_rng": self.np_rng.bit_generator.state, "rng": rng_state(), "counters": self.counters,
         }
@@ -126,7 +126,7 @@ class Learner:
         self.replay = self.unroller.replay = s["replay"]
         set_vec_env_states(self.venv, s["env_states"])
         u = self.unroller
-        u.last_obs, u.age, u.env_steps, u.stopped_unrolls = s["last_obs"], s["age"], s["env_steps"], s["stopped_unrolls"]
+        u.last_obs, u.env_steps, u.stopped_unrolls = s["last_obs"], s["env_steps"], s["stopped_unrolls"]
         self.g.set_state(s["g"])
         self.np_rng.bit_generator.state = s["np_rng"]
         set_rng_state(s["rng"])
@@ -190,7 +190,6 @@ class Learner:
         unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, float(self.a.gamma),
                                          float(self.a.forward_model.plan_bound), self.g)
         loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
-        self.counters["plan_kept"] = kept
         return self._policy_step(loss, {"plan_loss": float(loss.detach()), "plan_kept": kept}, unrolled)
 
     def _policy_step(self, loss: torch.Tensor, logs: dict[str, float], unrolled: Unrolled) -> dict[str, float]:
