@@ -29,7 +29,7 @@ from ail.provenance import git_sha, versions
 
 # Keys that may change between a run and its resumption: where things are written and how
 # progress is shown, never what is computed.
-RESUME_FREE_KEYS = ("logger", "runtime", "paths", "policy_dir", "expert")
+RESUME_FREE_KEYS = ("logger", "runtime", "paths", "policy_dir", "expert", "experiment")  # none changes what a run computes
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from training envs
 FINAL_EVAL_SEED_OFFSET = 2_000_000
 
@@ -40,6 +40,9 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         # How the expert was trained (env.expert) does not change an imitation run: the shipped
         # expert and its demonstrations are recorded in the run directory on their own.
         out["env"] = {k: v for k, v in out["env"].items() if k != "expert"}
+    if isinstance(out.get("algo"), dict):
+        # algo.label only names the run directory and the W&B group.
+        out["algo"] = {k: v for k, v in out["algo"].items() if k != "label"}
     return out
 
 
