@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from ail.app import FAILURES, run
 from ail.config import check_overrides, register_resolvers
 from ail.errors import ConfigError
+from ail.sweep_failures import FAILED as SWEEP_FAILED
 
 register_resolvers()
 
@@ -27,6 +28,8 @@ if __name__ == "__main__":
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     main()
-    if FAILURES:
-        print(f"error: {len(FAILURES)} job(s) failed:", *FAILURES, sep="\n  ", file=sys.stderr)
+    # Jobs run here (basic launcher) or elsewhere (joblib, Slurm): both kinds of record, once each.
+    failed = list(dict.fromkeys(FAILURES + SWEEP_FAILED))
+    if failed:
+        print(f"error: {len(failed)} job(s) failed:", *failed, sep="\n  ", file=sys.stderr)
         sys.exit(1)

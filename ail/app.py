@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,9 +13,22 @@ from omegaconf import DictConfig
 
 from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
-from ail.preemption import Preempted
+from ail.preemption import Preempted, hand_over, scheduler_handlers
 
-FAILURES: list[str] = []  # jobs of a multirun that failed; launch.py exits non-zero if any
+FAILURES: list[str] = []  # jobs of a multirun that failed in this process (basic launcher)
+
+
+def _record_failure(cfg: DictConfig, message: str) -> None:
+    """Note a failed job of a sweep: in memory, and in the sweep directory for out-of-process launchers.
+
+    Jobs launched by joblib or submitit run in other processes (other machines for Slurm); each
+    writes ``<sweep dir>/.failures/<job>.json`` so that launch.py, which waits for the whole sweep,
+    can list every failed run directory at the end (ail.sweep_report).
+    """
+    from ail.sweep_failures import write_failure
+
+    FAILURES.append(f"{_output_dir()}: {message}")
+    write_failure(Path(HydraConfig.get().sweep.dir), _output_dir(), message)
 
 
 def _output_dir() -> Path:
@@ -108,6 +122,11 @@ TASKS: dict[str, Callable[[DictConfig], None]] = {
 def run(cfg: DictConfig) -> None:
     """Run one job; bad input and preemption end it with one line on stderr and a non-zero exit."""
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    handlers = scheduler_handlers()  # submitit's, in a Slurm job: they requeue after our checkpoint
+    if multirun:
+        from ail.sweep_failures import clear_failure
+
+        clear_failure(Path(HydraConfig.get().sweep.dir), _output_dir())
     try:
         check_config(cfg)
         TASKS[cfg.task](cfg)
@@ -116,12 +135,18 @@ def run(cfg: DictConfig) -> None:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
-        FAILURES.append(f"{_output_dir()}: {exc}")
+        _record_failure(cfg, str(exc))
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(3)
-        FAILURES.append(f"{_output_dir()}: {exc}")
+        _record_failure(cfg, str(exc))
     except Preempted as exc:
         print(f"[preempted] {exc}; relaunch the same command to resume", file=sys.stderr, flush=True)
+        hand_over(exc.signum, handlers)
         sys.exit(128 + exc.signum)
+    except Exception as exc:  # noqa: BLE001 - a crashed job of a sweep must not hide the others
+        if not multirun:
+            raise
+        traceback.print_exc()
+        _record_failure(cfg, f"{type(exc).__name__}: {exc}")

@@ -31,6 +31,14 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+PLUGIN_LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")  # Hydra's and its plugins' own
+
+
+def launcher_options() -> list[str]:
+    """Launcher presets in conf/hydra/launcher plus the plugins' bare configs."""
+    return sorted(set(group_options("hydra/launcher")) | set(PLUGIN_LAUNCHERS))
+
+
 def env_config(name: str) -> DictConfig:
     """``conf/env/<name>.yaml`` on its own, for library code called outside Hydra."""
     path = CONF_DIR / "env" / f"{name}.yaml"
@@ -75,6 +83,11 @@ def check_overrides(argv: list[str]) -> None:
             for v in _values(ov):
                 if str(v) not in group_options(key):
                     raise ConfigError(f"unknown {key} '{v}'; accepted: {', '.join(group_options(key))}")
+        elif key == "hydra/launcher":
+            accepted = launcher_options()
+            for v in _values(ov):
+                if str(v) not in accepted:
+                    raise ConfigError(f"unknown hydra/launcher '{v}'; accepted: {', '.join(accepted)}")
         elif key == "task":
             for v in _values(ov):
                 if v not in TASKS:

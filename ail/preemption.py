@@ -41,3 +41,22 @@ class PreemptionFlag:
     def __exit__(self, *exc: object) -> None:
         for sig, prev in self._previous.items():
             signal.signal(sig, prev)  # type: ignore[arg-type]
+
+
+def scheduler_handlers() -> dict[int, object]:
+    """The handlers installed for the preemption signals before training starts (e.g. submitit's)."""
+    return {sig: signal.getsignal(sig) for sig in HANDLED}
+
+
+def hand_over(signum: int, handlers: dict[int, object]) -> bool:
+    """Once our checkpoint is written, run a job scheduler's own handler for ``signum``.
+
+    Under submitit this is what requeues the Slurm job (``scontrol requeue``) and exits; the
+    requeued job re-runs the same overrides and resumes from the run directory's checkpoint.
+    Returns False when no such handler exists (plain process: the caller exits).
+    """
+    handler = handlers.get(signum)
+    if not callable(handler) or handler is signal.default_int_handler:
+        return False
+    handler(signum, None)
+    return True
