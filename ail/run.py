@@ -215,6 +215,7 @@ class Run:
             "normalized_score": normalized_score(s["return_mean"], self.expert_return, self.random_return),
             "expert_return": self.expert_return,
             "random_return": self.random_return,
+            "demo_returns": [float(r) for r in self.demos.ep_returns],  # the report's expert band
             "wall_time_s": round(self.wall_time, 1),
             **(extra or {}),
         }

@@ -1,0 +1,367 @@
+"""The papers' figures and tables from run directories (no W&B needed).
+
+    python -m ail.report runs/sam-figure2 [more dirs ...] --out docs/results/figure2
+
+Writes into ``--out``:
+
+- ``figure_d<N>.png``: SAM-Figure-2-style panels, one per task: the deterministic evaluation return
+  against environment interactions (log axis); every seed's evaluations as points, the mean across
+  seeds as a line with a ± one-std band; the demonstrations given to the learner in red (mean line,
+  ± std band, dotted min, dashed max). Learners that take no interactions (BC) are a flat line.
+- ``table.md`` / ``table.csv``: MGAIL-Table-1-style cells (mean ± std over seeds of the final
+  return and normalised score per algorithm x task x demonstrations) and the env steps at which
+  each seed's evaluation first reached ``--threshold`` (0.9) of the expert's normalised score.
+- ``runs.csv``: one line per run directory found, with its status.
+
+Incomplete runs (no ``summary.json``) and failed ones (a sweep's ``.failures`` record) are listed in
+``table.md`` and on stderr, never silently dropped; only complete runs enter the statistics.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+GroupKey = tuple[str, str, int]  # (label, env, demos)
+
+
+@dataclass
+class RunRecord:
+    """One run directory: its identity, its evaluation curve and, once complete, its summary."""
+
+    dir: Path
+    label: str
+    algo: str
+    env: str
+    env_id: str
+    demos: int
+    seed: int
+    budget: int
+    status: str  # complete | incomplete | failed
+    steps: np.ndarray  # (evaluations,) env steps
+    returns: np.ndarray  # (evaluations,) mean deterministic return
+    scores: np.ndarray  # (evaluations,) normalised score
+    summary: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def key(self) -> GroupKey:
+        return (self.label, self.env, self.demos)
+
+    def first_reach(self, threshold: float) -> Optional[int]:
+        hit = np.nonzero(self.scores >= threshold)[0]
+        return int(self.steps[hit[0]]) if len(hit) else None
+
+
+def _read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not path.is_file():
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return (np.array([int(float(r["env_steps"])) for r in rows], np.int64),
+            np.array([float(r["return_mean"]) for r in rows]),
+            np.array([float(r["normalized_score"]) for r in rows]))
+
+
+def _failures(root: Path) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    for path in root.rglob(".failures/*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        out[Path(record["run_dir"]).resolve()] = record.get("message", "")
+    return out
+
+
+def _label(run_dir: Path, cfg: dict[str, Any]) -> str:
+    """The run group's label (gail-ppo, dyna-tp10...): from the directory <label>-<env>-d<demos>, which
+    also names runs made before algo.label existed; else algo.label, else the algorithm's name."""
+    suffix = f"-{cfg['env']['name']}-d{cfg['demos']}"
+    group = run_dir.parent.name
+    if group.endswith(suffix) and len(group) > len(suffix):
+        return group[: -len(suffix)]
+    return str(cfg["algo"].get("label") or cfg["algo"]["name"])
+
+
+def load_runs(roots: list[Path]) -> list[RunRecord]:
+    """Every training run directory (one with a ``config.yaml`` of ``task: train``) below ``roots``."""
+    runs: list[RunRecord] = []
+    seen: set[Path] = set()
+    for root in roots:
+        failed = _failures(root)
+        for cfg_path in sorted(root.rglob("config.yaml")):
+            d = cfg_path.parent.resolve()
+            if d in seen or ".submitit" in d.parts:
+                continue
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            if cfg.get("task") != "train" or "algo" not in cfg:
+                continue
+            seen.add(d)
+            steps, returns, scores = _read_curve(d / "metrics.csv")
+            summary_path = d / "summary.json"
+            summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+            status = "complete" if summary else ("failed" if d in failed else "incomplete")
+            algo = cfg["algo"]
+            runs.append(RunRecord(
+                dir=d, label=_label(d, cfg), algo=str(algo["name"]), env=str(cfg["env"]["name"]),
+                env_id=str(cfg["env"]["id"]), demos=int(cfg["demos"]), seed=int(cfg["seed"]),
+                budget=int(cfg["train"]["env_steps"]) if algo["name"] != "bc" else 0, status=status,
+                steps=steps, returns=returns, scores=scores, summary=summary, message=failed.get(d, ""),
+            ))
+        # A job that failed before its run directory was written still has its sweep record.
+        for d, message in failed.items():
+            if d not in seen:
+                seen.add(d)
+                # Its group and seed from the directory name <label>-<env>-d<demos>/seed<seed>.
+                group, seed = re.fullmatch(r"(.+)-([^-]+)-d(\d+)", d.parent.name), re.fullmatch(r"seed(\d+)", d.name)
+                label, env, demos = (group.group(1), group.group(2), int(group.group(3))) if group else (d.parent.name, "?", -1)
+                runs.append(RunRecord(d, label, "?", env, "?", demos, int(seed.group(1)) if seed else -1, 0, "failed",
+                                      np.zeros(0, np.int64), np.zeros(0), np.zeros(0), message=message))
+    return runs
+
+
+def demo_returns(run: RunRecord) -> Optional[np.ndarray]:
+    """Returns of the demonstrations the run was given: from its summary, else from the demo set."""
+    if run.summary.get("demo_returns"):
+        return np.asarray(run.summary["demo_returns"], dtype=float)
+    try:
+        from ail.demos import DemoSpec, load_demos
+
+        cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
+        spec = DemoSpec(int(cfg["demo_set"]["trajectories"]), bool(cfg["demo_set"]["deterministic"]),
+                        int(cfg["demo_set"]["seed"]), cfg["demo_set"]["min_return"])
+        demos = load_demos(run.env, run.demos, seed=cfg["demo_set"]["select_seed"], spec=spec,
+                           root=cfg.get("paths", {}).get("demos"))
+        return np.asarray(demos.ep_returns, dtype=float)
+    except Exception:  # noqa: BLE001 - no band rather than no figure when the demo set is not here
+        return None
+
+
+# ----- statistics ------------------------------------------------------------------------------
+def mean_curve(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std across seeds on the evaluation steps every seed reached (linear interpolation)."""
+    curves = [r for r in runs if len(r.steps)]
+    if not curves:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    end = min(r.steps[-1] for r in curves)
+    grid = np.unique(np.concatenate([r.steps[r.steps <= end] for r in curves]))
+    values = np.stack([np.interp(grid, r.steps, r.returns) for r in curves])
+    return grid, values.mean(0), values.std(0)
+
+
+def group_rows(runs: list[RunRecord], threshold: float) -> list[dict[str, Any]]:
+    """One row per (label, env, demos) over its complete runs (statistics over seeds, population std)."""
+    groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
+    for r in runs:
+        if r.env != "?":
+            groups[r.key].append(r)
+    rows = []
+    for (label, env, demos), members in sorted(groups.items()):
+        done = [r for r in members if r.status == "complete"]
+        row: dict[str, Any] = {"algo": label, "env": env, "demos": demos, "seeds": len(done), "runs": len(members)}
+        if done:
+            ret = np.array([r.summary["final_return_mean"] for r in done])
+            score = np.array([r.summary["normalized_score"] for r in done])
+            reach = [r.first_reach(threshold) for r in done]
+            hit = [x for x in reach if x is not None]
+            row.update(
+                env_steps=max(int(r.summary["env_steps"]) for r in done),
+                return_mean=float(ret.mean()), return_std=float(ret.std()),
+                score_mean=float(score.mean()), score_std=float(score.std()),
+                expert_return=float(done[0].summary["expert_return"]),
+                reached=len(hit), steps_to_threshold=int(np.median(hit)) if hit else None,
+            )
+        rows.append(row)
+    return rows
+
+
+# ----- outputs ---------------------------------------------------------------------------------
+def _cell(row: dict[str, Any]) -> str:
+    if not row["seeds"]:
+        return "—"
+    return f"{row['return_mean']:.1f} ± {row['return_std']:.1f} ({row['score_mean']:.2f})"
+
+
+def _reach(row: dict[str, Any], threshold: float) -> str:
+    if not row["seeds"]:
+        return "—"
+    if row["algo"] == "bc" or row.get("env_steps", 0) == 0:
+        return "n/a (no env steps)"
+    if row["steps_to_threshold"] is None:
+        return f"never (0/{row['seeds']})"
+    return f"{row['steps_to_threshold']:,} ({row['reached']}/{row['seeds']})"
+
+
+def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], threshold: float) -> str:
+    out = ["## Final return by task and demonstrations (Table 1 style)", "",
+           "Mean ± std over seeds of the final evaluation return (normalised score in brackets: 0 = random policy, 1 = expert).", ""]
+    algos = sorted({r["algo"] for r in rows})
+    out += ["| task | demos | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
+    cells = {(r["env"], r["demos"], r["algo"]): r for r in rows}
+    for env, demos in sorted({(r["env"], r["demos"]) for r in rows}):
+        line = [_cell(cells[(env, demos, a)]) if (env, demos, a) in cells else "" for a in algos]
+        out.append(f"| {env} | {demos} | " + " | ".join(line) + " |")
+    out += ["", f"## Every group, with the env steps to reach {threshold:g} of the expert", "",
+            "Steps to threshold: median over the seeds that reached it (how many did). Seeds: complete runs / run directories found.", "",
+            "| algo | task | demos | seeds | env steps | final return | normalised score | expert return | steps to " + f"{threshold:g} |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["seeds"]:
+            out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | {r['seeds']}/{r['runs']} | {r['env_steps']:,} | "
+                       f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['score_mean']:.3f} ± {r['score_std']:.3f} | "
+                       f"{r['expert_return']:.1f} | {_reach(r, threshold)} |")
+        else:
+            out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | 0/{r['runs']} | — | — | — | — | — |")
+    bad = [r for r in runs if r.status != "complete"]
+    out += ["", "## Incomplete or failed runs", ""]
+    if not bad:
+        out.append("None: every run directory found is complete.")
+    for r in sorted(bad, key=lambda r: str(r.dir)):
+        where = f"{int(r.steps[-1]):,} of {r.budget:,} env steps" if len(r.steps) else "no evaluation yet"
+        out.append(f"- {r.status}: `{r.dir}` ({where})" + (f": {r.message}" if r.message else ""))
+    return "\n".join(out) + "\n"
+
+
+CSV_COLUMNS = ["algo", "env", "demos", "seeds", "runs", "env_steps", "return_mean", "return_std", "score_mean", "score_std",
+               "expert_return", "reached", "steps_to_threshold"]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_runs_csv(path: Path, runs: list[RunRecord]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dir", "algo", "env", "demos", "seed", "status", "last_env_steps", "budget", "final_return_mean", "normalized_score", "message"])
+        for r in sorted(runs, key=lambda r: str(r.dir)):
+            w.writerow([r.dir, r.label, r.env, r.demos, r.seed, r.status, int(r.steps[-1]) if len(r.steps) else "",
+                        r.budget, r.summary.get("final_return_mean", ""), r.summary.get("normalized_score", ""), r.message])
+
+
+COLORS = ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:gray"]
+
+
+def figure(path: Path, runs: list[RunRecord], demos: int) -> None:
+    """One panel per task for the runs given ``demos`` demonstrations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    chosen = [r for r in runs if r.demos == demos and r.env != "?" and len(r.steps)]
+    envs = sorted({r.env for r in chosen})
+    labels = sorted({r.label for r in chosen})
+    color = {lab: COLORS[i % len(COLORS)] for i, lab in enumerate(labels)}
+    cols = min(3, len(envs))
+    rows_n = (len(envs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.0 * rows_n), squeeze=False)
+    for ax, env in zip(axes.flat, envs):
+        here = [r for r in chosen if r.env == env]
+        interacting = [r for r in here if r.budget > 0 and (r.steps > 0).any()]
+        x_max = max((int(r.steps.max()) for r in interacting), default=1000)
+        x_min = min((int(r.steps[r.steps > 0].min()) for r in interacting), default=100)
+        for lab in labels:
+            group = [r for r in here if r.label == lab]
+            if not group:
+                continue
+            # Complete runs only, so the mean never mixes curves of different lengths; a group with
+            # none complete yet (a sweep in progress) is drawn from what its runs have logged.
+            done = [r for r in group if r.status == "complete"]
+            partial = "" if done else ", incomplete"
+            group = done or group
+            c = color[lab]
+            seeds = len(group)
+            if all(r.budget == 0 for r in group):  # BC: no interactions, its final return as a level
+                final = [r.summary.get("final_return_mean", r.returns[-1]) for r in group]
+                ax.axhline(float(np.mean(final)), color=c, ls="-.", lw=1.5, label=f"{lab} (no env steps, {seeds} seeds{partial})")
+                continue
+            for r in group:
+                keep = r.steps > 0
+                ax.scatter(r.steps[keep], r.returns[keep], s=6, color=c, alpha=0.35, linewidths=0)
+            grid, mean, std = mean_curve(group)
+            keep = grid > 0
+            ax.plot(grid[keep], mean[keep], color=c, lw=1.8, label=f"{lab} ({seeds} seeds{partial})")
+            ax.fill_between(grid[keep], (mean - std)[keep], (mean + std)[keep], color=c, alpha=0.2, lw=0)
+        ref = demo_returns(here[0])
+        if ref is not None and len(ref):
+            m, s = float(ref.mean()), float(ref.std())
+            ax.axhline(m, color="tab:red", lw=1.5, label=f"demonstrations ({len(ref)})")
+            ax.axhspan(m - s, m + s, color="tab:red", alpha=0.12, lw=0)
+            ax.axhline(float(ref.min()), color="tab:red", lw=1, ls=":")
+            ax.axhline(float(ref.max()), color="tab:red", lw=1, ls="--")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(x_min * 0.8, x_max * 1.25)
+        ax.set_title(f"{here[0].env_id}, {demos} demonstrations")
+        ax.set_xlabel("environment interactions")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(envs):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def report(roots: list[Path], out: Path, threshold: float = 0.9) -> dict[str, Any]:
+    """Write the figures and tables for every run below ``roots`` into ``out``; returns what was written."""
+    runs = load_runs(roots)
+    if not runs:
+        raise FileNotFoundError(f"no training run directories below {', '.join(map(str, roots))}")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = group_rows(runs, threshold)
+    (out / "table.md").write_text(markdown(rows, runs, threshold))
+    write_csv(out / "table.csv", rows)
+    write_runs_csv(out / "runs.csv", runs)
+    figures = []
+    for demos in sorted({r.demos for r in runs if r.demos > 0 and len(r.steps)}):
+        path = out / f"figure_d{demos}.png"
+        figure(path, runs, demos)
+        figures.append(path)
+    return {"rows": rows, "runs": runs, "figures": figures}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ail.report", description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", type=Path, help="experiment directories (runs/<experiment>) or run directories")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the PNGs, table.md, table.csv and runs.csv")
+    parser.add_argument("--threshold", type=float, default=0.9, help="normalised score for the 'env steps to reach' column (default 0.9)")
+    args = parser.parse_args(argv)
+    missing = [str(d) for d in args.dirs if not d.is_dir()]
+    if missing:
+        print(f"error: not a directory: {', '.join(missing)}; accepted: directories holding run directories", file=sys.stderr)
+        return 2
+    if not 0 < args.threshold <= 1.5:
+        print(f"error: --threshold {args.threshold} is invalid; accepted: a normalised score in (0, 1.5]", file=sys.stderr)
+        return 2
+    try:
+        result = report(args.dirs, args.out, args.threshold)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((args.out / "table.md").read_text())
+    bad = [r for r in result["runs"] if r.status != "complete"]
+    for r in bad:
+        print(f"warning: {r.status} run {r.dir}" + (f": {r.message}" if r.message else ""), file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in result['figures'])}, {args.out / 'table.md'}, {args.out / 'table.csv'}, {args.out / 'runs.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,109 @@
+"""Golden tests of ``python -m ail.report`` on synthetic run directories."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ail.report import mean_curve, report
+from ail.sweep_failures import write_failure
+from conftest import REPO
+
+EXPERT, RANDOM = 1000.0, 0.0
+
+
+def make_run(root: Path, label: str, algo: str, seed: int, returns: list[float], steps_per_eval: int = 1000,
+             complete: bool = True, demos: int = 4, env: str = "hopper", budget: int | None = None) -> Path:
+    d = root / f"{label}-{env}-d{demos}" / f"seed{seed}"
+    d.mkdir(parents=True)
+    steps = [i * steps_per_eval for i in range(len(returns))] if algo != "bc" else [0] * len(returns)
+    cfg = {"task": "train", "algo": {"name": algo, "label": label}, "env": {"name": env, "id": "Hopper-v5"},
+           "demos": demos, "seed": seed, "train": {"env_steps": budget or steps[-1]}}
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with open(d / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["env_steps", "updates", "wall_time", "return_mean", "return_std", "return_min", "return_max", "normalized_score"])
+        for i, (s, r) in enumerate(zip(steps, returns)):
+            w.writerow([s, i, i, r, 0, r, r, (r - RANDOM) / (EXPERT - RANDOM)])
+    if complete:
+        summary = {"status": "complete", "algo": algo, "env": env, "demos": demos, "seed": seed, "env_steps": steps[-1],
+                   "final_return_mean": returns[-1], "normalized_score": returns[-1] / EXPERT,
+                   "expert_return": EXPERT, "random_return": RANDOM, "demo_returns": [900.0, 1000.0, 1100.0, 1000.0]}
+        (d / "summary.json").write_text(json.dumps(summary))
+    return d
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    root = tmp_path / "runs" / "exp"
+    make_run(root, "sam", "sam", 0, [0, 500, 950, 980])    # reaches 0.9 at 2000
+    make_run(root, "sam", "sam", 1, [0, 920, 960, 1000])   # reaches 0.9 at 1000
+    make_run(root, "sam", "sam", 2, [0, 100], complete=False, budget=3000)  # still running
+    make_run(root, "gail-ppo", "gail", 0, [0, 100, 300, 600], steps_per_eval=10000)  # never reaches 0.9
+    make_run(root, "gail-ppo", "gail", 1, [0, 200, 400, 800], steps_per_eval=10000)
+    make_run(root, "bc", "bc", 0, [500, 700])
+    bad = root / "gail-ppo-hopper-d4" / "seed2"  # failed before writing anything
+    write_failure(root, bad, "demos=999 but the set holds 50 trajectories")
+    return root
+
+
+def test_table_numbers_and_listing(experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = report([experiment], out)
+    rows = {r["algo"]: r for r in csv.DictReader(open(out / "table.csv"))}
+    sam = rows["sam"]
+    assert (int(sam["seeds"]), int(sam["runs"])) == (2, 3)  # the incomplete seed is counted, not averaged
+    assert float(sam["return_mean"]) == pytest.approx(990.0) and float(sam["return_std"]) == pytest.approx(10.0)
+    assert float(sam["score_mean"]) == pytest.approx(0.99)
+    assert int(sam["reached"]) == 2 and int(sam["steps_to_threshold"]) == 1500  # median of 2000 and 1000
+    gail = rows["gail-ppo"]
+    assert float(gail["return_mean"]) == pytest.approx(700.0) and float(gail["return_std"]) == pytest.approx(100.0)
+    assert int(gail["reached"]) == 0 and gail["steps_to_threshold"] == ""
+    assert int(gail["runs"]) == 3  # the failed seed with no directory counts as a run of its group
+    assert float(rows["bc"]["return_mean"]) == pytest.approx(700.0)
+    md = (out / "table.md").read_text()
+    assert "| hopper | 4 | 700.0 ± 0.0 (0.70) | 700.0 ± 100.0 (0.70) | 990.0 ± 10.0 (0.99) |" in md
+    assert "never (0/2)" in md and "1,500 (2/2)" in md and "n/a (no env steps)" in md
+    assert "incomplete: `" in md and "sam-hopper-d4/seed2` (1,000 of 3,000 env steps)" in md
+    assert "failed: `" in md and "demos=999 but the set holds 50 trajectories" in md
+    statuses = sorted(r["status"] for r in csv.DictReader(open(out / "runs.csv")))
+    assert statuses == ["complete"] * 5 + ["failed", "incomplete"]
+    assert [p.name for p in result["figures"]] == ["figure_d4.png"]
+    png = (out / "figure_d4.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_mean_curve_interpolates_on_the_steps_every_seed_reached() -> None:
+    from ail.report import RunRecord
+
+    def rec(steps: list[int], rets: list[float]) -> RunRecord:
+        return RunRecord(Path("."), "a", "a", "e", "E", 1, 0, 0, "complete", np.array(steps), np.array(rets), np.array(rets))
+
+    import numpy as np
+
+    grid, mean, std = mean_curve([rec([0, 10, 20], [0, 10, 20]), rec([0, 5, 15], [0, 20, 40])])
+    assert grid.tolist() == [0, 5, 10, 15]  # up to the shorter run's end
+    assert mean.tolist() == pytest.approx([0, (5 + 20) / 2, (10 + 30) / 2, (15 + 40) / 2])
+    assert std[1] == pytest.approx(7.5)
+
+
+def test_cli_writes_and_rejects_bad_input(experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    ok = subprocess.run([sys.executable, "-m", "ail.report", str(experiment), "--out", str(out)], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "warning: incomplete run" in ok.stderr and "warning: failed run" in ok.stderr
+    assert (out / "table.md").is_file() and (out / "figure_d4.png").is_file()
+    bad = subprocess.run([sys.executable, "-m", "ail.report", str(tmp_path / "nope"), "--out", str(out)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a directory" in bad.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = subprocess.run([sys.executable, "-m", "ail.report", str(empty), "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2 and "no training run directories" in none.stderr
