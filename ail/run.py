@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sys
 import time
@@ -115,6 +116,9 @@ class Run:
             "command": " ".join(sys.argv),
             "expert_return": self.expert_return,
             "random_return": self.random_return,
+            # Fixed at creation, so every launch of this run (resume, Slurm requeue) logs to one W&B run,
+            # even one cut short before its first checkpoint. W&B ids: lower-case letters and digits.
+            "wandb_id": secrets.token_hex(8),
             "launches": [],
         }
         meta["launches"].append({
@@ -130,6 +134,8 @@ class Run:
     # ----- logging ---------------------------------------------------------------------------
     def start_logging(self, wandb_id: Optional[str] = None) -> None:
         cfg = self.cfg
+        if wandb_id is None:
+            wandb_id = json.loads((self.dir / "meta.json").read_text()).get("wandb_id")
         group = f"{cfg.algo.label}-{cfg.env.name}-d{cfg.demos}"
         self.logger = MetricsLogger(
             self.dir, cfg.logger, group=group, name=f"seed{cfg.seed}",

@@ -157,3 +157,33 @@ def test_bc_learns_cartpole(runs):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir(runs) / "summary.json").read_text())
     assert summary["normalized_score"] >= 0.9, summary
+
+
+@pytest.mark.slow
+def test_wandb_run_keeps_its_id_group_and_provenance_across_a_preemption(runs):
+    import os
+
+    from conftest import REPO
+
+    args = [*TINY_BC, "algo.updates=3000", "logger=wandb"]
+    cmd = [sys.executable, str(REPO / "launch.py"), *args, f"paths.runs={runs}"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "SLURM_JOB_ID": "4242"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d = run_dir(runs)
+    deadline = time.time() + 300
+    while not ((d / "metrics.csv").exists() and len((d / "metrics.csv").read_text().splitlines()) > 3):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    again = launch(args, runs, env={"SLURM_JOB_ID": "4242"})
+    assert again.returncode == 0, again.stderr
+    wandb_id = json.loads((d / "meta.json").read_text())["wandb_id"]
+    offline = sorted((d / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(p.name.endswith(f"-{wandb_id}") for p in offline)  # one W&B run, two sittings
+    # Offline runs keep config and metric definitions in the run's protobuf log: look for them there.
+    log = (offline[-1] / f"run-{wandb_id}.wandb").read_bytes()
+    assert b"slurm_job_id" in log and b'"4242"' in log and b"git_sha" in log
+    assert b"bc-cartpole-d4" in log  # the group: mean +- band across seeds in the UI
+    assert b"env_steps" in log  # the x-axis of every eval/* and train/* metric
