@@ -1,6 +1,7 @@
 """What produced a result: library versions and the git commit."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -22,14 +23,16 @@ def versions() -> dict[str, str]:
 
 
 def git_sha() -> str:
-    """HEAD's SHA with ``-dirty`` when the tree has uncommitted changes; ``unknown`` outside git."""
+    """HEAD's SHA with ``-dirty`` when the tree has uncommitted changes; outside a git checkout,
+    ``$AIL_GIT_SHA`` (set by the docker images at build time), else ``unknown``."""
+    fallback = os.environ.get("AIL_GIT_SHA") or "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
-            return "unknown"
+            return fallback
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
         )
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
