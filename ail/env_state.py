@@ -61,17 +61,37 @@ def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         mujoco.mj_copyData(u.data, u.model, pickle.loads(state["mujoco"]))
 
 
+class StateAccess(gym.Wrapper):
+    """Outermost wrapper of each env of a ``SubprocVecEnv``: its state is read and written in the
+    worker process through ``env_method`` (the env objects never leave it). The state is that of
+    the stack below, so it is interchangeable with an in-process env's."""
+
+    def ail_get_state(self) -> dict[str, Any]:
+        return get_env_state(self.env)
+
+    def ail_set_state(self, state: dict[str, Any]) -> None:
+        set_env_state(self.env, state)
+
+
 def get_vec_env_states(venv: Any) -> list[dict[str, Any]]:
-    """States of every sub-env of an SB3 ``DummyVecEnv`` (found below any VecEnv wrappers)."""
-    return [get_env_state(e) for e in _dummy(venv).envs]
+    """States of every sub-env of an SB3 ``DummyVecEnv`` or ``SubprocVecEnv`` (below any VecEnv wrappers)."""
+    base = _base(venv)
+    if hasattr(base, "envs"):
+        return [get_env_state(e) for e in base.envs]
+    return base.env_method("ail_get_state")
 
 
 def set_vec_env_states(venv: Any, states: list[dict[str, Any]]) -> None:
-    for e, s in zip(_dummy(venv).envs, states):
-        set_env_state(e, s)
+    base = _base(venv)
+    if hasattr(base, "envs"):
+        for e, s in zip(base.envs, states):
+            set_env_state(e, s)
+    else:
+        for i, s in enumerate(states):
+            base.env_method("ail_set_state", s, indices=[i])
 
 
-def _dummy(venv: Any) -> Any:
-    while not hasattr(venv, "envs"):
+def _base(venv: Any) -> Any:
+    while hasattr(venv, "venv"):
         venv = venv.venv
     return venv

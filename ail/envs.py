@@ -130,6 +130,10 @@ def make_vec_env(
         def _make() -> gym.Env:
             env = Monitor(make_env(name, absorbing=absorbing))
             env.action_space.seed(seed + i)
+            if subprocess and n_envs > 1:
+                from ail.env_state import StateAccess
+
+                env = StateAccess(env)  # checkpoints reach the env inside its worker process
             return env
 
         return _make

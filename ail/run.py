@@ -7,6 +7,7 @@ resumes), ``metrics.csv`` (one row per evaluation), ``checkpoints/last.pt``, ``p
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import secrets
@@ -35,12 +36,37 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from trai
 FINAL_EVAL_SEED_OFFSET = 2_000_000
 
 
+# Config keys added after runs were made, each with the value that does what the code did before
+# the key existed. A stored config without the key matches a new config holding exactly that
+# value, so adding an option never orphans finished or resumable runs; any other value differs.
+ADDED_KEYS: dict[str, Any] = {
+    "algo.vec_env": "dummy",             # GAIL's envs were always stepped in-process
+    "algo.policy.action_bound": "tanh",  # MGAIL/Dyna-AIL squashed continuous actions with tanh
+    "algo.policy.average": 0.0,          # MGAIL/Dyna-AIL evaluated the raw policy (no Polyak average)
+    "algo.policy.lr_schedule": "constant",  # MGAIL/Dyna-AIL policy learning rate was constant
+    "algo.policy.bound_penalty": 1.0,    # only read with action_bound=clip, which came with it
+}
+
+
+def _backfill(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(stored)
+    for dotted, old_value in ADDED_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        src, dst = new, out
+        for p in parents:
+            src, dst = src.get(p) if isinstance(src, dict) else None, dst.get(p) if isinstance(dst, dict) else None
+        if isinstance(src, dict) and isinstance(dst, dict) and leaf in src and leaf not in dst and src[leaf] == old_value:
+            dst[leaf] = old_value
+    return out
+
+
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in cfg.items() if k not in RESUME_FREE_KEYS}
     if isinstance(out.get("env"), dict):
         # How the expert was trained (env.expert) does not change an imitation run: the shipped
         # expert and its demonstrations are recorded in the run directory on their own.
-        out["env"] = {k: v for k, v in out["env"].items() if k != "expert"}
+        # env.termination describes the task (it vets reward choices before training), not the run.
+        out["env"] = {k: v for k, v in out["env"].items() if k not in ("expert", "termination")}
     if isinstance(out.get("algo"), dict):
         # algo.label only names the run directory and the W&B group.
         out["algo"] = {k: v for k, v in out["algo"].items() if k != "label"}
@@ -88,7 +114,7 @@ class Run:
         stored_path = run_dir / "config.yaml"
         if stored_path.is_file():
             stored = yaml.safe_load(stored_path.read_text())
-            diff = _first_difference(_comparable(stored), _comparable(resolved))
+            diff = _first_difference(_comparable(_backfill(stored, resolved)), _comparable(resolved))
             if diff:
                 key, old, new = diff
                 raise ConfigError(

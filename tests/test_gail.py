@@ -117,9 +117,9 @@ RESUME = ["algo=gail", "env=cartpole", "train.env_steps=16384", "eval.every=2048
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("generator", ["ppo", "trpo"])
-def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator):
-    args = RESUME + [f"algo.generator={generator}"]
+@pytest.mark.parametrize("generator,vec_env", [("ppo", "dummy"), ("trpo", "dummy"), ("ppo", "subproc")])
+def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator, vec_env):
+    args = RESUME + [f"algo.generator={generator}", f"algo.vec_env={vec_env}"]
     ref = launch(args + ["experiment=ref"], runs)
     assert ref.returncode == 0, ref.stderr
     cut_args = args + ["experiment=cut"]
@@ -163,3 +163,14 @@ def test_gail_imitates_hopper_beyond_what_the_survival_bonus_explains(runs):
     summary = json.loads((runs / "default" / "gail-ppo-hopper-d4" / "seed0" / "summary.json").read_text())
     assert summary["demo_pairs"] == 200  # 4 trajectories, every 20th pair
     assert summary["normalized_score"] >= 0.8, summary
+
+
+@pytest.mark.slow
+def test_subprocess_envs_give_the_same_curve_as_in_process_envs(runs):
+    args = [*TINY, "algo.n_envs=2"]
+    dummy = launch(args + ["experiment=dummy"], runs)
+    sub = launch(args + ["experiment=subproc", "algo.vec_env=subproc"], runs)
+    assert dummy.returncode == 0 and sub.returncode == 0, dummy.stderr + sub.stderr
+    assert without_wall_time(read_metrics(gail_dir(runs, "subproc"))) == without_wall_time(read_metrics(gail_dir(runs, "dummy")))
+    bad = launch(args + ["algo.vec_env=threads"], runs)
+    assert bad.returncode == 2 and "algo.vec_env=threads is invalid; accepted: dummy, subproc" in bad.stderr

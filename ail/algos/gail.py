@@ -82,11 +82,18 @@ def build_generator(a: Any, venv: Any, seed: int) -> Any:
     return cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs, **hyper)
 
 
+VEC_ENVS = ("dummy", "subproc")  # SB3 DummyVecEnv (envs stepped in this process) | SubprocVecEnv (one process each)
+
+
 def validate(cfg: Any, demos: Any) -> None:
     """Every check that needs no training, run by ``launch.py`` before the run directory exists."""
     a = cfg.algo
     d = a.discriminator
     generator_class(str(a.generator))
+    if str(a.vec_env) not in VEC_ENVS:
+        raise ConfigError(f"algo.vec_env={a.vec_env} is invalid; accepted: {', '.join(VEC_ENVS)}")
+    if int(a.n_envs) <= 0:
+        raise ConfigError(f"algo.n_envs={a.n_envs} is invalid; accepted: a positive integer")
     check_reward_for_task(str(a.reward), str(cfg.env.termination), False, bool(a.allow_biased_reward))
     label_smoothing_from_cfg(OmegaConf.to_container(d, resolve=True)["label_smoothing"])
     if int(d.epochs) <= 0 or int(d.batch_size) <= 0:
@@ -106,7 +113,7 @@ def train(run: Run) -> None:
     seed = int(cfg.seed)
     set_random_seed(seed, int(cfg.runtime.threads))
 
-    venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=seed)
+    venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=seed, subprocess=str(a.vec_env) == "subproc")
     demos = run.demos
     disc = build_discriminator(venv.observation_space, venv.action_space, d)
     d_opt = torch.optim.Adam(disc.parameters(), lr=float(d.lr))
