@@ -21,7 +21,9 @@ from typing import Any, Union
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
@@ -87,14 +89,97 @@ def nstep_targets(
     return (ret + gamma ** torch.from_numpy(windows.length).double() * boot).to(rewards.dtype)
 
 
+class CompactReplayBuffer(ReplayBuffer):
+    """SB3's ``ReplayBuffer`` with each observation stored once, in float32.
+
+    SB3 keeps ``observations`` and ``next_observations`` in the observation space's dtype (float64
+    for MuJoCo): 5.6 GB for 1M Humanoid transitions. Here the next observation of row ``i`` is
+    row ``i + 1``'s observation (same env column: rows are consecutive in time), except
+
+    * at an episode end (``dones``), where it is the true final observation, kept in ``finals``
+      (one entry per episode, dropped when its row is overwritten);
+    * for the newest row, whose successor is not written yet: ``pending``.
+
+    SAM reads every observation as float32, so what it samples is bit-identical to SB3's layout
+    (tests/test_replay_memory.py).
+    """
+
+    def __init__(self, buffer_size: int, observation_space: Any, action_space: Any, device: Any = "auto", n_envs: int = 1,
+                 optimize_memory_usage: bool = False, handle_timeout_termination: bool = True):
+        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(f"CompactReplayBuffer stores flat Box observations, got {observation_space}")
+        # Let SB3 size everything but the observations (allocated lazily by numpy, so never touched).
+        super().__init__(buffer_size, observation_space, action_space, device, n_envs, False, handle_timeout_termination)
+        self.observations = np.zeros((self.buffer_size, self.n_envs, *self.obs_shape), dtype=np.float32)
+        self.next_observations = None  # type: ignore[assignment]
+        self.finals: dict[tuple[int, int], np.ndarray] = {}
+        self.pending = np.zeros((self.n_envs, *self.obs_shape), dtype=np.float32)
+
+    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+            infos: list[dict[str, Any]]) -> None:
+        for e in range(self.n_envs):
+            self.finals.pop((self.pos, e), None)  # the episode end this row held is overwritten
+        self.observations[self.pos] = obs
+        self.actions[self.pos] = np.asarray(action).reshape((self.n_envs, self.action_dim))
+        self.rewards[self.pos] = reward
+        self.dones[self.pos] = done
+        if self.handle_timeout_termination:
+            self.timeouts[self.pos] = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+        next_obs = np.asarray(next_obs, dtype=np.float32)
+        for e in np.nonzero(np.asarray(done))[0]:
+            self.finals[(self.pos, int(e))] = next_obs[e].copy()
+        self.pending = next_obs.copy()
+        self.pos += 1
+        if self.pos == self.buffer_size:
+            self.full, self.pos = True, 0
+
+    def next_obs_rows(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """``(B, obs_dim)`` float32 next observations of rows ``rows`` in env columns ``envs``."""
+        out = self.observations[(rows + 1) % self.buffer_size, envs]
+        newest = rows == (self.pos - 1) % self.buffer_size
+        out[newest] = self.pending[envs[newest]]
+        for i in np.nonzero(self.dones[rows, envs] > 0)[0]:
+            out[i] = self.finals[(int(rows[i]), int(envs[i]))]
+        return out
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> ReplayBufferSamples:
+        """SB3's ``sample()`` (used by plain SB3 learners given this buffer), with next observations by index."""
+        envs = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        data = (
+            self._normalize_obs(self.observations[batch_inds, envs, :], env),
+            self.actions[batch_inds, envs, :],
+            self._normalize_obs(self.next_obs_rows(batch_inds, envs), env),
+            (self.dones[batch_inds, envs] * (1 - self.timeouts[batch_inds, envs])).reshape(-1, 1),
+            self._normalize_reward(self.rewards[batch_inds, envs].reshape(-1, 1), env),
+        )
+        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+
+
+STATE_FIELDS = ("observations", "actions", "rewards", "dones", "timeouts")
+
+
 def buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
     """The filled part of the buffer plus its cursor, for a checkpoint."""
     upto = buffer.buffer_size if buffer.full else buffer.pos
+    if isinstance(buffer, CompactReplayBuffer):
+        return {"pos": buffer.pos, "full": buffer.full, "layout": "compact", "finals": dict(buffer.finals),
+                "pending": buffer.pending.copy(), **{f: getattr(buffer, f)[:upto].copy() for f in STATE_FIELDS}}
     return {"pos": buffer.pos, "full": buffer.full, **{f: getattr(buffer, f)[:upto].copy() for f in BUFFER_FIELDS}}
 
 
 def load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    for f in BUFFER_FIELDS:
+    """Inverse of :func:`buffer_state`; a compact buffer also loads a checkpoint of SB3's layout."""
+    fields = STATE_FIELDS if isinstance(buffer, CompactReplayBuffer) else BUFFER_FIELDS
+    for f in fields:
         arr = state[f]
         getattr(buffer, f)[: len(arr)] = arr
     buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
+    if isinstance(buffer, CompactReplayBuffer):
+        if state.get("layout") == "compact":
+            buffer.finals = {k: v.copy() for k, v in state["finals"].items()}
+            buffer.pending = state["pending"].copy()
+        else:  # written by SB3's buffer (runs made before the compact layout): keep what is not derivable
+            nxt = state["next_observations"]
+            buffer.finals = {(int(r), int(e)): nxt[r, e].astype(np.float32) for r, e in zip(*np.nonzero(state["dones"] > 0))}
+            if len(nxt):
+                buffer.pending = nxt[(buffer.pos - 1) % len(nxt)].astype(np.float32)

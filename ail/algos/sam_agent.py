@@ -86,7 +86,7 @@ class SAM(TD3):
         self.logs: dict[str, float] = {}
         # Zero-copy torch views of SB3's replay arrays: sampling indexes them without numpy round trips.
         self._t = {f: torch.from_numpy(getattr(self.replay_buffer, f)) for f in
-                   ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")}
+                   ("observations", "actions", "rewards", "dones", "timeouts")}
         self.refresh_obs_stats()
         self._targets = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
         self._sources = list(self.critic.parameters()) + list(self.actor.parameters())
@@ -125,6 +125,8 @@ class SAM(TD3):
 
     # ----- raw replay access -------------------------------------------------------------------
     def _rows(self, field: str, rows: np.ndarray, envs: np.ndarray) -> torch.Tensor:
+        if field == "next_observations":  # stored once (CompactReplayBuffer): looked up by index
+            return torch.from_numpy(self.replay_buffer.next_obs_rows(rows, envs))
         return self._t[field][torch.from_numpy(rows), torch.from_numpy(envs)].float()
 
     def refresh_obs_stats(self) -> None:
