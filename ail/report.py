@@ -228,8 +228,17 @@ def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], threshold: float
         out.append("None: every run directory found is complete.")
     for r in sorted(bad, key=lambda r: str(r.dir)):
         where = f"{int(r.steps[-1]):,} of {r.budget:,} env steps" if len(r.steps) else "no evaluation yet"
-        out.append(f"- {r.status}: `{r.dir}` ({where})" + (f": {r.message}" if r.message else ""))
+        out.append(f"- {r.status}: `{_show(r.dir)}` ({where})" + (f": {r.message}" if r.message else ""))
     return "\n".join(out) + "\n"
+
+
+def _show(path: Path) -> str:
+    """A run directory as written in the outputs: relative to the working directory when below it,
+    so committed reports do not carry one machine's absolute paths."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 CSV_COLUMNS = ["algo", "env", "demos", "seeds", "runs", "env_steps", "return_mean", "return_std", "score_mean", "score_std",
@@ -248,7 +257,7 @@ def write_runs_csv(path: Path, runs: list[RunRecord]) -> None:
         w = csv.writer(f)
         w.writerow(["dir", "algo", "env", "demos", "seed", "status", "last_env_steps", "budget", "final_return_mean", "normalized_score", "message"])
         for r in sorted(runs, key=lambda r: str(r.dir)):
-            w.writerow([r.dir, r.label, r.env, r.demos, r.seed, r.status, int(r.steps[-1]) if len(r.steps) else "",
+            w.writerow([_show(r.dir), r.label, r.env, r.demos, r.seed, r.status, int(r.steps[-1]) if len(r.steps) else "",
                         r.budget, r.summary.get("final_return_mean", ""), r.summary.get("normalized_score", ""), r.message])
 
 
@@ -358,7 +367,7 @@ def main(argv: list[str]) -> int:
     print((args.out / "table.md").read_text())
     bad = [r for r in result["runs"] if r.status != "complete"]
     for r in bad:
-        print(f"warning: {r.status} run {r.dir}" + (f": {r.message}" if r.message else ""), file=sys.stderr)
+        print(f"warning: {r.status} run {_show(r.dir)}" + (f": {r.message}" if r.message else ""), file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in result['figures'])}, {args.out / 'table.md'}, {args.out / 'table.csv'}, {args.out / 'runs.csv'}")
     return 0
 
