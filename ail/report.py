@@ -255,10 +255,21 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def write_runs_csv(path: Path, runs: list[RunRecord]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["dir", "algo", "env", "demos", "seed", "status", "last_env_steps", "budget", "final_return_mean", "normalized_score", "message"])
+        w.writerow(["dir", "algo", "env", "demos", "seed", "status", "last_env_steps", "budget", "final_return_mean", "normalized_score",
+                    "git_sha", "command", "message"])
         for r in sorted(runs, key=lambda r: str(r.dir)):
+            meta = _meta(r.dir)
             w.writerow([_show(r.dir), r.label, r.env, r.demos, r.seed, r.status, int(r.steps[-1]) if len(r.steps) else "",
-                        r.budget, r.summary.get("final_return_mean", ""), r.summary.get("normalized_score", ""), r.message])
+                        r.budget, r.summary.get("final_return_mean", ""), r.summary.get("normalized_score", ""),
+                        meta.get("git_sha", ""), meta.get("command", ""), r.message])
+
+
+def _meta(run_dir: Path) -> dict[str, Any]:
+    """Provenance of a run (the commit and command that created it), from its meta.json."""
+    try:
+        return json.loads((run_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 COLORS = ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:gray"]
