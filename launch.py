@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ail.app import FAILURES, run
+from ail.app import run
 from ail.config import check_overrides, register_resolvers
 from ail.errors import ConfigError
 from ail.sweep_failures import FAILED as SWEEP_FAILED
@@ -28,8 +28,7 @@ if __name__ == "__main__":
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     main()
-    # Jobs run here (basic launcher) or elsewhere (joblib, Slurm): both kinds of record, once each.
-    failed = list(dict.fromkeys(FAILURES + SWEEP_FAILED))
-    if failed:
-        print(f"error: {len(failed)} job(s) failed:", *failed, sep="\n  ", file=sys.stderr)
+    # Collected by ail.sweep_failures' callback once the sweep ended, whichever launcher ran the jobs.
+    if SWEEP_FAILED:
+        print(f"error: {len(SWEEP_FAILED)} job(s) failed:", *SWEEP_FAILED, sep="\n  ", file=sys.stderr)
         sys.exit(1)

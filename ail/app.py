@@ -15,19 +15,15 @@ from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
 from ail.preemption import Preempted, hand_over, scheduler_handlers
 
-FAILURES: list[str] = []  # jobs of a multirun that failed in this process (basic launcher)
+def _record_failure(message: str) -> None:
+    """Record a failed job of a sweep in ``<sweep dir>/.failures/<job>.json``.
 
-
-def _record_failure(cfg: DictConfig, message: str) -> None:
-    """Note a failed job of a sweep: in memory, and in the sweep directory for out-of-process launchers.
-
-    Jobs launched by joblib or submitit run in other processes (other machines for Slurm); each
-    writes ``<sweep dir>/.failures/<job>.json`` so that launch.py, which waits for the whole sweep,
-    can list every failed run directory at the end (ail.sweep_report).
+    Jobs launched by joblib or submitit run in other processes (other machines for Slurm); the
+    shared sweep directory is the one place every launcher's jobs can report to, and launch.py,
+    which waits for the whole sweep, lists them at the end (ail.sweep_failures).
     """
     from ail.sweep_failures import write_failure
 
-    FAILURES.append(f"{_output_dir()}: {message}")
     write_failure(Path(HydraConfig.get().sweep.dir), _output_dir(), message)
 
 
@@ -135,12 +131,12 @@ def run(cfg: DictConfig) -> None:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)
-        _record_failure(cfg, str(exc))
+        _record_failure(str(exc))
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(3)
-        _record_failure(cfg, str(exc))
+        _record_failure(str(exc))
     except Preempted as exc:
         print(f"[preempted] {exc}; relaunch the same command to resume", file=sys.stderr, flush=True)
         hand_over(exc.signum, handlers)
@@ -149,4 +145,4 @@ def run(cfg: DictConfig) -> None:
         if not multirun:
             raise
         traceback.print_exc()
-        _record_failure(cfg, f"{type(exc).__name__}: {exc}")
+        _record_failure(f"{type(exc).__name__}: {exc}")
