@@ -45,6 +45,7 @@ from ail.activations import activation as activation_class
 from ail.errors import ConfigError, TrainingError
 
 REWARDS = ("minimax", "log_d", "logit")
+LOSS_LOGS = ("d_loss", "d_expert", "d_policy", "d_acc_expert", "d_acc_policy", "d_entropy", "d_grad_penalty")
 ENCODINGS = ("auto", "onehot", "raw")
 
 
@@ -231,17 +232,10 @@ class Discriminator(nn.Module):
         x_e = self.features(expert_obs, expert_actions, encoded)
         x_p = self.features(policy_obs, policy_actions, encoded)
         n_e, n_p = len(x_e), len(x_p)
-        if label_smoothing is None:
-            y_e = torch.ones(n_e)
-        elif isinstance(label_smoothing, (int, float)):
-            y_e = torch.full((n_e,), float(label_smoothing))
-        else:
-            low, high = (float(v) for v in label_smoothing)
-            y_e = low + (high - low) * torch.rand((n_e,), generator=generator)
+        y_e, eps = sample_loss_noise(n_e, n_p, label_smoothing, grad_penalty, generator)
         parts = [x_e, x_p]
         if grad_penalty > 0:
-            n = min(n_e, n_p)
-            eps = torch.rand((n, 1), generator=generator)
+            n = len(eps)
             x_hat = (eps * x_e[:n] + (1 - eps) * x_p[:n]).requires_grad_(True)
             parts.append(x_hat)
         # One forward pass over expert, policy and interpolated inputs: a third of the kernel launches.
@@ -262,11 +256,29 @@ class Discriminator(nn.Module):
             raise TrainingError("the discriminator loss is NaN/inf")
         with torch.no_grad():
             # One conversion for all statistics: each float() on a tensor costs a dispatch.
-            names = ("d_loss", "d_expert", "d_policy", "d_acc_expert", "d_acc_policy", "d_entropy", "d_grad_penalty")
             values = torch.stack([loss.detach(), torch.sigmoid(f_e).mean(), torch.sigmoid(f_p).mean(), (f_e > 0).float().mean(),
                                   (f_p < 0).float().mean(), entropy.detach(), gp.detach()]).tolist()
-            logs = dict(zip(names, values))
+            logs = dict(zip(LOSS_LOGS, values))
         return loss, logs
+
+
+def sample_loss_noise(
+    n_e: int, n_p: int, label_smoothing: Optional[Union[float, Sequence[float]]], grad_penalty: float, generator: Optional[torch.Generator]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert labels ``y_e (n_e,)`` and the penalty's interpolation weights ``eps (min(n_e, n_p), 1)``.
+
+    Drawn in this order from ``generator``, so the eager loss and SAM's compiled one
+    (:mod:`ail.algos.sam_compiled`) consume the same random stream.
+    """
+    if label_smoothing is None:
+        y_e = torch.ones(n_e)
+    elif isinstance(label_smoothing, (int, float)):
+        y_e = torch.full((n_e,), float(label_smoothing))
+    else:
+        low, high = (float(v) for v in label_smoothing)
+        y_e = low + (high - low) * torch.rand((n_e,), generator=generator)
+    eps = torch.rand((min(n_e, n_p), 1), generator=generator) if grad_penalty > 0 else torch.zeros((0, 1))
+    return y_e, eps
 
 
 def build_discriminator(observation_space: gym.Space, action_space: gym.Space, dcfg: Any, absorbing: bool = False) -> Discriminator:

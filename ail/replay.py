@@ -81,12 +81,21 @@ def nstep_targets(
     A window that ends on a termination bootstraps from ``terminal_value`` instead: 0, or the
     absorbing state's value when absorbing states are on.
     """
+    return nstep_return(rewards, torch.from_numpy(windows.valid), torch.from_numpy(windows.length), torch.from_numpy(windows.terminal),
+                        next_values, gamma, torch.as_tensor(terminal_value))
+
+
+def nstep_return(
+    rewards: torch.Tensor, valid: torch.Tensor, length: torch.Tensor, terminal: torch.Tensor, next_values: torch.Tensor,
+    gamma: float, terminal_value: torch.Tensor,
+) -> torch.Tensor:
+    """The tensor core of :func:`nstep_targets` (also traced by SAM's compiled step):
+    ``valid (B, n)`` bool, ``length (B,)`` int, ``terminal (B,)`` bool; float64 sums."""
     n = rewards.shape[1]
     discounts = gamma ** torch.arange(n, dtype=torch.float64)
-    ret = (rewards.double() * torch.from_numpy(windows.valid) * discounts).sum(dim=1)
-    terminal = torch.from_numpy(windows.terminal)
-    boot = torch.where(terminal, torch.as_tensor(terminal_value, dtype=torch.float64), next_values.double())
-    return (ret + gamma ** torch.from_numpy(windows.length).double() * boot).to(rewards.dtype)
+    ret = (rewards.double() * valid * discounts).sum(dim=1)
+    boot = torch.where(terminal, terminal_value.double(), next_values.double())
+    return (ret + gamma ** length.double() * boot).to(rewards.dtype)
 
 
 class CompactReplayBuffer(ReplayBuffer):

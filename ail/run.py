@@ -68,8 +68,9 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         # env.termination describes the task (it vets reward choices before training), not the run.
         out["env"] = {k: v for k, v in out["env"].items() if k not in ("expert", "termination")}
     if isinstance(out.get("algo"), dict):
-        # algo.label only names the run directory and the W&B group.
-        out["algo"] = {k: v for k, v in out["algo"].items() if k != "label"}
+        # algo.label only names the run directory and the W&B group; algo.compile only changes how
+        # the same update is executed (a run may resume on a node where compilation is unavailable).
+        out["algo"] = {k: v for k, v in out["algo"].items() if k not in ("label", "compile")}
     return out
 
 

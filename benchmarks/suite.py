@@ -7,7 +7,9 @@ so background load hits both alike; only the ratios are meant to travel between 
 
 - SAM vs. plain SB3 DDPG and vs. plain SB3 TD3: same hidden sizes and batch, one actor-critic
   update per env step; SAM also trains its discriminator, relabels n-step rewards and keeps
-  Pop-Art statistics. Timed after a warm-up past ``learning_starts``.
+  Pop-Art statistics. Timed after a warm-up past ``learning_starts`` (which also absorbs
+  torch.compile's compilation). ``sam`` is the default compiled update, ``sam_eager`` the same
+  learner with ``algo.compile=false``.
 - GAIL-PPO vs. plain SB3 PPO: the same PPO settings (conf/algo/gail.yaml + the env's pair file).
 - Replay memory: bytes SB3's and SAM's replay buffers allocate for 1M humanoid transitions, and the
   peak memory of filling SAM's.
@@ -45,15 +47,17 @@ def _compose(overrides: list[str]) -> Any:
         return compose("config", overrides=overrides)
 
 
-def _sam_cfg(env: str) -> Any:
-    return _compose(["algo=sam", f"env={env}", f"algo.learning_starts={LEARNING_STARTS}", "train.env_steps=100000000"])
+def _sam_cfg(env: str, extra: tuple[str, ...] = ()) -> Any:
+    return _compose(["algo=sam", f"env={env}", f"algo.learning_starts={LEARNING_STARTS}", "train.env_steps=100000000", *extra])
 
 
-def worker_sam(env: str, steps: int) -> dict[str, Any]:
+def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
+    """SAM as configured; ``compiled=False``: the eager update (``algo.compile=false``).
+    The warm-up past learning_starts also absorbs torch.compile's one-off compilation."""
     from ail.algos.sam import Worker
     from ail.demos import load_demos
 
-    cfg = _sam_cfg(env)
+    cfg = _sam_cfg(env, (f"algo.compile={str(compiled).lower()}",))
     w = Worker(cfg, load_demos(env, 4), 0)
     while w.model.num_timesteps < WARMUP:
         w.iterate()
@@ -155,6 +159,7 @@ def worker_replay_bytes(env: str, transitions: int) -> dict[str, Any]:
 
 WORKERS = {
     "sam": lambda a: worker_sam(a.env, a.steps),
+    "sam_eager": lambda a: worker_sam(a.env, a.steps, compiled=False),
     "ddpg": lambda a: worker_offpolicy("ddpg", a.env, a.steps),
     "td3": lambda a: worker_offpolicy("td3", a.env, a.steps),
     "ppo": lambda a: worker_ppo(a.env, a.steps),
@@ -266,8 +271,8 @@ def main(argv: list[str]) -> int:
         return 2
     command = "python benchmarks/suite.py " + " ".join(argv)
     comparisons = []
-    for ours, base, steps, metric in (("sam", "ddpg", args.steps, "updates/s"), ("sam", "td3", args.steps, "updates/s"),
-                                      ("gail", "ppo", args.gail_steps, "env steps/s")):
+    for ours, base, steps, metric in (("sam", "ddpg", args.steps, "updates/s"), ("sam_eager", "ddpg", args.steps, "updates/s"),
+                                      ("sam", "td3", args.steps, "updates/s"), ("gail", "ppo", args.gail_steps, "env steps/s")):
         print(f"[bench] {ours} vs {base} on {args.env} ...", flush=True)
         comparisons.append({"ours": ours, "baseline": base, "env": args.env, "metric": metric, "steps": steps,
                             "results": pair(ours, base, args.env, steps)})

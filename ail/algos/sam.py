@@ -108,6 +108,7 @@ def settings_from_cfg(a: DictConfig) -> SAMSettings:
         entropy_weight=float(d.entropy_weight), reward=str(a.reward), recompute_rewards=bool(a.recompute_rewards),
         absorbing=bool(a.absorbing), q_scale=float(a.actor.q_scale), d_scale=float(a.actor.d_scale),
         grad_clip=None if a.grad_clip is None else float(a.grad_clip), adapt_every=int(a.exploration.adapt_every),
+        compile=bool(a.get("compile", False)),
     )
 
 

@@ -20,6 +20,8 @@ One training step (paper Algorithm 1; ``train(t_max)`` runs ``t_max`` of them):
      the reward-gradient term is off by default).
 
 Gradients are averaged across workers (:mod:`ail.distributed`) and clipped before each step.
+With ``compile`` on, the gradients and targets come from :mod:`ail.algos.sam_compiled` (the same
+math as compiled graphs); the sampling, Pop-Art statistics and optimiser steps stay here.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ import torch.nn.functional as F
 from stable_baselines3 import TD3
 
 from ail import distributed
-from ail.discriminator import Discriminator, reward_from_logits
+from ail.algos.sam_compiled import CompiledSteps, params_of, set_grads
+from ail.discriminator import LOSS_LOGS, Discriminator, reward_from_logits, sample_loss_noise
 from ail.errors import TrainingError
 from ail.exploration import AdaptiveParamNoise
 from ail.popart import PopArt
@@ -59,6 +62,7 @@ class SAMSettings:
     d_scale: float = 0.0
     grad_clip: Optional[float] = 5.0
     adapt_every: int = 20
+    compile: bool = False
 
 
 class SAM(TD3):
@@ -93,6 +97,11 @@ class SAM(TD3):
         low, high = self.action_space.low, self.action_space.high
         self._act_low = torch.as_tensor(low, dtype=torch.float32)
         self._act_span = torch.as_tensor(high - low, dtype=torch.float32)
+        self.fast = CompiledSteps(self) if settings.compile else None
+        # Left eager: spectral norm's power iteration mutates buffers inside the forward; absorbing
+        # pairs change D's batch size every update; the reward-gradient actor term is a rare option.
+        self._fast_d = self.fast is not None and not settings.absorbing and not any("parametrizations" in k for k, _ in disc.named_parameters())
+        self._fast_actor = self.fast is not None and not settings.d_scale
 
     # ----- discriminator inputs ----------------------------------------------------------------
     def _env_action(self, scaled: torch.Tensor) -> torch.Tensor:
@@ -148,13 +157,20 @@ class SAM(TD3):
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
         optimizer.zero_grad()
         loss.backward()
+        self._apply(optimizer, params)
+
+    def _apply(self, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
+        """Average the gradients in ``p.grad`` across workers, clip them, take the optimiser step."""
         distributed.average_gradients(params)
         if self.s.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip)
         optimizer.step()
 
     # ----- one update of each module -----------------------------------------------------------
-    def update_discriminator(self) -> dict[str, float]:
+    # The compiled path is split in phases (inputs -> gradients -> finish) so that K seeds in one
+    # process (ail/algos/sam_seeds.py) can run the middle phase for all of them in one call.
+    def _d_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Expert and policy pairs for D (its observation statistics updated with them)."""
         b = self.s.d_batch_size
         rows, envs = sample_rows(self.replay_buffer, b, self.rng)
         p_obs, p_act = self._rows("observations", rows, envs), self._env_action(self._rows("actions", rows, envs))
@@ -169,6 +185,26 @@ class SAM(TD3):
             ae = self._absorbing_pairs(int(self.expert_term[e_idx].sum()))
             p_obs, p_act = torch.cat([p_obs, ap[0]]), torch.cat([p_act, ap[1]])
             e_obs, e_act = torch.cat([e_obs, ae[0]]), torch.cat([e_act, ae[1]])
+        return e_obs, e_act, p_obs, p_act
+
+    def d_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Compiled path: ``(x_e, x_p, y_e, eps)`` for :attr:`CompiledSteps.d_grads`."""
+        e_obs, e_act, p_obs, p_act = self._d_batch()
+        x_e, x_p = self.disc.features(e_obs, e_act), self.disc.features(p_obs, p_act)
+        y_e, eps = sample_loss_noise(len(x_e), len(x_p), self.s.label_smoothing, self.s.grad_penalty, self.gen)
+        return x_e, x_p, y_e, eps
+
+    def d_finish(self, grads: dict[str, torch.Tensor], values: torch.Tensor) -> dict[str, float]:
+        if not torch.isfinite(values[0]):
+            raise TrainingError("the discriminator loss is NaN/inf")
+        set_grads(self.disc, grads)
+        self._apply(self.d_opt, list(self.disc.parameters()))
+        return dict(zip(LOSS_LOGS, values.tolist()))
+
+    def update_discriminator(self) -> dict[str, float]:
+        if self._fast_d:
+            return self.d_finish(*self.fast.d_grads(self.fast.params["disc"], *self.d_inputs()))
+        e_obs, e_act, p_obs, p_act = self._d_batch()
         loss, logs = self.disc.loss(e_obs, e_act, p_obs, p_act, grad_penalty=self.s.grad_penalty,
                                     label_smoothing=self.s.label_smoothing, entropy_weight=self.s.entropy_weight, generator=self.gen)
         self._step(self.d_opt, loss, list(self.disc.parameters()))
@@ -188,62 +224,128 @@ class SAM(TD3):
         q = torch.cat(self.critic_target(next_obs_n, next_act), dim=1).min(dim=1).values
         return self.popart.denormalize(q) if self.popart else q
 
-    def update_actor_critic(self) -> dict[str, float]:
+    def ac_batch(self) -> dict[str, Any]:
+        """The sampled rows, their n-step windows and everything the targets need but D and Q'."""
         s, buf = self.s, self.replay_buffer
         rows, envs = sample_rows(buf, self.batch_size, self.rng)
         win = lookahead(buf.dones, buf.timeouts, buf.pos, buf.full, rows, envs, s.nstep)
+        n = win.idx.shape[1]
+        with torch.no_grad():
+            # 1-step target on the sampled rows themselves (window slot 0).
+            next1 = self._norm(self._rows("next_observations", rows, envs))
+            # Both bootstraps in one pass of the target networks: s_1 (1-step) and s_L (n-step).
+            next_n = self._norm(self._rows("next_observations", win.last, envs)) if n > 1 else next1[:0]
+            return {
+                "rows": rows, "envs": envs, "win": win, "flat_rows": win.idx.reshape(-1), "flat_envs": np.repeat(envs, n),
+                "next_all": torch.cat([next1, next_n]),
+                "term1": torch.as_tensor(buf.dones[rows, envs].astype(bool) & ~buf.timeouts[rows, envs].astype(bool)),
+                "v_abs": self.absorbing_value() if s.absorbing else torch.zeros(()),
+                "obs": self._norm(self._rows("observations", rows, envs)), "act": self._rows("actions", rows, envs),
+            }
+
+    def popart_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.popart.mean, self.popart.sigma) if self.popart else (torch.zeros((), dtype=torch.float64), torch.ones((), dtype=torch.float64))
+
+    def target_inputs(self, batch: dict[str, Any]) -> tuple[Any, ...]:
+        """Compiled path: the inputs of :attr:`CompiledSteps.targets` after its three parameter dicts."""
+        s, buf, win, envs = self.s, self.replay_buffer, batch["win"], batch["envs"]
+        with torch.no_grad():
+            r_stored = x_win = None
+            if s.recompute_rewards:
+                x_win = self.disc.features(self._d_obs(self._rows("observations", batch["flat_rows"], batch["flat_envs"])),
+                                           self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"])))
+            else:
+                r_stored = torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32)
+            noise = None
+            if self.target_policy_noise > 0:
+                noise = (torch.randn((len(batch["next_all"]), self.actor.action_space.shape[0]), generator=self.gen)
+                         * self.target_policy_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
+        return (x_win, r_stored, batch["next_all"], noise, batch["term1"], torch.from_numpy(win.valid), torch.from_numpy(win.length),
+                torch.from_numpy(win.terminal), batch["v_abs"], *self.popart_inputs())
+
+    def _eager_targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s, buf, win, envs = self.s, self.replay_buffer, batch["win"], batch["envs"]
         b, n = win.idx.shape
         with torch.no_grad():
             if s.recompute_rewards:
-                flat_rows, flat_envs = win.idx.reshape(-1), np.repeat(envs, n)
-                r_win = self.d_reward(self._rows("observations", flat_rows, flat_envs),
-                                      self._env_action(self._rows("actions", flat_rows, flat_envs))).reshape(b, n)
+                r_win = self.d_reward(self._rows("observations", batch["flat_rows"], batch["flat_envs"]),
+                                      self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"]))).reshape(b, n)
             else:
                 r_win = torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32)
-            # 1-step target on the sampled rows themselves (window slot 0).
-            next1 = self._norm(self._rows("next_observations", rows, envs))
-            term1 = torch.as_tensor(buf.dones[rows, envs].astype(bool) & ~buf.timeouts[rows, envs].astype(bool))
-            v_abs = self.absorbing_value() if s.absorbing else torch.zeros(())
-            # Both bootstraps in one pass of the target networks: s_1 (1-step) and s_L (n-step).
-            next_n = self._norm(self._rows("next_observations", win.last, envs)) if n > 1 else next1[:0]
-            q_next = self._target_q(torch.cat([next1, next_n]))
-            y1 = r_win[:, 0] + self.gamma * torch.where(term1, v_abs, q_next[:b])
-            if n > 1:
-                yn = nstep_targets(r_win, win, q_next[b:], self.gamma, terminal_value=v_abs)
-            else:
-                yn = y1
+            q_next = self._target_q(batch["next_all"])
+            y1 = r_win[:, 0] + self.gamma * torch.where(batch["term1"], batch["v_abs"], q_next[:b])
+            yn = nstep_targets(r_win, win, q_next[b:], self.gamma, terminal_value=batch["v_abs"]) if n > 1 else y1
+        return r_win, y1, yn
+
+    def critic_inputs(self, batch: dict[str, Any], r_win: torch.Tensor, y1: torch.Tensor, yn: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Pop-Art folds the targets in (rescaling the heads); returns ``(obs, act, y1_t, yn_t)``."""
+        if self.s.recompute_rewards and not torch.isfinite(r_win).all():
+            raise TrainingError("the discriminator returned NaN/inf rewards")
+        batch["logs"] = {"target_mean": yn.mean(), "reward_mean": r_win[:, 0].mean()}
+        with torch.no_grad():
             if self.popart:
                 self.popart.update(torch.cat([y1, yn]), self.critic.heads() + self.critic_target.heads(), reduce=distributed.sum_moments)
-                y1_t, yn_t = self.popart.normalize(y1), self.popart.normalize(yn)
-            else:
-                y1_t, yn_t = y1, yn
-        obs = self._norm(self._rows("observations", rows, envs))
-        act = self._rows("actions", rows, envs)
-        loss_fn = F.smooth_l1_loss if s.critic_loss == "huber" else F.mse_loss
-        critic_loss = torch.zeros(())
-        for q in self.critic(obs, act):
-            q = q.squeeze(1)
-            critic_loss = critic_loss + loss_fn(q, yn_t) + (loss_fn(q, y1_t) if s.one_step_loss else 0.0)
-        wd = 0.5 * sum((w**2).sum() for w in self.critic.hidden_weights())
-        critic_loss = critic_loss + s.weight_decay * wd
+                y1, yn = self.popart.normalize(y1), self.popart.normalize(yn)
+        return batch["obs"], batch["act"], y1, yn
+
+    def critic_finish(self, batch: dict[str, Any], grads: Optional[dict[str, torch.Tensor]], critic_loss: torch.Tensor) -> dict[str, float]:
+        """Apply the critic gradients (``grads``; None: the eager path already stepped) and count the update."""
         if not torch.isfinite(critic_loss):
             raise TrainingError("the critic loss is NaN/inf")
-        self._step(self.critic.optimizer, critic_loss, list(self.critic.parameters()))
+        if grads is not None:
+            set_grads(self.critic, grads)
+            self._apply(self.critic.optimizer, list(self.critic.parameters()))
         self._n_updates += 1
-        logs = {"critic_loss": float(critic_loss.detach()), "target_mean": float(yn.mean()), "reward_mean": float(r_win[:, 0].mean())}
-        if self._n_updates % self.policy_delay == 0:
-            mu = self.actor(obs)
-            q_pi = self.critic.q1_forward(obs, mu).squeeze(1)
-            q_pi = self.popart.denormalize(q_pi) if self.popart else q_pi
-            actor_loss = -s.q_scale * q_pi.mean()
-            if s.d_scale:
-                raw_obs = self._rows("observations", rows, envs)
-                actor_loss = actor_loss - s.d_scale * self.d_reward(raw_obs, self._env_action(mu)).mean()
-            self._step(self.actor.optimizer, actor_loss, list(self.actor.parameters()))
-            self.disc.zero_grad(set_to_none=True)  # the reward-gradient term must not leak into D's next step
-            with torch.no_grad():
-                torch._foreach_lerp_(self._targets, self._sources, self.tau)  # Polyak, one fused call for all tensors
-            logs["actor_loss"] = float(actor_loss.detach())
+        logs = batch.pop("logs")
+        return {"critic_loss": float(critic_loss.detach()), "target_mean": float(logs["target_mean"]), "reward_mean": float(logs["reward_mean"])}
+
+    def actor_due(self) -> bool:
+        return self._n_updates % self.policy_delay == 0
+
+    def actor_finish(self, grads: Optional[dict[str, torch.Tensor]], actor_loss: torch.Tensor) -> dict[str, float]:
+        if grads is not None:
+            set_grads(self.actor, grads)
+            self._apply(self.actor.optimizer, list(self.actor.parameters()))
+        with torch.no_grad():
+            torch._foreach_lerp_(self._targets, self._sources, self.tau)  # Polyak, one fused call for all tensors
+        return {"actor_loss": float(actor_loss.detach())}
+
+    def update_actor_critic(self) -> dict[str, float]:
+        s, p = self.s, self.fast.params if self.fast is not None else {}
+        batch = self.ac_batch()
+        if self.fast is not None:
+            r_win, y1, yn = self.fast.targets(p["disc"], p["actor_target"], p["critic_target"], *self.target_inputs(batch))
+        else:
+            r_win, y1, yn = self._eager_targets(batch)
+        obs, act, y1_t, yn_t = self.critic_inputs(batch, r_win, y1, yn)
+        if self.fast is not None:
+            logs = self.critic_finish(batch, *self.fast.critic_grads(p["critic"], obs, act, y1_t, yn_t))
+        else:
+            loss_fn = F.smooth_l1_loss if s.critic_loss == "huber" else F.mse_loss
+            critic_loss = torch.zeros(())
+            for q in self.critic(obs, act):
+                q = q.squeeze(1)
+                critic_loss = critic_loss + loss_fn(q, yn_t) + (loss_fn(q, y1_t) if s.one_step_loss else 0.0)
+            wd = 0.5 * sum((w**2).sum() for w in self.critic.hidden_weights())
+            critic_loss = critic_loss + s.weight_decay * wd
+            if not torch.isfinite(critic_loss):
+                raise TrainingError("the critic loss is NaN/inf")
+            self._step(self.critic.optimizer, critic_loss, list(self.critic.parameters()))
+            logs = self.critic_finish(batch, None, critic_loss)
+        if self.actor_due():
+            if self._fast_actor:
+                logs.update(self.actor_finish(*self.fast.actor_grads(p["actor"], p["critic"], obs, *self.popart_inputs())))
+            else:
+                mu = self.actor(obs)
+                q_pi = self.critic.q1_forward(obs, mu).squeeze(1)
+                q_pi = self.popart.denormalize(q_pi) if self.popart else q_pi
+                actor_loss = -s.q_scale * q_pi.mean()
+                if s.d_scale:
+                    raw_obs = self._rows("observations", batch["rows"], batch["envs"])
+                    actor_loss = actor_loss - s.d_scale * self.d_reward(raw_obs, self._env_action(mu)).mean()
+                self._step(self.actor.optimizer, actor_loss, list(self.actor.parameters()))
+                self.disc.zero_grad(set_to_none=True)  # the reward-gradient term must not leak into D's next step
+                logs.update(self.actor_finish(None, actor_loss))
         return logs
 
     # ----- SB3 hooks ---------------------------------------------------------------------------
@@ -252,7 +354,7 @@ class SAM(TD3):
         # lives in the run's checkpoint (ail/algos/sam.py), as does the replay buffer.
         return super()._excluded_save_params() + [
             "disc", "d_opt", "s", "expert_obs", "expert_act", "expert_term", "param_noise", "popart", "rng", "gen",
-            "_t", "_targets", "_sources", "_obs_mean", "_obs_std", "_obs_clip", "_act_low", "_act_span", "logs",
+            "_t", "_targets", "_sources", "_obs_mean", "_obs_std", "_obs_clip", "_act_low", "_act_span", "logs", "fast", "_fast_d", "_fast_actor",
         ]
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:

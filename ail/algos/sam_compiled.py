@@ -1,0 +1,206 @@
+"""SAM's update step as compiled graphs (``algo.compile=true``).
+
+Why: with 64-unit MLPs and a 256 batch, every kernel is tiny, so the eager update in
+:mod:`ail.algos.sam_agent` spends most of its time dispatching a few hundred small ops per
+update. Here each gradient is ``torch.func.grad`` of a pure function of a parameter dict
+(``functional_call`` on the very modules SB3 owns), and ``torch.compile`` turns forward and
+backward into one fused graph. Going through ``torch.func`` also lets the compiler trace the
+discriminator's gradient penalty, a double backward that plain ``torch.compile`` with
+``loss.backward()`` (AOTAutograd) refuses.
+
+The math is the eager path's, term for term (each function names its eager twin); the random
+draws (label smoothing, penalty interpolation, target-policy noise) are made outside the graphs
+in the eager order, so both paths consume one random stream. Gradients land in ``p.grad`` and
+the agent's usual step (worker averaging, clipping, Adam) applies them.
+``tests/test_sam_compiled.py`` checks each function against its eager twin.
+
+Where compilation is unavailable (no C++ compiler for inductor, an unsupported platform) the
+first call fails, a one-line warning is printed, and the same functions run uncompiled through
+``torch.func``: the run continues with identical math.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, vmap
+
+from ail.discriminator import reward_from_logits
+from ail.replay import nstep_return
+
+Params = dict[str, torch.Tensor]
+
+
+def params_of(module: torch.nn.Module) -> Params:
+    """Detached views of a module's parameters (same storage), the inputs ``torch.func`` differentiates."""
+    return {k: p.detach() for k, p in module.named_parameters()}
+
+
+def set_grads(module: torch.nn.Module, grads: Params) -> None:
+    for k, p in module.named_parameters():
+        p.grad = grads[k]
+
+
+class Compiled:
+    """``fn`` compiled on first use; falls back to ``fn`` itself (eager ``torch.func``) if that fails."""
+
+    def __init__(self, fn: Callable[..., Any], name: str, enabled: bool):
+        self.fn, self.name = fn, name
+        self.compiled: Optional[Callable[..., Any]] = torch.compile(fn, dynamic=False, fullgraph=True) if enabled else None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.compiled is None:
+            return self.fn(*args)
+        try:
+            return self.compiled(*args)
+        except Exception as exc:  # a missing toolchain or an op inductor cannot lower: same math, uncompiled
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"[sam] torch.compile of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); "
+                  f"running it uncompiled", file=sys.stderr, flush=True)
+            self.compiled = None
+            return self.fn(*args)
+
+
+class CompiledSteps:
+    """The discriminator, target, critic and actor computations of one SAM update.
+
+    Built once per agent from its settings (constants of the graphs) and modules.
+    """
+
+    def __init__(self, agent: Any, enabled: bool = True):
+        s = agent.s
+        disc, critic, actor = agent.disc, agent.critic, agent.actor
+        critic_t, actor_t = agent.critic_target, agent.actor_target
+        gamma, kind, popart = float(agent.gamma), str(s.reward), agent.popart is not None
+        ent_w, gp_w = float(s.entropy_weight), float(s.grad_penalty)
+        loss_fn = F.smooth_l1_loss if s.critic_loss == "huber" else F.mse_loss
+        hidden = {id(w) for w in critic.hidden_weights()}
+        hidden_names = [k for k, p in critic.named_parameters() if id(p) in hidden]
+        wd, one_step, q_scale = float(s.weight_decay), bool(s.one_step_loss), float(s.q_scale)
+
+        def d_loss(p: Params, x_e: torch.Tensor, x_p: torch.Tensor, y_e: torch.Tensor, eps: torch.Tensor) -> Any:
+            """Discriminator.loss on features (see ail/discriminator.py); returns (loss, 7 logs)."""
+            def f(x: torch.Tensor) -> torch.Tensor:
+                return functional_call(disc, p, (x,))
+
+            f_e, f_p = f(x_e), f(x_p)
+            loss = F.binary_cross_entropy_with_logits(f_e, y_e) + F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p))
+            f_all = torch.cat([f_e, f_p])
+            entropy = (F.softplus(f_all) - f_all * torch.sigmoid(f_all)).mean()
+            loss = loss - ent_w * entropy
+            gp = torch.zeros(())
+            if gp_w > 0:
+                n = eps.shape[0]
+                x_hat = eps * x_e[:n] + (1 - eps) * x_p[:n]
+                g = grad(lambda x: f(x).sum())(x_hat)  # grad_x f per sample (rows are independent)
+                gp = (g.norm(2, dim=1) - 1).pow(2).mean()
+                loss = loss + gp_w * gp
+            logs = torch.stack([loss, torch.sigmoid(f_e).mean(), torch.sigmoid(f_p).mean(), (f_e > 0).float().mean(),
+                                (f_p < 0).float().mean(), entropy, gp]).detach()
+            return loss, logs
+
+        def targets(dp: Params, atp: Params, ctp: Params, x_win: Optional[torch.Tensor], r_stored: Optional[torch.Tensor],
+                    next_all: torch.Tensor, noise: Optional[torch.Tensor], term1: torch.Tensor, valid: torch.Tensor,
+                    length: torch.Tensor, terminal: torch.Tensor, v_abs: torch.Tensor, pop_mean: torch.Tensor,
+                    pop_sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """SAM._eager_targets: D's rewards on the windows, Q' on both bootstraps, y_1 and y_n (return units)."""
+            b, n = valid.shape
+            if x_win is not None:
+                r_win = reward_from_logits(functional_call(disc, dp, (x_win,)), kind).reshape(b, n)
+            else:
+                r_win = r_stored
+            next_act = functional_call(actor_t, atp, (next_all,))
+            if noise is not None:
+                next_act = (next_act + noise).clamp(-1, 1)
+            q = torch.cat(functional_call(critic_t, ctp, (next_all, next_act)), dim=1).min(dim=1).values
+            if popart:
+                q = (q.double() * pop_sigma + pop_mean).to(q.dtype)
+            y1 = r_win[:, 0] + gamma * torch.where(term1, v_abs, q[:b])
+            yn = nstep_return(r_win, valid, length, terminal, q[b:], gamma, v_abs) if n > 1 else y1
+            return r_win, y1, yn
+
+        def critic_loss(p: Params, obs: torch.Tensor, act: torch.Tensor, y1_t: torch.Tensor, yn_t: torch.Tensor) -> Any:
+            """The eager critic loss of SAM.update_actor_critic (normalised units with Pop-Art)."""
+            loss = torch.zeros(())
+            for q in functional_call(critic, p, (obs, act)):
+                q = q.squeeze(1)
+                loss = loss + loss_fn(q, yn_t) + (loss_fn(q, y1_t) if one_step else 0.0)
+            loss = loss + wd * 0.5 * sum((p[k] ** 2).sum() for k in hidden_names)
+            return loss, loss.detach()
+
+        def actor_loss(p: Params, cp: Params, obs: torch.Tensor, pop_mean: torch.Tensor, pop_sigma: torch.Tensor) -> Any:
+            """The eager actor loss of SAM.update_actor_critic (critic head 1, in return units)."""
+            mu = functional_call(actor, p, (obs,))
+            q = functional_call(critic, cp, (obs, mu))[0].squeeze(1)
+            if popart:
+                q = (q.double() * pop_sigma + pop_mean).to(q.dtype)
+            loss = -q_scale * q.mean()
+            return loss, loss.detach()
+
+        # The plain functions, for transforms other than grad (benchmarks/seed_stacking.py vmaps them over seeds).
+        self.functions = {"d_loss": d_loss, "targets": targets, "critic_loss": critic_loss, "actor_loss": actor_loss}
+        self.d_grads = Compiled(grad(d_loss, has_aux=True), "discriminator", enabled)
+        self.targets = Compiled(targets, "target", enabled)
+        self.critic_grads = Compiled(grad(critic_loss, has_aux=True), "critic", enabled)
+        self.actor_grads = Compiled(grad(actor_loss, has_aux=True), "actor", enabled)
+        # Detached views share storage with the parameters, and every update of them (optimiser
+        # steps, Pop-Art rescaling, Polyak averaging, checkpoint loading) is in place: build once.
+        self.params = {name: params_of(getattr(agent, name)) for name in ("disc", "critic", "actor", "critic_target", "actor_target")}
+
+
+class StackedSteps:
+    """One SAM update of K seeds at once: per-seed inputs, one vmapped call per step, per-seed finish.
+
+    ``models``: K :class:`ail.algos.sam_agent.SAM` agents built with ``compile`` on (their
+    :class:`CompiledSteps` hold the functions and parameter views), identical in settings and
+    shapes, each with its own replay, generators, Pop-Art statistics and optimisers. The stacked
+    call gives each seed the gradients its own call would, to float tolerance
+    (tests/test_sam_compiled.py). Measured by benchmarks/seed_stacking.py; not yet wired into
+    launch.py (see docs/performance.md).
+    """
+
+    def __init__(self, models: list[Any], enabled: bool = True):
+        if not all(m.fast is not None and m._fast_d and m._fast_actor for m in models):
+            raise ValueError("StackedSteps needs agents whose D and actor steps are functional (algo.compile=true, no absorbing "
+                             "states, spectral norm or reward-gradient actor term)")
+        self.models, self.enabled = models, enabled
+        fns = models[0].fast.functions  # closures over seed 0's modules: only their structure is used
+        self.d = grad(fns["d_loss"], has_aux=True)
+        self.c = grad(fns["critic_loss"], has_aux=True)
+        self.a = grad(fns["actor_loss"], has_aux=True)
+        self.t = fns["targets"]
+        self.cache: dict[str, Compiled] = {}
+
+    def _call(self, name: str, fn: Any, *args: Any) -> Any:
+        if name not in self.cache:  # in_dims: 0 for every tensor and parameter dict, None for absent inputs
+            dims = tuple(None if a is None else 0 for a in args)
+            self.cache[name] = Compiled(vmap(fn, in_dims=dims), f"stacked {name}", self.enabled)
+        return self.cache[name](*args)
+
+    def _params(self, name: str) -> dict[str, torch.Tensor]:
+        ps = [m.fast.params[name] for m in self.models]
+        return {k: torch.stack([p[k] for p in ps]) for k in ps[0]}
+
+    @staticmethod
+    def _stack(per_seed: list[tuple[Any, ...]]) -> list[Any]:
+        return [None if col[0] is None else torch.stack(col) for col in zip(*per_seed)]
+
+    def update(self) -> None:
+        ms = self.models
+        grads, values = self._call("d", self.d, self._params("disc"), *self._stack([m.d_inputs() for m in ms]))
+        for k, m in enumerate(ms):
+            m.d_finish({n: g[k] for n, g in grads.items()}, values[k])
+        batches = [m.ac_batch() for m in ms]
+        r_win, y1, yn = self._call("t", self.t, self._params("disc"), self._params("actor_target"), self._params("critic_target"),
+                                   *self._stack([m.target_inputs(b) for m, b in zip(ms, batches)]))
+        ins = self._stack([m.critic_inputs(b, r_win[k], y1[k], yn[k]) for k, (m, b) in enumerate(zip(ms, batches))])
+        grads, loss = self._call("c", self.c, self._params("critic"), *ins)
+        for k, (m, b) in enumerate(zip(ms, batches)):
+            m.critic_finish(b, {n: g[k] for n, g in grads.items()}, loss[k])
+        if ms[0].actor_due():
+            pop = self._stack([m.popart_inputs() for m in ms])
+            grads, loss = self._call("a", self.a, self._params("actor"), self._params("critic"), ins[0], *pop)
+            for k, m in enumerate(ms):
+                m.actor_finish({n: g[k] for n, g in grads.items()}, loss[k])
