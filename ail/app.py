@@ -88,12 +88,43 @@ def task_train(cfg: DictConfig) -> None:
     validate = getattr(importlib.import_module(module), "validate", None)
     if validate is not None:
         validate(cfg, demos)
+    k = int(cfg.train.seeds_per_process)
+    if k > 1:
+        _train_seeds(cfg, module, k, demos, info)
+        return
     run = Run.open(cfg, _output_dir(), demos, info)
     if run.status == "complete":
         print(f"[train] {run.dir} is already complete; nothing to do")
     else:
         trainer(run)
     run.print_summary()
+
+
+def _train_seeds(cfg: DictConfig, module: str, k: int, demos: Any, info: dict[str, Any]) -> None:
+    """``train.seeds_per_process=K``: seeds ``seed .. seed+K-1`` in one process, each in the run
+    directory (``.../seed<s>``) and with the config it would have alone."""
+    from omegaconf import OmegaConf
+
+    from ail.run import Run
+
+    train_seeds = getattr(importlib.import_module(module), "train_seeds", None)
+    if train_seeds is None:
+        raise ConfigError(f"train.seeds_per_process={k} is only supported by algo=sam; accepted for algo={cfg.algo.name}: 1")
+    seeds = [int(cfg.seed) + i for i in range(k)]
+    cfgs = []
+    for seed in seeds:
+        c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+        c.seed = seed
+        cfgs.append(c)
+    runs = [Run.open(c, _output_dir().parent / f"seed{seed}", demos, info) for c, seed in zip(cfgs, seeds)]
+    for run in runs:
+        if run.status == "complete":
+            print(f"[train] {run.dir} is already complete; nothing to do")
+    pending = [run for run in runs if run.status != "complete"]
+    if pending:
+        train_seeds(pending)
+    for run in runs:
+        run.print_summary()
 
 
 def task_eval(cfg: DictConfig) -> None:

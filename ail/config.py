@@ -102,7 +102,8 @@ def check_config(cfg: DictConfig) -> None:
     """Validate the composed config of one job (covers values set in files, not only on the command line)."""
     if cfg.task not in TASKS:
         raise ConfigError(f"unknown task '{cfg.task}'; accepted: {', '.join(TASKS)}")
-    for key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "demo_set.subsample"):
+    for key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "demo_set.subsample",
+                "train.seeds_per_process"):
         v = OmegaConf.select(cfg, key)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")

@@ -47,7 +47,7 @@ class MetricsLogger:
             self.wandb = wandb.init(
                 project=cfg.wandb.project, entity=cfg.wandb.entity, group=group, name=name, job_type="train",
                 config=config, dir=str(run_dir), id=wandb_id, resume="allow", mode=_wandb_mode(cfg.wandb.mode),
-                reinit="finish_previous",
+                reinit="create_new",  # several runs per process (train.seeds_per_process), each its own object
             )
             self.wandb_id = self.wandb.id
             self.wandb.define_metric("env_steps")

@@ -62,6 +62,9 @@ def _backfill(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in cfg.items() if k not in RESUME_FREE_KEYS}
+    if isinstance(out.get("train"), dict):
+        # A seed trained among K in one process writes what it would alone: either may resume it.
+        out["train"] = {k: v for k, v in out["train"].items() if k != "seeds_per_process"}
     if isinstance(out.get("env"), dict):
         # How the expert was trained (env.expert) does not change an imitation run: the shipped
         # expert and its demonstrations are recorded in the run directory on their own.

@@ -17,6 +17,8 @@ from ail.algos.sam import Worker
 from ail.algos.sam_compiled import Compiled, CompiledSteps, StackedSteps
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
+from conftest import launch
+from test_sam import TINY
 
 # tests/test_sam.py's TINY shapes, so the compiled test reuses the graphs cached by its runs.
 BASE = ["algo=sam", "env=invertedpendulum", "algo.learning_starts=300", "algo.batch_size=32", "algo.discriminator.batch_size=32",
@@ -129,3 +131,14 @@ def test_stacked_update_of_two_seeds_equals_each_seeds_own_update():
             torch.testing.assert_close(got[k], expected[k], rtol=1e-4, atol=1e-6, msg=k)
     # Two seeds really differ, so a mix-up of their slices would show.
     assert not torch.equal(alone[0]["disc.net.0.weight"], alone[1]["disc.net.0.weight"])
+
+
+def test_a_machine_without_a_compiler_trains_uncompiled_with_one_warning_per_step(runs, tmp_path):
+    # An empty inductor cache and no working C++ compiler: every step must fall back and the run finish.
+    env = {"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    proc = launch(TINY, runs, env=env)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("[sam] torch.compile of the")]
+    assert [w.split(" step failed")[0].rsplit(" ", 1)[1] for w in warnings] == ["discriminator", "target", "critic", "actor"], proc.stderr
+    assert all(w.endswith("running it uncompiled") for w in warnings)
+    assert (runs / "default" / "sam-invertedpendulum-d4" / "seed0" / "summary.json").is_file()

@@ -15,12 +15,13 @@ run continues exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
 import socket
 import sys
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -35,6 +36,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from ail import distributed
 from ail.demos import check_demos_match_env
 from ail.algos.sam_agent import SAM, SAMSettings
+from ail.algos.sam_compiled import StackedSteps
 from ail.activations import activation
 from ail.algos.sam_nets import SAMPolicy
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing_from_cfg
@@ -87,6 +89,15 @@ def validate(cfg: DictConfig, demos: Any) -> None:
         raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: 0 < gamma < 1")
     if int(a.learning_starts) < 0:
         raise ConfigError(f"algo.learning_starts={a.learning_starts} is invalid; accepted: an integer >= 0")
+    k = int(cfg.train.get("seeds_per_process", 1))
+    if k > 1 and int(a.workers) > 1:
+        raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
+    if k > 1:
+        for off, what in ((bool(a.absorbing), "algo.absorbing=true"), (bool(a.discriminator.spectral_norm), "algo.discriminator.spectral_norm=true"),
+                          (float(a.actor.d_scale) != 0, f"algo.actor.d_scale={a.actor.d_scale}")):
+            if off:
+                raise ConfigError(f"train.seeds_per_process={k} stacks SAM's functional update, which {what} does not use; "
+                                  f"accepted with {what}: train.seeds_per_process=1")
     check_demos_match_env(demos, env.observation_space, env.action_space)
     build_discriminator(_d_space(env.observation_space, bool(a.absorbing)), env.action_space, a.discriminator, absorbing=bool(a.absorbing))
     env.close()
@@ -98,7 +109,7 @@ def _d_space(space: gym.spaces.Box, absorbing: bool) -> gym.spaces.Box:
     return gym.spaces.Box(np.append(space.low, 0.0).astype(np.float32), np.append(space.high, 1.0).astype(np.float32))
 
 
-def settings_from_cfg(a: DictConfig) -> SAMSettings:
+def settings_from_cfg(a: DictConfig, seeds_per_process: int = 1) -> SAMSettings:
     d = a.discriminator
     return SAMSettings(
         nstep=int(a.nstep), one_step_loss=bool(a.one_step_loss), critic_loss=str(a.critic.loss),
@@ -108,7 +119,7 @@ def settings_from_cfg(a: DictConfig) -> SAMSettings:
         entropy_weight=float(d.entropy_weight), reward=str(a.reward), recompute_rewards=bool(a.recompute_rewards),
         absorbing=bool(a.absorbing), q_scale=float(a.actor.q_scale), d_scale=float(a.actor.d_scale),
         grad_clip=None if a.grad_clip is None else float(a.grad_clip), adapt_every=int(a.exploration.adapt_every),
-        compile=bool(a.get("compile", False)),
+        compile=bool(a.get("compile", False)), stacked=int(seeds_per_process) > 1,
     )
 
 
@@ -157,7 +168,7 @@ class Worker:
             group["lr"] = float(a.actor.lr)
         pn = None if e.param_noise is None else AdaptiveParamNoise(self.model.actor, float(e.param_noise), float(e.param_noise))
         expert = {"obs": demos.obs, "actions": demos.actions, "terminated": demos.terminated}
-        self.model.setup_imitation(self.disc, self.d_opt, expert, settings_from_cfg(a), pn, seed)
+        self.model.setup_imitation(self.disc, self.d_opt, expert, settings_from_cfg(a, int(cfg.train.get("seeds_per_process", 1))), pn, seed)
         distributed.broadcast_module(self.model.policy)
         distributed.broadcast_module(self.disc)
         self.model.actor_target.load_state_dict(self.model.actor.state_dict())
@@ -215,12 +226,20 @@ class Worker:
             normalizer = ObsNormalizer(self.env.obs_rms.mean.copy(), self.env.obs_rms.var.copy(), CLIP_OBS, self.env.epsilon)
         return LoadedPolicy(self.model.policy, normalizer)
 
-    def iterate(self) -> None:
-        """One SAM iteration: collect c_max steps, then t_max training steps once learning has started."""
+    def collect(self) -> None:
+        """Collect c_max env steps with the exploring policy."""
         m = self.model
         m.collect_rollouts(self.env, self.callback, m.train_freq, m.replay_buffer, m.action_noise, m.learning_starts)
-        if m.num_timesteps > m.learning_starts:
-            m.train(gradient_steps=m.gradient_steps, batch_size=m.batch_size)
+
+    @property
+    def learning(self) -> bool:
+        return self.model.num_timesteps > self.model.learning_starts
+
+    def iterate(self) -> None:
+        """One SAM iteration: collect c_max steps, then t_max training steps once learning has started."""
+        self.collect()
+        if self.learning:
+            self.model.train(gradient_steps=self.model.gradient_steps, batch_size=self.model.batch_size)
         self.iterations += 1
 
 
@@ -239,86 +258,145 @@ def _gather(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return out or []
 
 
-def _loop(cfg: DictConfig, demos: Any, run: Optional[Any]) -> None:
-    """The training loop every worker runs; ``run`` (rank 0 only) evaluates, logs and checkpoints."""
-    w = Worker(cfg, demos, distributed.rank())
-    k = distributed.world_size()
-    saved = run.load_checkpoint() if run is not None else None
-    meta = {key: v for key, v in saved.items() if key != "ranks"} if saved else {"next_eval": 0, "evals_done": 0, "first_reach": {}}
-    part: Optional[dict[str, Any]] = None
-    if distributed.active():
-        # Only rank 0 read the checkpoint: every worker gets the bookkeeping and its own state.
-        box = [meta, saved is not None]
-        dist.broadcast_object_list(box, src=0)
-        meta, resumed = box
-        part = _exchange(saved["ranks"] if saved else None) if resumed else None
-    elif saved:
-        part = saved["ranks"][0]
-    if part is not None:
-        w.restore(part)
-    m = w.model
-    every = int(cfg.eval.every)
-    flag = run.flag if run is not None else PreemptionFlag()
+class Seed:
+    """One seed in the training loop: its worker, its run (rank 0 only) and its bookkeeping.
 
-    def env_steps() -> int:
-        return m.num_timesteps * k
+    With K seeds in one process (``train.seeds_per_process``) each seed also keeps its own
+    global random streams (numpy, torch, python: SB3's action noise draws from numpy's), swapped
+    in around every phase that may draw from them, so each follows the stream it would alone.
+    """
 
-    def save() -> None:
-        parts = _gather(w.snapshot())
-        if run is not None:
-            run.save_checkpoint({"ranks": parts, **meta}, env_steps(), m._n_updates)
+    def __init__(self, cfg: DictConfig, demos: Any, run: Optional[Any], own_streams: bool):
+        self.cfg, self.run, self.demo_pairs = cfg, run, len(demos)
+        self.w = Worker(cfg, demos, distributed.rank())  # seeds the global streams itself
+        self.streams = rng_state() if own_streams else None
+        saved = run.load_checkpoint() if run is not None else None
+        self.meta = {key: v for key, v in saved.items() if key != "ranks"} if saved else {"next_eval": 0, "evals_done": 0, "first_reach": {}}
+        part: Optional[dict[str, Any]] = None
+        if distributed.active():
+            # Only rank 0 read the checkpoint: every worker gets the bookkeeping and its own state.
+            box = [self.meta, saved is not None]
+            dist.broadcast_object_list(box, src=0)
+            self.meta, resumed = box
+            part = _exchange(saved["ranks"] if saved else None) if resumed else None
+        elif saved:
+            part = saved["ranks"][0]
+        if part is not None:
+            with self.own_streams():
+                self.w.restore(part)
 
-    def evaluate(logs: dict[str, float]) -> dict[str, Any]:
-        row = run.evaluate(w.acting_policy(), env_steps(), m._n_updates, logs)
+    @contextlib.contextmanager
+    def own_streams(self) -> Iterator[None]:
+        if self.streams is None:
+            yield
+            return
+        outer = rng_state()
+        set_rng_state(self.streams)
+        try:
+            yield
+        finally:
+            self.streams = rng_state()
+            set_rng_state(outer)
+
+    def env_steps(self) -> int:
+        return self.w.model.num_timesteps * distributed.world_size()
+
+    def save(self) -> None:
+        with self.own_streams():
+            parts = _gather(self.w.snapshot())
+        if self.run is not None:
+            self.run.save_checkpoint({"ranks": parts, **self.meta}, self.env_steps(), self.w.model._n_updates)
+
+    def evaluate(self, logs: dict[str, float]) -> dict[str, Any]:
+        with self.own_streams():
+            row = self.run.evaluate(self.w.acting_policy(), self.env_steps(), self.w.model._n_updates, logs)
         for threshold in (0.9, 0.95):
             key = f"env_steps_to_{threshold}"
-            if key not in meta["first_reach"] and row["normalized_score"] >= threshold:
-                meta["first_reach"][key] = env_steps()
+            if key not in self.meta["first_reach"] and row["normalized_score"] >= threshold:
+                self.meta["first_reach"][key] = self.env_steps()
         return row
 
-    if env_steps() == 0 and meta["evals_done"] == 0:
-        if run is not None:
-            evaluate({})
-        meta["evals_done"] += 1
-        meta["next_eval"] = every
-    total = w.per_worker_total
+    def train_logs(self) -> dict[str, float]:
+        m = self.w.model
+        logs = dict(m.logs)
+        if m.ep_info_buffer:
+            logs["train_true_return"] = float(np.mean([e["r"] for e in m.ep_info_buffer]))
+        return logs
+
+    def finish(self) -> None:
+        m, final = self.w.model, self.w.acting_policy()
+        self.run.finish(
+            lambda path: save_policy(path, m.policy, final.normalizer, meta={"algo": "sam", "env": self.cfg.env.name}),
+            final, self.env_steps(), m._n_updates,
+            extra={"demo_pairs": self.demo_pairs, "workers": distributed.world_size(), "iterations": self.w.iterations,
+                   **self.meta["first_reach"]},
+        )
+
+
+def _loop(cfgs: list[DictConfig], demos: Any, runs: list[Optional[Any]]) -> None:
+    """The training loop every worker runs, for one seed or K stacked ones (``runs``: rank 0 only)."""
+    seeds = [Seed(c, demos, r, own_streams=len(cfgs) > 1) for c, r in zip(cfgs, runs)]
+    lead, cfg = seeds[0], cfgs[0]
+    m, k = lead.w.model, distributed.world_size()
+    if len({s.env_steps() for s in seeds}) > 1:
+        where = ", ".join(f"seed {c.seed}: {s.env_steps()}" for c, s in zip(cfgs, seeds))
+        raise ConfigError(f"train.seeds_per_process={len(seeds)} needs its seeds' checkpoints at the same env step ({where}); "
+                          f"accepted: resume these seeds one per process (train.seeds_per_process=1)")
+    stacked = StackedSteps([s.w.model for s in seeds], enabled=bool(cfg.algo.compile)) if len(seeds) > 1 else None
+    every = int(cfg.eval.every)
+    rank0 = runs[0] is not None
+    flag = runs[0].flag if rank0 else PreemptionFlag()
+
+    if lead.env_steps() == 0 and lead.meta["evals_done"] == 0:
+        for s in seeds:
+            if rank0:
+                s.evaluate({})
+            s.meta["evals_done"] += 1
+            s.meta["next_eval"] = every
+    total = lead.w.per_worker_total
+    name = f"{cfg.env.name}-d{cfg.demos}-s" + ",".join(str(c.seed) for c in cfgs)
     columns = [TextColumn(f"[bold]{cfg.algo.label}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
                TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
-    show = run is not None and bool(cfg.runtime.progress)
+    show = rank0 and bool(cfg.runtime.progress)
     with flag, Progress(*columns, disable=not show) as bar:
-        task = bar.add_task(f"{cfg.env.name}-d{cfg.demos}-s{cfg.seed}", total=total * k, completed=env_steps(), last="")
+        task = bar.add_task(name, total=total * k, completed=lead.env_steps(), last="")
         while m.num_timesteps < total:
             try:
-                w.iterate()
+                for s in seeds:
+                    with s.own_streams():
+                        s.w.collect()
+                if lead.w.learning:
+                    if stacked is not None:
+                        stacked.train(m.gradient_steps)
+                    else:
+                        m.train(gradient_steps=m.gradient_steps, batch_size=m.batch_size)
+                for s in seeds:
+                    s.w.iterations += 1
             except TrainingError as exc:
-                where = run.ckpt_path if run is not None else "the run's checkpoints/last.pt"
-                raise TrainingError(f"{exc} at env step {env_steps()}; stopped. The last good checkpoint ({where}) is kept; "
+                where = " / ".join(str(r.ckpt_path) for r in runs) if rank0 else "the run's checkpoints/last.pt"
+                raise TrainingError(f"{exc} at env step {lead.env_steps()}; stopped. The last good checkpoint ({where}) is kept; "
                                     f"lower algo.discriminator.lr or algo.critic.lr, then relaunch to resume from it") from None
-            bar.update(task, completed=min(env_steps(), total * k))
-            due = env_steps() >= meta["next_eval"] or m.num_timesteps >= total
-            if due and run is not None:
-                logs = dict(m.logs)
-                if m.ep_info_buffer:
-                    logs["train_true_return"] = float(np.mean([e["r"] for e in m.ep_info_buffer]))
-                row = evaluate(logs)
-                bar.update(task, last=f"{bar.tasks[0].speed or 0:.0f} steps/s | eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
-            if due:
-                meta["evals_done"] += 1
-                meta["next_eval"] = (env_steps() // every + 1) * every
-                if meta["evals_done"] % int(cfg.train.checkpoint_every) == 0:
-                    save()
+            bar.update(task, completed=min(lead.env_steps(), total * k))
+            due = lead.env_steps() >= lead.meta["next_eval"] or m.num_timesteps >= total
+            for s in seeds:
+                if due and rank0:
+                    row = s.evaluate(s.train_logs())
+                    if s is lead:
+                        bar.update(task, last=f"{bar.tasks[0].speed or 0:.0f} steps/s | eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
+                if due:
+                    s.meta["evals_done"] += 1
+                    s.meta["next_eval"] = (s.env_steps() // every + 1) * every
+                    if s.meta["evals_done"] % int(cfg.train.checkpoint_every) == 0:
+                        s.save()
             if distributed.mean_scalar(float(flag.requested)) > 0:
-                save()
-                if run is not None and run.logger:
-                    run.logger.close()
-                raise Preempted(flag.signum or 15, env_steps())
-    if run is not None:
-        final = w.acting_policy()
-        run.finish(
-            lambda path: save_policy(path, m.policy, final.normalizer, meta={"algo": "sam", "env": cfg.env.name}),
-            final, env_steps(), m._n_updates,
-            extra={"demo_pairs": len(demos), "workers": k, "iterations": w.iterations, **meta["first_reach"]},
-        )
+                for s in seeds:
+                    s.save()
+                    if s.run is not None and s.run.logger:
+                        s.run.logger.close()
+                raise Preempted(flag.signum or 15, lead.env_steps())
+    if rank0:
+        for s in seeds:
+            s.finish()
 
 
 def _free_port() -> int:
@@ -331,7 +409,7 @@ def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], dem
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=WORKER_TIMEOUT)
     try:
-        _loop(OmegaConf.create(cfg_dict), demos, None)
+        _loop([OmegaConf.create(cfg_dict)], demos, [None])
     except Preempted:
         pass
     finally:
@@ -342,12 +420,19 @@ def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], dem
     os._exit(0)  # skip interpreter teardown, where gloo's threads can still trip std::terminate
 
 
+def train_seeds(runs: list[Any]) -> None:
+    """``train.seeds_per_process=K``: K seeds in this process (validated by the caller), each
+    collecting, evaluating and checkpointing on its own, their updates stacked
+    (:class:`ail.algos.sam_compiled.StackedSteps`)."""
+    _loop([r.cfg for r in runs], runs[0].demos, runs)
+
+
 def train(run: Any) -> None:
     cfg = run.cfg
     validate(cfg, run.demos)
     k = int(cfg.algo.workers)
     if k == 1:
-        _loop(cfg, run.demos, run)
+        _loop([cfg], run.demos, [run])
         return
     port = _free_port()
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
@@ -357,7 +442,7 @@ def train(run: Any) -> None:
         p.start()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=k, timeout=WORKER_TIMEOUT)
     try:
-        _loop(cfg, run.demos, run)
+        _loop([cfg], run.demos, [run])
     finally:
         dist.barrier()
         dist.destroy_process_group()

@@ -26,7 +26,7 @@ math as compiled graphs); the sampling, Pop-Art statistics and optimiser steps s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -62,7 +62,8 @@ class SAMSettings:
     d_scale: float = 0.0
     grad_clip: Optional[float] = 5.0
     adapt_every: int = 20
-    compile: bool = False
+    compile: bool = False  # torch.compile the update (ail/algos/sam_compiled.py)
+    stacked: bool = False  # one of K seeds whose updates are stacked: the functional update even uncompiled
 
 
 class SAM(TD3):
@@ -97,7 +98,7 @@ class SAM(TD3):
         low, high = self.action_space.low, self.action_space.high
         self._act_low = torch.as_tensor(low, dtype=torch.float32)
         self._act_span = torch.as_tensor(high - low, dtype=torch.float32)
-        self.fast = CompiledSteps(self) if settings.compile else None
+        self.fast = CompiledSteps(self, enabled=settings.compile) if settings.compile or settings.stacked else None
         # Left eager: spectral norm's power iteration mutates buffers inside the forward; absorbing
         # pairs change D's batch size every update; the reward-gradient actor term is a rare option.
         self._fast_d = self.fast is not None and not settings.absorbing and not any("parametrizations" in k for k, _ in disc.named_parameters())
@@ -359,21 +360,7 @@ class SAM(TD3):
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         """``gradient_steps`` SAM training steps (t_max), each with d_steps D and g_steps AC updates."""
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        for _ in range(gradient_steps):
-            parts = [self.update_discriminator() for _ in range(self.s.d_steps)]
-            if self.param_noise is not None and self.train_steps % self.s.adapt_every == 0:
-                self.adapt_param_noise()
-            parts += [self.update_actor_critic() for _ in range(self.s.g_steps)]
-            self.train_steps += 1
-            for part in parts:
-                for k, v in part.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                    counts[k] = counts.get(k, 0) + 1
-        self.logs = {k: sums[k] / counts[k] for k in sums}
-        if self.param_noise is not None:
-            self.logs.update(param_noise_sigma=self.param_noise.sigma, param_noise_distance=self.param_noise.last_distance)
+        train_agents([self], gradient_steps, lambda: [self.update_discriminator()], lambda: [self.update_actor_critic()])
 
     def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         if self.param_noise is None or self.num_timesteps < learning_starts:
@@ -393,3 +380,30 @@ class SAM(TD3):
             self.refresh_obs_stats()
         if self.param_noise is not None and dones.any():
             self.param_noise.resample(self.actor, self.gen)
+
+
+def train_agents(agents: list[SAM], gradient_steps: int, update_d: Callable[[], list[dict[str, float]]],
+                 update_ac: Callable[[], list[dict[str, float]]]) -> None:
+    """The training steps of one agent or of K stacked ones (``update_*``: one log dict per agent).
+
+    Sets each agent's ``logs`` to the means of its update logs plus its parameter-noise state.
+    """
+    sums: list[dict[str, float]] = [{} for _ in agents]
+    counts: list[dict[str, int]] = [{} for _ in agents]
+    s = agents[0].s
+    for _ in range(gradient_steps):
+        parts = [update_d() for _ in range(s.d_steps)]
+        for a in agents:
+            if a.param_noise is not None and a.train_steps % s.adapt_every == 0:
+                a.adapt_param_noise()
+        parts += [update_ac() for _ in range(s.g_steps)]
+        for i, a in enumerate(agents):
+            a.train_steps += 1
+            for part in parts:
+                for k, v in part[i].items():
+                    sums[i][k] = sums[i].get(k, 0.0) + v
+                    counts[i][k] = counts[i].get(k, 0) + 1
+    for i, a in enumerate(agents):
+        a.logs = {k: sums[i][k] / counts[i][k] for k in sums[i]}
+        if a.param_noise is not None:
+            a.logs.update(param_noise_sigma=a.param_noise.sigma, param_noise_distance=a.param_noise.last_distance)

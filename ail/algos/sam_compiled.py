@@ -187,20 +187,33 @@ class StackedSteps:
     def _stack(per_seed: list[tuple[Any, ...]]) -> list[Any]:
         return [None if col[0] is None else torch.stack(col) for col in zip(*per_seed)]
 
-    def update(self) -> None:
+    def update_discriminator(self) -> list[dict[str, float]]:
         ms = self.models
         grads, values = self._call("d", self.d, self._params("disc"), *self._stack([m.d_inputs() for m in ms]))
-        for k, m in enumerate(ms):
-            m.d_finish({n: g[k] for n, g in grads.items()}, values[k])
+        return [m.d_finish({n: g[k] for n, g in grads.items()}, values[k]) for k, m in enumerate(ms)]
+
+    def update_actor_critic(self) -> list[dict[str, float]]:
+        ms = self.models
         batches = [m.ac_batch() for m in ms]
         r_win, y1, yn = self._call("t", self.t, self._params("disc"), self._params("actor_target"), self._params("critic_target"),
                                    *self._stack([m.target_inputs(b) for m, b in zip(ms, batches)]))
         ins = self._stack([m.critic_inputs(b, r_win[k], y1[k], yn[k]) for k, (m, b) in enumerate(zip(ms, batches))])
         grads, loss = self._call("c", self.c, self._params("critic"), *ins)
-        for k, (m, b) in enumerate(zip(ms, batches)):
-            m.critic_finish(b, {n: g[k] for n, g in grads.items()}, loss[k])
-        if ms[0].actor_due():
+        logs = [m.critic_finish(b, {n: g[k] for n, g in grads.items()}, loss[k]) for k, (m, b) in enumerate(zip(ms, batches))]
+        if ms[0].actor_due():  # the seeds move in lockstep: same update count
             pop = self._stack([m.popart_inputs() for m in ms])
             grads, loss = self._call("a", self.a, self._params("actor"), self._params("critic"), ins[0], *pop)
             for k, m in enumerate(ms):
-                m.actor_finish({n: g[k] for n, g in grads.items()}, loss[k])
+                logs[k].update(m.actor_finish({n: g[k] for n, g in grads.items()}, loss[k]))
+        return logs
+
+    def update(self) -> None:
+        """One discriminator and one actor-critic update of every seed."""
+        self.update_discriminator()
+        self.update_actor_critic()
+
+    def train(self, gradient_steps: int) -> None:
+        """``SAM.train`` for all K seeds at once (each seed's ``logs`` set as its own would be)."""
+        from ail.algos.sam_agent import train_agents
+
+        train_agents(self.models, gradient_steps, self.update_discriminator, self.update_actor_critic)
