@@ -157,8 +157,8 @@ class StackedSteps:
     :class:`CompiledSteps` hold the functions and parameter views), identical in settings and
     shapes, each with its own replay, generators, Pop-Art statistics and optimisers. The stacked
     call gives each seed the gradients its own call would, to float tolerance
-    (tests/test_sam_compiled.py). Measured by benchmarks/seed_stacking.py; not yet wired into
-    launch.py (see docs/performance.md).
+    (tests/test_sam_compiled.py). Used by ``train.seeds_per_process=K`` (ail/algos/sam.py);
+    measured by benchmarks/seed_stacking.py (docs/performance.md).
     """
 
     def __init__(self, models: list[Any], enabled: bool = True):
