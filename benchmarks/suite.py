@@ -182,7 +182,8 @@ def run_worker(args: argparse.Namespace) -> int:
 def _spawn(worker: str, env: str, steps: int) -> subprocess.Popen:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, "--env", env, "--steps", str(steps)]
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            # One compile worker: SAM's torch.compile must not spill onto the other learner's core.
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"})
 
 
 def _collect(proc: subprocess.Popen, name: str) -> dict[str, Any]:
