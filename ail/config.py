@@ -92,7 +92,11 @@ def check_overrides(argv: list[str]) -> None:
             for v in _values(ov):
                 if v not in TASKS:
                     raise ConfigError(f"unknown task '{v}'; accepted: {', '.join(TASKS)}")
-        elif key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "algo.updates"):
+        elif key == "runtime.device":
+            for v in _values(ov):
+                check_device(v)
+        elif key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "algo.updates",
+                     "train.seeds_per_process"):
             for v in _values(ov):
                 if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                     raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
@@ -109,6 +113,13 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed} is invalid; accepted: an integer >= 0")
+    check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"))
+
+
+def check_device(device: Any) -> None:
+    # Silently computing on the CPU when a GPU was asked for would waste a GPU allocation.
+    if device != "cpu":
+        raise ConfigError(f"runtime.device={device} is not supported yet; accepted: cpu (every learner computes on the CPU)")
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

@@ -84,7 +84,8 @@ def test_bad_overrides_rejected_early(argv, message):
 
 
 @pytest.mark.parametrize("arg, expect", [("algo=nope", "unknown algo 'nope'"), ("env=pong", "unknown env 'pong'"),
-                                         ("logger=x", "unknown logger 'x'"), ("eval.every=0", "eval.every=0 is invalid")])
+                                         ("logger=x", "unknown logger 'x'"), ("eval.every=0", "eval.every=0 is invalid"),
+                                         ("runtime.device=cuda", "runtime.device=cuda is not supported yet; accepted: cpu")])
 def test_launch_bad_input_is_one_line(runs, arg, expect):
     proc = launch([arg], runs)
     assert proc.returncode == 2
