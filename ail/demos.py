@@ -18,6 +18,7 @@ generation settings, return statistics) and is also embedded in the npz as ``met
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,12 +134,16 @@ def generate_demos(name: str, spec: DemoSpec, expert: Any, max_attempts_factor: 
 
 
 def save_demos(path: Path, data: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write atomically: a crash never leaves a half-written file under the final name."""
+    """Write atomically: a crash never leaves a half-written file under the final name, and two
+    processes generating the same set at once (parallel jobs or tests) each write their own temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **data)
     tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    side = path.with_suffix(".json")
+    tmp_side = side.with_name(f"{side.name}.{os.getpid()}.tmp")
+    tmp_side.write_text(json.dumps(meta, indent=2))
+    tmp_side.replace(side)
 
 
 def ensure_demos(
