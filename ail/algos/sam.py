@@ -12,6 +12,10 @@ K-1 spawned processes join it over gloo; each worker collects from its own env, 
 iteration costs ``K * schedule.env_steps`` interactions, which is what ``env_steps`` counts.
 A checkpoint holds every worker's full state (replay, simulator, noise, RNGs), so a resumed
 run continues exactly.
+
+With ``train.seeds_per_process=K`` (:func:`train_seeds`) one process instead runs K independent
+seeds, each a :class:`Seed` with its own run directory; they collect one after the other and
+train together, their updates stacked by :class:`ail.algos.sam_compiled.StackedSteps`.
 """
 from __future__ import annotations
 
