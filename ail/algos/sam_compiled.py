@@ -163,8 +163,8 @@ class StackedSteps:
 
     def __init__(self, models: list[Any], enabled: bool = True):
         if not all(m.fast is not None and m._fast_d and m._fast_actor for m in models):
-            raise ValueError("StackedSteps needs agents whose D and actor steps are functional (algo.compile=true, no absorbing "
-                             "states, spectral norm or reward-gradient actor term)")
+            raise ValueError("StackedSteps needs agents built with the functional update (algo.compile=true or "
+                             "train.seeds_per_process>1) and without absorbing states, spectral norm or the reward-gradient actor term")
         self.models, self.enabled = models, enabled
         fns = models[0].fast.functions  # closures over seed 0's modules: only their structure is used
         self.d = grad(fns["d_loss"], has_aux=True)
@@ -214,6 +214,6 @@ class StackedSteps:
 
     def train(self, gradient_steps: int) -> None:
         """``SAM.train`` for all K seeds at once (each seed's ``logs`` set as its own would be)."""
-        from ail.algos.sam_agent import train_agents
+        from ail.algos.sam_agent import train_agents  # here: sam_agent imports this module
 
         train_agents(self.models, gradient_steps, self.update_discriminator, self.update_actor_critic)
