@@ -6,7 +6,7 @@ Writes into ``--out``:
 
 - ``figure_d<N>.png``: SAM-Figure-2-style panels, one per task: the deterministic evaluation return
   against environment interactions (log axis); every seed's evaluations as points, the mean across
-  seeds as a line with a ± one-std band; the demonstrations given to the learner in red (mean line,
+  seeds as a line with a ± one-std band (clipped to the seeds' own range); the demonstrations given to the learner in red (mean line,
   ± std band, dotted min, dashed max). Learners that take no interactions (BC) are a flat line.
 - ``table.md`` / ``table.csv``: MGAIL-Table-1-style cells (mean ± std over seeds of the final
   return and normalised score per algorithm x task x demonstrations) and the env steps at which
@@ -148,15 +148,32 @@ def demo_returns(run: RunRecord) -> Optional[np.ndarray]:
 
 
 # ----- statistics ------------------------------------------------------------------------------
-def mean_curve(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and std across seeds on the evaluation steps every seed reached (linear interpolation)."""
+def _seed_values(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's return ``(seeds, steps)`` on the evaluation steps every seed reached (linear interpolation)."""
     curves = [r for r in runs if len(r.steps)]
     if not curves:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros((0, 0))
     end = min(r.steps[-1] for r in curves)
     grid = np.unique(np.concatenate([r.steps[r.steps <= end] for r in curves]))
-    values = np.stack([np.interp(grid, r.steps, r.returns) for r in curves])
+    return grid, np.stack([np.interp(grid, r.steps, r.returns) for r in curves])
+
+
+def mean_curve(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std across seeds on the evaluation steps every seed reached (linear interpolation)."""
+    grid, values = _seed_values(runs)
+    if not len(grid):
+        return grid, np.zeros(0), np.zeros(0)
     return grid, values.mean(0), values.std(0)
+
+
+def band(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plotted band: mean ± std, clipped to the seeds' own range, so it never shows a return no
+    seed had (e.g. above CartPole's 500 when most seeds sit at it)."""
+    grid, values = _seed_values(runs)
+    if not len(grid):
+        return grid, np.zeros(0), np.zeros(0)
+    mean, std = values.mean(0), values.std(0)
+    return grid, np.maximum(mean - std, values.min(0)), np.minimum(mean + std, values.max(0))
 
 
 def group_rows(runs: list[RunRecord], threshold: float) -> list[dict[str, Any]]:
@@ -316,7 +333,8 @@ def figure(path: Path, runs: list[RunRecord], demos: int) -> None:
             grid, mean, std = mean_curve(group)
             keep = grid > 0
             ax.plot(grid[keep], mean[keep], color=c, lw=1.8, label=f"{lab} ({seeds} seeds{partial})")
-            ax.fill_between(grid[keep], (mean - std)[keep], (mean + std)[keep], color=c, alpha=0.2, lw=0)
+            _, lo, hi = band(group)
+            ax.fill_between(grid[keep], lo[keep], hi[keep], color=c, alpha=0.2, lw=0)
         ref = demo_returns(here[0])
         if ref is not None and len(ref):
             m, s = float(ref.mean()), float(ref.std())

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from ail.report import mean_curve, report
+from ail.report import band, mean_curve, report
 from ail.sweep_failures import write_failure
 from conftest import REPO
 
@@ -90,6 +91,20 @@ def test_mean_curve_interpolates_on_the_steps_every_seed_reached() -> None:
     assert grid.tolist() == [0, 5, 10, 15]  # up to the shorter run's end
     assert mean.tolist() == pytest.approx([0, (5 + 20) / 2, (10 + 30) / 2, (15 + 40) / 2])
     assert std[1] == pytest.approx(7.5)
+
+
+def test_band_is_mean_plus_minus_std_clipped_to_the_seeds_range() -> None:
+    from ail.report import RunRecord
+
+    def rec(ret: float) -> RunRecord:
+        return RunRecord(Path("."), "a", "a", "e", "E", 1, 0, 0, "complete", np.array([0, 10]), np.full(2, ret), np.full(2, ret))
+
+    # CartPole-like: two seeds at the 500 ceiling, one at 100. mean 366.7, std 188.6: mean + std would be 555.2.
+    grid, lo, hi = band([rec(500.0), rec(500.0), rec(100.0)])
+    assert hi.tolist() == [500.0, 500.0]
+    assert lo == pytest.approx(np.full(2, 366.6667 - 188.5618), rel=1e-5)
+    _, lo2, hi2 = band([rec(10.0), rec(20.0)])  # two seeds: mean ± std is exactly their range
+    assert lo2.tolist() == [10.0, 10.0] and hi2.tolist() == [20.0, 20.0]
 
 
 def test_cli_writes_and_rejects_bad_input(experiment: Path, tmp_path: Path) -> None:
