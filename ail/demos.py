@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 from ail.envs import env_id, is_mujoco, make_env
 from ail.errors import ConfigError
-from ail.paths import demos_root
+from ail.paths import atomic_write_text, demos_root
 
 DEMO_FORMAT_VERSION = 1
 
@@ -140,10 +140,7 @@ def save_demos(path: Path, data: dict[str, np.ndarray], meta: dict[str, Any]) ->
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **data)
     tmp.replace(path)
-    side = path.with_suffix(".json")
-    tmp_side = side.with_name(f"{side.name}.{os.getpid()}.tmp")
-    tmp_side.write_text(json.dumps(meta, indent=2))
-    tmp_side.replace(side)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2))
 
 
 def ensure_demos(

@@ -1,4 +1,5 @@
-"""Where shipped experts and cached demonstrations live (overridable by config or env var)."""
+"""Where shipped experts and cached demonstrations live (overridable by config or env var), and
+how files there are replaced."""
 from __future__ import annotations
 
 import os
@@ -14,3 +15,11 @@ def experts_root(override: Optional[str] = None) -> Path:
 
 def demos_root(override: Optional[str] = None) -> Path:
     return Path(override or os.environ.get("AIL_DEMOS_DIR") or REPO_ROOT / "demos")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` in one step: a crash never leaves it half-written, and processes writing it
+    at once (parallel jobs, test workers) each use their own temporary."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

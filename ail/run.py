@@ -25,6 +25,7 @@ from ail.errors import ConfigError
 from ail.evaluation import evaluate, normalized_score, stats
 from ail.demos import Demos
 from ail.logger import MetricsLogger
+from ail.paths import atomic_write_text
 from ail.policy import LoadedPolicy
 from ail.preemption import Preempted, PreemptionFlag
 from ail.provenance import git_sha, versions
@@ -87,12 +88,6 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> Optional[tuple[str, A
     return None if a == b else (prefix.rstrip("."), a, b)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 class Run:
     """Open with :meth:`open`; algorithms call :meth:`evaluate`, :meth:`save_checkpoint`, :meth:`finish`."""
 
@@ -132,7 +127,7 @@ class Run:
                 raise ConfigError(f"{run_dir} holds files ({', '.join(sorted(leftovers)[:3])}) but no config.yaml; not an ail run, nothing was touched")
             run_dir.mkdir(parents=True, exist_ok=True)
             status = "new"
-            _atomic_write(stored_path, yaml.safe_dump(resolved, sort_keys=False))
+            atomic_write_text(stored_path, yaml.safe_dump(resolved, sort_keys=False))
         run = cls(cfg, run_dir, status, demos, expert)
         run._write_meta()
         return run
@@ -159,7 +154,7 @@ class Run:
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
         })
-        _atomic_write(path, json.dumps(meta, indent=2))
+        atomic_write_text(path, json.dumps(meta, indent=2))
 
     # ----- logging ---------------------------------------------------------------------------
     def start_logging(self, wandb_id: Optional[str] = None) -> None:
@@ -258,7 +253,7 @@ class Run:
         if self.logger:
             self.logger.summary(summary)
             self.logger.close()
-        _atomic_write(self.dir / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2))
         self.status = "complete"
         return summary
 

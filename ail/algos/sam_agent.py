@@ -169,7 +169,7 @@ class SAM(TD3):
 
     # ----- one update of each module -----------------------------------------------------------
     # The compiled path is split in phases (inputs -> gradients -> finish) so that K seeds in one
-    # process (ail/algos/sam_seeds.py) can run the middle phase for all of them in one call.
+    # process (ail.algos.sam_compiled.StackedSteps) can run the middle phase for all of them in one call.
     def _d_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Expert and policy pairs for D (its observation statistics updated with them)."""
         b = self.s.d_batch_size
@@ -280,7 +280,7 @@ class SAM(TD3):
 
     def critic_inputs(self, batch: dict[str, Any], r_win: torch.Tensor, y1: torch.Tensor, yn: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Pop-Art folds the targets in (rescaling the heads); returns ``(obs, act, y1_t, yn_t)``."""
-        if self.s.recompute_rewards and not torch.isfinite(r_win).all():
+        if self.fast is not None and self.s.recompute_rewards and not torch.isfinite(r_win).all():  # eager: d_reward checked
             raise TrainingError("the discriminator returned NaN/inf rewards")
         batch["logs"] = {"target_mean": yn.mean(), "reward_mean": r_win[:, 0].mean()}
         with torch.no_grad():
@@ -290,10 +290,10 @@ class SAM(TD3):
         return batch["obs"], batch["act"], y1, yn
 
     def critic_finish(self, batch: dict[str, Any], grads: Optional[dict[str, torch.Tensor]], critic_loss: torch.Tensor) -> dict[str, float]:
-        """Apply the critic gradients (``grads``; None: the eager path already stepped) and count the update."""
-        if not torch.isfinite(critic_loss):
-            raise TrainingError("the critic loss is NaN/inf")
+        """Apply the critic gradients (``grads``; None: the eager path already checked and stepped) and count the update."""
         if grads is not None:
+            if not torch.isfinite(critic_loss):
+                raise TrainingError("the critic loss is NaN/inf")
             set_grads(self.critic, grads)
             self._apply(self.critic.optimizer, list(self.critic.parameters()))
         self._n_updates += 1
