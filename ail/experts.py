@@ -251,13 +251,17 @@ class ExpertTrainer:
     def train(self) -> None:
         model = self.build()
         total = int(self.ecfg.total_steps)
+        if self.state["done"] and model.num_timesteps < total and not self.target_confirmed():
+            # A target raised above the confirmed one continues the run (more training for a stronger expert).
+            print(f"[expert] target raised to {self.ecfg.target_return}, above the kept best's confirmation; training on", flush=True)
+            self.state["done"] = False
         if not self.state["done"] and model.num_timesteps > 0 and self.target_confirmed():
             # A target lowered on resume may already be met by the kept best.
             print(f"[expert] target {self.ecfg.target_return} confirmed by the kept best; stopping")
             self.state["done"] = True
             self.save_checkpoint(model)
         if not self.state["done"] and model.num_timesteps < total:
-            # A raised expert.total_steps continues a finished run; a confirmed target ends it for good.
+            # A raised expert.total_steps continues a finished run; a confirmed target ends it unless raised.
             with self.flag:
                 model.learn(
                     total_timesteps=total - model.num_timesteps,

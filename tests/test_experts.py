@@ -134,6 +134,25 @@ def test_a_lowered_target_is_checked_against_the_kept_best_without_more_training
     assert after["done"] and after["evals"] == before["evals"]  # no more training was needed
 
 
+@pytest.mark.slow
+def test_a_raised_target_continues_a_run_that_confirmed_the_old_one(tmp_path):
+    runs = tmp_path / "runs"
+    args = _tiny_expert_args(tmp_path, total=4000) + ["env.expert.target_return=1", "env.expert.confirm_episodes=2"]
+    first = launch(args, runs)
+    assert first.returncode == 0, first.stderr
+    ckpt = runs / "default" / "expert-cartpole" / "seed0" / "checkpoints" / "state.json"
+    before = json.loads(ckpt.read_text())
+    assert before["done"] and before["evals"][-1][0] < 4000  # stopped at the confirmed target
+    raised = [a.replace("target_return=1", "target_return=100000") for a in args] + ["expert.replace=true"]
+    again = launch(raised, runs)
+    assert again.returncode == 0, again.stderr
+    assert "training on" in again.stdout
+    after = json.loads(ckpt.read_text())
+    assert len(after["evals"]) > len(before["evals"]) and after["evals"][-1][0] >= 4000
+    # The same target again: a confirmed run stays finished.
+    same = launch(args + ["expert.replace=true"], runs)
+    assert same.returncode == 0 and "training on" not in same.stdout, same.stderr
+
 def test_corrupt_or_foreign_expert_is_reported(tmp_path):
     src = experts_root() / "cartpole"
     bad = tmp_path / "cartpole"
