@@ -1,16 +1,17 @@
 """The papers' figures and tables from run directories (no W&B needed).
 
     python -m ail.report runs/sam-figure2 [more dirs ...] --out docs/results/figure2
+    python -m ail.report runs/issue6 --threshold 0.8 0.9 0.95      # the tables only, on stdout
 
-Writes into ``--out``:
+Writes into ``--out`` (without it, prints ``table.md`` and writes nothing):
 
 - ``figure_d<N>.png``: SAM-Figure-2-style panels, one per task: the deterministic evaluation return
   against environment interactions (log axis); every seed's evaluations as points, the mean across
   seeds as a line with a ± one-std band (clipped to the seeds' own range); the demonstrations given to the learner in red (mean line,
   ± std band, dotted min, dashed max). Learners that take no interactions (BC) are a flat line.
 - ``table.md`` / ``table.csv``: MGAIL-Table-1-style cells (mean ± std over seeds of the final
-  return and normalised score per algorithm x task x demonstrations) and the env steps at which
-  each seed's evaluation first reached ``--threshold`` (0.9) of the expert's normalised score.
+  return and normalised score per algorithm x task x demonstrations) and, per ``--threshold`` (default
+  0.9), the env steps at which each seed's evaluation first reached that normalised score.
 - ``runs.csv``: one line per run directory found, with its status.
 
 Incomplete runs (no ``summary.json``) and failed ones (a sweep's ``.failures`` record) are listed in
@@ -26,7 +27,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import yaml
@@ -176,8 +177,11 @@ def band(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return grid, np.maximum(mean - std, values.min(0)), np.minimum(mean + std, values.max(0))
 
 
-def group_rows(runs: list[RunRecord], threshold: float) -> list[dict[str, Any]]:
-    """One row per (label, env, demos) over its complete runs (statistics over seeds, population std)."""
+def group_rows(runs: list[RunRecord], thresholds: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per (label, env, demos) over its complete runs (statistics over seeds, population std).
+
+    ``reach[t]`` is (seeds that reached normalised score t, median env steps at which they first did);
+    ``reached``/``steps_to_threshold`` repeat it for the first threshold."""
     groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
     for r in runs:
         if r.env != "?":
@@ -189,15 +193,19 @@ def group_rows(runs: list[RunRecord], threshold: float) -> list[dict[str, Any]]:
         if done:
             ret = np.array([r.summary["final_return_mean"] for r in done])
             score = np.array([r.summary["normalized_score"] for r in done])
-            reach = [r.first_reach(threshold) for r in done]
-            hit = [x for x in reach if x is not None]
+            reach = {}
+            for t in thresholds:
+                hit = [x for x in (r.first_reach(t) for r in done) if x is not None]
+                reach[t] = (len(hit), int(np.median(hit)) if hit else None)
             row.update(
                 env_steps=max(int(r.summary["env_steps"]) for r in done),
                 return_mean=float(ret.mean()), return_std=float(ret.std()),
-                score_mean=float(score.mean()), score_std=float(score.std()),
+                score_mean=float(score.mean()), score_std=float(score.std()), score_min=float(score.min()),
                 expert_return=float(done[0].summary["expert_return"]),
-                reached=len(hit), steps_to_threshold=int(np.median(hit)) if hit else None,
+                reach=reach, reached=reach[thresholds[0]][0], steps_to_threshold=reach[thresholds[0]][1],
             )
+            for t, (n, steps) in reach.items():
+                row[f"reached_{t:g}"], row[f"steps_to_{t:g}"] = n, steps
         rows.append(row)
     return rows
 
@@ -214,12 +222,13 @@ def _reach(row: dict[str, Any], threshold: float) -> str:
         return "—"
     if row["algo"] == "bc" or row.get("env_steps", 0) == 0:
         return "n/a (no env steps)"
-    if row["steps_to_threshold"] is None:
+    reached, steps = row["reach"][threshold]
+    if steps is None:
         return f"never (0/{row['seeds']})"
-    return f"{row['steps_to_threshold']:,} ({row['reached']}/{row['seeds']})"
+    return f"{steps:,} ({reached}/{row['seeds']})"
 
 
-def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], threshold: float) -> str:
+def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], thresholds: Sequence[float]) -> str:
     out = ["## Final return by task and demonstrations (Table 1 style)", "",
            "Mean ± std over seeds of the final evaluation return (normalised score in brackets: 0 = random policy, 1 = expert).", ""]
     algos = sorted({r["algo"] for r in rows})
@@ -228,17 +237,19 @@ def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], threshold: float
     for env, demos in sorted({(r["env"], r["demos"]) for r in rows}):
         line = [_cell(cells[(env, demos, a)]) if (env, demos, a) in cells else "" for a in algos]
         out.append(f"| {env} | {demos} | " + " | ".join(line) + " |")
-    out += ["", f"## Every group, with the env steps to reach {threshold:g} of the expert", "",
+    named = " / ".join(f"{t:g}" for t in thresholds)
+    out += ["", f"## Every group, with the env steps to reach {named} of the expert", "",
             "Steps to threshold: median over the seeds that reached it (how many did). Seeds: complete runs / run directories found.", "",
-            "| algo | task | demos | seeds | env steps | final return | normalised score | expert return | steps to " + f"{threshold:g} |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| algo | task | demos | seeds | env steps | final return | normalised score | expert return | "
+            + " | ".join(f"steps to {t:g}" for t in thresholds) + " |",
+            "|---|---|---|---|---|---|---|---|" + "---|" * len(thresholds)]
     for r in rows:
         if r["seeds"]:
             out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | {r['seeds']}/{r['runs']} | {r['env_steps']:,} | "
-                       f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['score_mean']:.3f} ± {r['score_std']:.3f} | "
-                       f"{r['expert_return']:.1f} | {_reach(r, threshold)} |")
+                       f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['score_mean']:.3f} ± {r['score_std']:.3f} (min {r['score_min']:.3f}) | "
+                       f"{r['expert_return']:.1f} | " + " | ".join(_reach(r, t) for t in thresholds) + " |")
         else:
-            out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | 0/{r['runs']} | — | — | — | — | — |")
+            out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | 0/{r['runs']} | — | — | — | — | " + "— | " * len(thresholds))
     bad = [r for r in runs if r.status != "complete"]
     out += ["", "## Incomplete or failed runs", ""]
     if not bad:
@@ -262,9 +273,10 @@ CSV_COLUMNS = ["algo", "env", "demos", "seeds", "runs", "env_steps", "return_mea
                "expert_return", "reached", "steps_to_threshold"]
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]], thresholds: Sequence[float]) -> None:
+    per_threshold = [f"{k}_{t:g}" for t in thresholds for k in ("reached", "steps_to")] if len(thresholds) > 1 else []
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS + per_threshold, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
 
@@ -357,47 +369,55 @@ def figure(path: Path, runs: list[RunRecord], demos: int) -> None:
     plt.close(fig)
 
 
-def report(roots: list[Path], out: Path, threshold: float = 0.9) -> dict[str, Any]:
-    """Write the figures and tables for every run below ``roots`` into ``out``; returns what was written."""
+def report(roots: list[Path], out: Optional[Path], threshold: Union[float, Sequence[float]] = 0.9) -> dict[str, Any]:
+    """Write the figures and tables for every run below ``roots`` into ``out`` (``None``: write nothing);
+    returns the rows, the runs, the table's markdown and the figures written."""
+    thresholds = [float(threshold)] if isinstance(threshold, (int, float)) else [float(t) for t in threshold]
     runs = load_runs(roots)
     if not runs:
         raise FileNotFoundError(f"no training run directories below {', '.join(map(str, roots))}")
+    rows = group_rows(runs, thresholds)
+    text = markdown(rows, runs, thresholds)
+    if out is None:
+        return {"rows": rows, "runs": runs, "markdown": text, "figures": []}
     out.mkdir(parents=True, exist_ok=True)
-    rows = group_rows(runs, threshold)
-    (out / "table.md").write_text(markdown(rows, runs, threshold))
-    write_csv(out / "table.csv", rows)
+    (out / "table.md").write_text(text)
+    write_csv(out / "table.csv", rows, thresholds)
     write_runs_csv(out / "runs.csv", runs)
     figures = []
     for demos in sorted({r.demos for r in runs if r.demos > 0 and len(r.steps)}):
         path = out / f"figure_d{demos}.png"
         figure(path, runs, demos)
         figures.append(path)
-    return {"rows": rows, "runs": runs, "figures": figures}
+    return {"rows": rows, "runs": runs, "markdown": text, "figures": figures}
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m ail.report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="experiment directories (runs/<experiment>) or run directories")
-    parser.add_argument("--out", type=Path, required=True, help="directory for the PNGs, table.md, table.csv and runs.csv")
-    parser.add_argument("--threshold", type=float, default=0.9, help="normalised score for the 'env steps to reach' column (default 0.9)")
+    parser.add_argument("--out", type=Path, help="directory for the PNGs, table.md, table.csv and runs.csv (without it: print the tables only)")
+    parser.add_argument("--threshold", type=float, nargs="+", default=[0.9],
+                        help="normalised score(s) for the 'env steps to reach' columns (default 0.9; e.g. 0.8 0.9 0.95)")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}; accepted: directories holding run directories", file=sys.stderr)
         return 2
-    if not 0 < args.threshold <= 1.5:
-        print(f"error: --threshold {args.threshold} is invalid; accepted: a normalised score in (0, 1.5]", file=sys.stderr)
-        return 2
+    for t in args.threshold:
+        if not 0 < t <= 1.5:
+            print(f"error: --threshold {t} is invalid; accepted: normalised scores in (0, 1.5]", file=sys.stderr)
+            return 2
     try:
         result = report(args.dirs, args.out, args.threshold)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print((args.out / "table.md").read_text())
+    print(result["markdown"])
     bad = [r for r in result["runs"] if r.status != "complete"]
     for r in bad:
         print(f"warning: {r.status} run {_show(r.dir)}" + (f": {r.message}" if r.message else ""), file=sys.stderr)
-    print(f"wrote {', '.join(str(p) for p in result['figures'])}, {args.out / 'table.md'}, {args.out / 'table.csv'}, {args.out / 'runs.csv'}")
+    if args.out is not None:
+        print(f"wrote {', '.join(str(p) for p in result['figures'])}, {args.out / 'table.md'}, {args.out / 'table.csv'}, {args.out / 'runs.csv'}")
     return 0
 
 

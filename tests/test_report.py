@@ -122,3 +122,27 @@ def test_cli_writes_and_rejects_bad_input(experiment: Path, tmp_path: Path) -> N
     none = subprocess.run([sys.executable, "-m", "ail.report", str(empty), "--out", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert none.returncode == 2 and "no training run directories" in none.stderr
+
+
+def test_without_out_the_tables_go_to_stdout_one_row_per_variant_and_column_per_threshold(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "dyna-tp5", "dyna", 0, [100, 850, 920])
+    make_run(root, "dyna-tp5", "dyna", 1, [500, 960, 970])
+    make_run(root, "dyna-tp50", "dyna", 0, [200, 300, 400])
+    proc = subprocess.run([sys.executable, "-m", "ail.report", str(root), "--threshold", "0.8", "0.9", "0.95"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split(" | ")[0].strip("| "): line for line in proc.stdout.splitlines() if line.startswith("| dyna")}
+    assert set(rows) == {"dyna-tp5", "dyna-tp50"}
+    # tp5: 0.8 first reached at 1000 by both seeds, 0.9 at 1000 (seed 1) and 2000 (seed 0), 0.95 by seed 1 only.
+    assert rows["dyna-tp5"].endswith("| 1,000 (2/2) | 1,500 (2/2) | 1,000 (1/2) |"), rows["dyna-tp5"]
+    assert rows["dyna-tp50"].count("never (0/1)") == 3
+    assert "(min 0.920)" in rows["dyna-tp5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written
+
+
+def test_bad_threshold_is_one_line(tmp_path: Path) -> None:
+    make_run(tmp_path / "runs", "sam", "sam", 0, [0, 900])
+    proc = subprocess.run([sys.executable, "-m", "ail.report", str(tmp_path / "runs"), "--threshold", "0.9", "2"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --threshold 2.0 is invalid; accepted: normalised scores in (0, 1.5]"
