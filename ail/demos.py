@@ -143,6 +143,17 @@ def save_demos(path: Path, data: dict[str, np.ndarray], meta: dict[str, Any]) ->
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2))
 
 
+EXPERT_KEYS = ("algorithm", "training_steps", "return_mean", "return_std", "git_sha")
+
+
+def _cached_expert(path: Path) -> Optional[dict[str, Any]]:
+    """The expert record of a cached set (None when its metadata is unreadable: the set is kept)."""
+    try:
+        return json.loads(path.with_suffix(".json").read_text())["expert"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def ensure_demos(
     name: str, spec: Optional[DemoSpec] = None, root: Optional[Union[str, Path]] = None, experts: Optional[str] = None
 ) -> Path:
@@ -153,10 +164,15 @@ def ensure_demos(
     if spec.trajectories <= 0:
         raise ConfigError(f"demo_set.trajectories={spec.trajectories} is invalid; accepted: a positive integer")
     path = demos_root(str(root) if root else None) / name / spec.filename(name)
-    if path.is_file():
-        return path
-    expert = load_expert(name, experts)
     info = expert_info(name, experts)
+    made_by = {k: info.get(k) for k in EXPERT_KEYS}
+    if path.is_file():
+        cached = _cached_expert(path)
+        if cached is None or cached == made_by:
+            return path
+        # A replaced expert (expert.replace=true) makes every set rolled out from the old one stale.
+        print(f"[demos] {path} was rolled out by another expert ({cached}); regenerating it from the shipped one", flush=True)
+    expert = load_expert(name, experts)
     print(f"[demos] generating {spec.trajectories} {env_id(name)} trajectories from the shipped expert -> {path}", flush=True)
     data = generate_demos(name, spec, expert)
     attempts = int(data.pop("_attempts"))
@@ -172,7 +188,7 @@ def ensure_demos(
         "return_min": float(data["ep_returns"].min()),
         "return_max": float(data["ep_returns"].max()),
         "spec": asdict(spec),
-        "expert": {k: info.get(k) for k in ("algorithm", "training_steps", "return_mean", "return_std", "git_sha")},
+        "expert": made_by,
     }
     save_demos(path, data, meta)
     return path

@@ -135,3 +135,18 @@ def test_demo_file_of_wrong_env_shape(tmp_path, demo_file):
     shutil.copy(demo_file, tmp_path / "x.npz")
     with pytest.raises(ConfigError, match="is for CartPole-v1, but env=acrobot is Acrobot-v1"):
         load_demos("acrobot", 1, path=tmp_path / "x.npz")
+
+
+def test_a_set_rolled_out_by_a_replaced_expert_is_regenerated(tmp_path, capsys):
+    path = ensure_demos("cartpole", DemoSpec(2), root=tmp_path)
+    meta_path = path.with_suffix(".json")
+    fresh = json.loads(meta_path.read_text())
+    stale = dict(fresh, expert=dict(fresh["expert"], training_steps=1))  # as if made by an earlier expert
+    meta_path.write_text(json.dumps(stale))
+    assert ensure_demos("cartpole", DemoSpec(2), root=tmp_path) == path
+    assert "rolled out by another expert" in capsys.readouterr().out
+    assert json.loads(meta_path.read_text())["expert"] == fresh["expert"]
+    # An up-to-date set is reused, not rolled out again.
+    mtime = path.stat().st_mtime_ns
+    ensure_demos("cartpole", DemoSpec(2), root=tmp_path)
+    assert path.stat().st_mtime_ns == mtime and "rolled out" not in capsys.readouterr().out
