@@ -75,6 +75,8 @@ class Demos:
     ep_returns: np.ndarray  # (n,) returns of the chosen trajectories
     traj_index: np.ndarray  # (pairs,) which chosen trajectory each pair comes from
     meta: dict[str, Any]
+    qpos: Optional[np.ndarray] = None  # (pairs, nq) MuJoCo state at s (MuJoCo sets only): mgail's expert starts
+    qvel: Optional[np.ndarray] = None  # (pairs, nv)
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -284,6 +286,8 @@ def load_demos(
         ep_returns=data["ep_returns"][chosen],
         traj_index=np.concatenate(owner),
         meta={**meta, "path": str(path), "chosen": chosen.tolist(), "subsample": int(subsample)},
+        qpos=data["qpos"][sel] if "qpos" in data else None,
+        qvel=data["qvel"][sel] if "qvel" in data else None,
     )
 
 

@@ -105,25 +105,29 @@ class RealUnroller:
         self.env_steps = 0
         self.stopped_unrolls = 0
 
-    def _step(self, actions: np.ndarray, obs: np.ndarray, store: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        next_obs, rewards, dones, infos = self.venv.step(actions)
+    def _step(self, actions: np.ndarray, obs: np.ndarray, store: bool, venv: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        venv = self.venv if venv is None else venv
+        next_obs, rewards, dones, infos = venv.step(actions)
         real_next = next_obs.copy()
         for i, done in enumerate(dones):
             if done:
                 real_next[i] = infos[i]["terminal_observation"]
         if store:
             self.replay.add(obs, real_next, actions, rewards, dones, infos)
-        self.env_steps += self.venv.num_envs
-        self.last_obs = next_obs
+        self.env_steps += venv.num_envs
+        if venv is self.venv:
+            self.last_obs = next_obs
         return next_obs, real_next, dones
 
     @torch.no_grad()
-    def collect(self, steps: int, store: bool = True) -> None:
-        """``steps`` noisy steps in every env (no gradients), e.g. to fill the replay."""
+    def collect(self, steps: int, store: bool = True, start: Optional[tuple[Any, np.ndarray]] = None) -> None:
+        """``steps`` noisy steps in every env (no gradients), e.g. to fill the replay; ``start``:
+        (another VecEnv of as many envs, its current observations) to collect there instead of
+        continuing the live episodes (mgail's collections from expert states)."""
+        venv, obs = start if start is not None else (self.venv, self.last_obs)
         for _ in range(steps):
-            obs = self.last_obs
             act, _ = self.policy.rsample(torch.as_tensor(obs, dtype=torch.float32), self.g)
-            self._step(self.policy.to_env(act, self.discrete), obs, store)
+            obs, _, _ = self._step(self.policy.to_env(act, self.discrete), obs, store, venv)
 
     def unroll(self, steps: int, store: bool) -> Unrolled:
         """``steps`` real steps with the differentiable chain; returns the pairs to score with D."""
@@ -152,6 +156,23 @@ class RealUnroller:
                 break
         self.stopped_unrolls += int(out.stopped_early)
         return out
+
+
+def reset_to_states(venv: Any, qpos: np.ndarray, qvel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Put every env of ``venv`` (a DummyVecEnv of MuJoCo envs) into a state drawn from
+    ``qpos (N, nq)``/``qvel (N, nv)``; returns the observations there ``(n_envs, obs_dim)``.
+
+    Each env is reset with a seed from ``rng`` first (episode counters restart, and the resets
+    that follow inside the collection are reproducible), then ``set_state`` overwrites the
+    whole simulator state.
+    """
+    obs = []
+    for env in venv.envs:
+        j = int(rng.integers(len(qpos)))
+        env.reset(seed=int(rng.integers(2**31 - 1)))
+        env.unwrapped.set_state(qpos[j], qvel[j])
+        obs.append(env.unwrapped._get_obs())
+    return np.asarray(obs, dtype=venv.observation_space.dtype)
 
 
 def imagined_unroll(policy: DiffPolicy, fm: ForwardModel, start_obs: torch.Tensor, steps: int, gamma: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -61,6 +62,8 @@ def test_dyna_runs_end_to_end_on_a_continuous_task(runs, update):
         (TINY_MGAIL, ["algo.block_iters=0"], "algo.block_iters=0 is invalid"),
         (TINY_MGAIL, ["algo.prep_iters=-1"], "algo.prep_iters=-1 is invalid"),
         (TINY_MGAIL, ["algo.forward_model.max_error=0"], "algo.forward_model.max_error=0 is invalid"),
+        (TINY_MGAIL, ["algo.collect_start=reset"], "algo.collect_start=reset is invalid; accepted: live, expert"),
+        (TINY_MGAIL, ["algo.collect_start=expert"], "algo.collect_start=expert needs simulator states in the demonstrations"),
         (TINY_DYNA, ["algo.plan_steps=-5"], "algo.plan_steps=-5 is invalid; accepted: a positive integer"),
         (TINY_DYNA, ["algo.plan_steps=1001"], "algo.plan_steps=1001 is longer than this task's episodes (1000 steps)"),
         (TINY_DYNA, ["algo.policy_update=sgd"], "algo.policy_update=sgd is invalid; accepted: adam, trpo"),
@@ -155,3 +158,26 @@ def test_the_averaged_policy_follows_the_trained_one_at_its_rate():
     for avg, old, new in zip(learner.policy_avg.parameters(), before, learner.policy.parameters()):
         assert torch.allclose(avg, old + 0.25 * (new - old), atol=1e-7)
     assert learner.acting_policy().policy is learner.policy_avg
+
+
+def test_expert_starts_put_the_simulator_in_the_demonstrated_state():
+    from ail.envs import make_vec_env
+    from ail.model_based import reset_to_states
+
+    demos = load_demos("hopper", 4)
+    venv = make_vec_env("hopper", n_envs=3, seed=0)
+    obs = reset_to_states(venv, demos.qpos, demos.qvel, np.random.default_rng(7))
+    same = np.random.default_rng(7)  # the draws reset_to_states makes: a state index, then a reset seed, per env
+    picked = [int(same.integers(len(demos.qpos))) + 0 * int(same.integers(2**31 - 1)) for _ in range(3)]
+    np.testing.assert_allclose(obs, demos.obs[picked], atol=1e-6)  # the observations the expert saw there
+    # The expert's own actions from there lead to the demonstrated next states.
+    nxt, *_ = venv.step(demos.actions[picked])
+    np.testing.assert_allclose(nxt, demos.next_obs[picked], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mgail_collects_from_expert_states_and_resumes_exactly(runs):
+    args = ["algo=mgail", "env=hopper", "train.env_steps=5000", "eval.every=1600", "algo.warmup_steps=700", "algo.prep_iters=10",
+            "algo.block_iters=5", "algo.collect_every=3", "algo.collect_start=expert", "eval.episodes=1", "eval.final_episodes=1",
+            "runtime.progress=false"]
+    assert_preemption_resumes_exactly(args, runs, lambda exp: run_dir(runs, "mgail", "hopper", exp))

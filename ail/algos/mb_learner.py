@@ -23,7 +23,7 @@ from ail.envs import make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
 from ail.forward_model import KINDS, build_forward_model
 from ail.model_based import (RealUnroller, Unrolled, check_horizon, encode_actions, episode_limit, imagined_unroll, policy_step,
-                             positive, replay_sequences)
+                             positive, replay_sequences, reset_to_states)
 from ail.natural_gradient import natural_gradient_step
 from ail.policy import LoadedPolicy, save_policy
 from ail.run import Run
@@ -98,6 +98,11 @@ class Learner:
         self.np_rng = np.random.default_rng(self.seed)
         self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma),
                                      float(a.forward_model.max_error), self.g)
+        # algo.collect_start=expert (MGAIL): collections start from random expert states in envs of their own.
+        self.start_venv = None
+        if str(a.get("collect_start", "live")) == "expert":
+            self.start_venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=self.seed + 1_000_003)
+            self.expert_qpos, self.expert_qvel = demos.qpos, demos.qvel
         self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0, "evals_done": 0,
                                          "next_eval": 0, "first_reach": {}}
         state = run.load_checkpoint()
@@ -158,6 +163,14 @@ class Learner:
         self.d_opt.step()
         self.disc.eval()
         return logs
+
+    def collect(self, steps: int) -> None:
+        """``steps`` noisy steps per env into the replay: continuing the live episodes or, with
+        ``algo.collect_start=expert``, from random expert states (mgail's ``env.set_state``)."""
+        start = None
+        if self.start_venv is not None:
+            start = (self.start_venv, reset_to_states(self.start_venv, self.expert_qpos, self.expert_qvel, self.np_rng))
+        self.unroller.collect(steps, start=start)
 
     def fm_step(self) -> float:
         """One Adam step of the forward model's squared loss on a replay batch."""

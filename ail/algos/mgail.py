@@ -11,7 +11,9 @@ trajectories (the state re-parameterisation ``s' = f(s, a) + stopgrad(s_env - f(
 3. Later: blocks of ``block_iters`` iterations alternate between one D step per iteration and
    one policy update per iteration (one real unroll of ``unroll_steps`` in each of the
    ``n_envs`` envs; mgail accumulates 7 batch-1 unrolls, here they run side by side), and every
-   ``collect_every`` iterations each env takes ``collect_steps`` noisy steps into the replay.
+   ``collect_every`` iterations each env takes ``collect_steps`` noisy steps into the replay:
+   continuing the live episodes (``collect_start=live``) or, as mgail did, from random expert
+   states (``collect_start=expert``; MuJoCo, whose demonstration sets store ``qpos``/``qvel``).
 
 Every real env step, those inside the unrolls included, counts towards ``train.env_steps``.
 """
@@ -33,6 +35,11 @@ def validate(cfg: Any, demos: Any) -> None:
         raise ConfigError(f"algo.prep_iters={a.prep_iters} is invalid; accepted: an integer >= 0")
     for key in ("block_iters", "collect_every", "collect_steps"):
         positive(a[key], f"algo.{key}")
+    if str(a.collect_start) not in ("live", "expert"):
+        raise ConfigError(f"algo.collect_start={a.collect_start} is invalid; accepted: live, expert")
+    if str(a.collect_start) == "expert" and getattr(demos, "qpos", None) is None:
+        raise ConfigError(f"algo.collect_start=expert needs simulator states in the demonstrations (MuJoCo tasks); "
+                          f"env={cfg.env.name} has none; accepted here: live")
 
 
 def train(run: Run) -> None:
@@ -52,7 +59,7 @@ def train(run: Run) -> None:
         else:
             logs.update(learner.real_policy_update(int(a.unroll_steps)))
         if it >= prep and it % int(a.collect_every) == 0:
-            learner.unroller.collect(int(a.collect_steps))
+            learner.collect(int(a.collect_steps))
         return dict(logs)
 
     learner.loop("mgail", one_iteration)
