@@ -46,11 +46,6 @@ SHORTFALLS: dict[str, str] = {
         "trained here fails: two PPO seeds, SAC at 30k and at 220k steps. On 300 other starts this SAC expert never fell "
         "(9359.6, min 9359.0)."
     ),
-    "ant": (
-        "2752.5 ± 1386.3 on the 50 evaluation starts, 8% below the 3000 bar: the SAC policy (500k of its 1M-step budget, "
-        "5.1 h of a shared core) falls over in some starts (min 9.8); on 100 other starts it scored 3167.9 (min 6.5). "
-        "More SAC training is the likely remedy; its demonstration sets keep only episodes with return >= 1000."
-    ),
 }
 RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
 
