@@ -46,6 +46,13 @@ SHORTFALLS: dict[str, str] = {
         "trained here fails: two PPO seeds, SAC at 30k and at 220k steps. On 300 other starts this SAC expert never fell "
         "(9359.6, min 9359.0)."
     ),
+    "humanoid": (
+        "1334.4 ± 449.4 on the 50 evaluation starts, 73% below the 5000 bar: a provisional expert, so that a fresh clone "
+        "can imitate humanoid at all. It is SAC stopped at 200k of its 2M-step budget (2.0 h of a shared core; "
+        "rl-baselines3-zoo's SAC reaches 6232 at 2M) and still climbing (evaluations 697 at 75k, 931 at 175k, 1273 at 200k). "
+        "Training goes on from its checkpoint with python launch.py task=expert env=humanoid expert.replace=true, "
+        "and cached humanoid demonstration sets follow the replaced expert."
+    ),
 }
 RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
 
