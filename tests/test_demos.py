@@ -150,3 +150,9 @@ def test_a_set_rolled_out_by_a_replaced_expert_is_regenerated(tmp_path, capsys):
     mtime = path.stat().st_mtime_ns
     ensure_demos("cartpole", DemoSpec(2), root=tmp_path)
     assert path.stat().st_mtime_ns == mtime and "rolled out" not in capsys.readouterr().out
+
+
+def test_a_cached_set_is_used_where_no_expert_is_installed(tmp_path):
+    path = ensure_demos("cartpole", DemoSpec(2), root=tmp_path)
+    (tmp_path / "no_experts").mkdir()
+    assert ensure_demos("cartpole", DemoSpec(2), root=tmp_path, experts=str(tmp_path / "no_experts")) == path
