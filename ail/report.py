@@ -180,8 +180,7 @@ def band(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def group_rows(runs: list[RunRecord], thresholds: Sequence[float]) -> list[dict[str, Any]]:
     """One row per (label, env, demos) over its complete runs (statistics over seeds, population std).
 
-    ``reach[t]`` is (seeds that reached normalised score t, median env steps at which they first did);
-    ``reached``/``steps_to_threshold`` repeat it for the first threshold."""
+    ``reach[t]`` is (seeds that reached normalised score t, median env steps at which they first did)."""
     groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
     for r in runs:
         if r.env != "?":
@@ -202,10 +201,8 @@ def group_rows(runs: list[RunRecord], thresholds: Sequence[float]) -> list[dict[
                 return_mean=float(ret.mean()), return_std=float(ret.std()),
                 score_mean=float(score.mean()), score_std=float(score.std()), score_min=float(score.min()),
                 expert_return=float(done[0].summary["expert_return"]),
-                reach=reach, reached=reach[thresholds[0]][0], steps_to_threshold=reach[thresholds[0]][1],
+                reach=reach,
             )
-            for t, (n, steps) in reach.items():
-                row[f"reached_{t:g}"], row[f"steps_to_{t:g}"] = n, steps
         rows.append(row)
     return rows
 
@@ -274,11 +271,18 @@ CSV_COLUMNS = ["algo", "env", "demos", "seeds", "runs", "env_steps", "return_mea
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], thresholds: Sequence[float]) -> None:
+    """``reached``/``steps_to_threshold``: the first threshold's; with several, one pair of columns each."""
     per_threshold = [f"{k}_{t:g}" for t in thresholds for k in ("reached", "steps_to")] if len(thresholds) > 1 else []
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS + per_threshold, extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        for row in rows:
+            flat = dict(row)
+            if "reach" in row:
+                flat["reached"], flat["steps_to_threshold"] = row["reach"][thresholds[0]]
+                for t, (n, steps) in row["reach"].items():
+                    flat[f"reached_{t:g}"], flat[f"steps_to_{t:g}"] = n, steps
+            w.writerow(flat)
 
 
 def write_runs_csv(path: Path, runs: list[RunRecord]) -> None:
