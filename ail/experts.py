@@ -44,7 +44,11 @@ SHORTFALLS: dict[str, str] = {
     "inverteddoublependulum": (
         "9179.6 on the 50 evaluation starts, below the 9300 bar, because of one start (seed 100025) that every IDP expert "
         "trained here fails: two PPO seeds, SAC at 30k and at 220k steps. On 300 other starts this SAC expert never fell "
-        "(9359.6, min 9359.0)."
+        "(9359.6, min 9359.0). The bar needs at least 6380 from that start; no controller tried scores more than 360 there: "
+        "a planner with the true simulator (benchmarks/idp_hard_start.py, cross-entropy method, 1500 sequences x 6 "
+        "iterations per step) runs the cart into the rail and falls after 23 steps (202.3), while from start 100024 a "
+        "weaker setting of it recovers and the expert finishes at 9357.9. The start is most likely unrecoverable, which "
+        "would put the bar out of reach on these 50 starts for any policy."
     ),
     "humanoid": (
         "1334.4 ± 449.4 on the 50 evaluation starts, 73% below the 5000 bar: a provisional expert, so that a fresh clone "
