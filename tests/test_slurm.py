@@ -93,7 +93,9 @@ def test_a_preempted_job_is_requeued_and_resumes_exactly(slurm_env: dict[str, st
     deadline = time.time() + 120
     while sweep.poll() is None and len(json.loads(meta.read_text())["launches"]) < 2:
         if "BeginTime" in _slurm(slurm_env, "squeue", "-h", "-j", job, "-o", "%r"):
-            _slurm(slurm_env, "scontrol", "update", f"JobId={job}", "StartTime=now")
+            # slurmd refuses a credential created in the same second as the old one's revocation
+            # ("Job credential revoked", and the job fails); a start two seconds on is always past it.
+            _slurm(slurm_env, "scontrol", "update", f"JobId={job}", "StartTime=now+2")
             break
         assert time.time() < deadline, "the job was not requeued"
         time.sleep(0.1)
