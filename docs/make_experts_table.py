@@ -13,6 +13,8 @@ def main() -> None:
     rows, notes = [], []
     shipped = set()
     for meta in sorted((ROOT / "experts").glob("*/expert.json")):
+        if ".previous-" in meta.parent.name:  # what expert.replace=true moved aside (git-ignored), not shipped
+            continue
         i = json.loads(meta.read_text())
         shipped.add(i["env"])
         note = (i.get("hyperparams") or {}).get("note")
