@@ -330,6 +330,15 @@ def _write_expert_dir(src: Path, dst: Path, algo: str, name: str, normalize: boo
     _as_expert_dir(dst, algo, name, normalize)
 
 
+PREVIOUS = ".previous-"  # install_expert moves a replaced expert aside to experts/<name>.previous-<timestamp>/
+
+
+def shipped_expert_dirs(root: Optional[Union[str, Path]] = None) -> list[Path]:
+    """``experts/<name>/`` folders holding an ``expert.json``, sorted; replaced experts moved aside are skipped."""
+    base = experts_root(str(root) if root else None)
+    return sorted(d for d in base.iterdir() if (d / "expert.json").is_file() and PREVIOUS not in d.name)
+
+
 def install_expert(src: Path, name: str, root: Optional[Path] = None, replace: bool = False) -> Path:
     """Copy a finished expert into ``experts/<name>/``; an existing expert is kept unless ``replace``.
 
@@ -342,7 +351,7 @@ def install_expert(src: Path, name: str, root: Optional[Path] = None, replace: b
             raise ConfigError(
                 f"{dst} already holds an expert; the new one stays in {src} (pass expert.replace=true to install it, the old one is kept aside)"
             )
-        dst.rename(root / f"{name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        dst.rename(root / f"{name}{PREVIOUS}{time.strftime('%Y%m%d-%H%M%S')}")
     elif dst.exists() and any(dst.iterdir()):
         raise ConfigError(f"{dst} exists but holds no expert.json (incomplete expert?); move it away first, nothing was changed")
     shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ail.experts import BARS, SHORTFALLS
+from ail.experts import BARS, SHORTFALLS, shipped_expert_dirs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -12,10 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     rows, notes = [], []
     shipped = set()
-    for meta in sorted((ROOT / "experts").glob("*/expert.json")):
-        if ".previous-" in meta.parent.name:  # what expert.replace=true moved aside (git-ignored), not shipped
-            continue
-        i = json.loads(meta.read_text())
+    for d in shipped_expert_dirs(ROOT / "experts"):
+        i = json.loads((d / "expert.json").read_text())
         shipped.add(i["env"])
         note = (i.get("hyperparams") or {}).get("note")
         if note:

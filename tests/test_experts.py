@@ -16,12 +16,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 from ail import load_expert
 from ail.errors import ConfigError
 from ail.evaluation import evaluate
-from ail.experts import BARS, SHORTFALLS, expert_info
+from ail.experts import BARS, SHORTFALLS, expert_info, shipped_expert_dirs
 from ail.paths import experts_root
 from conftest import REPO, launch
 
 # Bars (issues 2 and 3): the mean deterministic return over 50 episodes a shipped expert must reach.
-SHIPPED = sorted(p.name for p in experts_root().iterdir() if (p / "expert.json").is_file() and ".previous-" not in p.name)
+SHIPPED = [d.name for d in shipped_expert_dirs()]
 
 
 def test_spine_experts_are_shipped():
