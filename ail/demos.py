@@ -179,7 +179,7 @@ def ensure_demos(
             return path
         # A replaced expert (expert.replace=true) makes every set rolled out from the old one stale.
         print(f"[demos] {path} was rolled out by another expert ({cached}); regenerating it from the shipped one", flush=True)
-    expert = load_expert(name, experts)
+    expert = load_expert(name, experts, info)
     print(f"[demos] generating {spec.trajectories} {env_id(name)} trajectories from the shipped expert -> {path}", flush=True)
     data = generate_demos(name, spec, expert)
     attempts = int(data.pop("_attempts"))

@@ -376,9 +376,12 @@ def expert_info(name: str, root: Optional[Union[str, Path]] = None) -> dict[str,
     return info
 
 
-def load_expert(name: str, root: Optional[Union[str, Path]] = None) -> LoadedPolicy:
-    """The shipped expert for env ``name``: ``load_expert("hopper").predict(obs) -> action``."""
-    info = expert_info(name, root)
+def load_expert(name: str, root: Optional[Union[str, Path]] = None, info: Optional[dict[str, Any]] = None) -> LoadedPolicy:
+    """The shipped expert for env ``name``: ``load_expert("hopper").predict(obs) -> action``.
+
+    ``info``: its already validated ``expert_info(name, root)``, to skip reading it again.
+    """
+    info = expert_info(name, root) if info is None else info
     policy = load_policy_dir(experts_root(str(root) if root else None) / name)
     policy.meta.update(info)
     return policy
