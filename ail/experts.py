@@ -12,15 +12,17 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN, PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.activations import activation
-from ail.envs import env_id, make_vec_env
+from ail.envs import env_id, make_env, make_vec_env
 from ail.errors import ConfigError
 from ail.evaluation import evaluate, random_policy_returns, stats
 from ail.paths import experts_root
@@ -69,8 +71,17 @@ def parse_schedule(value: Any) -> Any:
     return value
 
 
-def _algo_kwargs(ecfg: DictConfig) -> dict[str, Any]:
+def _algo_kwargs(ecfg: DictConfig, action_space: Optional[gym.spaces.Space] = None) -> dict[str, Any]:
     kwargs = {k: parse_schedule(v) for k, v in OmegaConf.to_container(ecfg.hyperparams, resolve=True).items()}
+    # SB3 takes an ActionNoise object, which a config cannot hold; TD3 without one explores nothing.
+    sigma = kwargs.pop("action_noise_std", None)
+    if sigma is not None:
+        if not isinstance(action_space, gym.spaces.Box) or ecfg.algo not in ("td3", "sac"):
+            raise ConfigError(f"env.expert.hyperparams.action_noise_std={sigma} needs expert.algo=td3|sac on a continuous-action task")
+        if not float(sigma) > 0:
+            raise ConfigError(f"env.expert.hyperparams.action_noise_std={sigma} is invalid; accepted: a positive number")
+        dim = int(np.prod(action_space.shape))
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), float(sigma) * np.ones(dim))
     policy_kwargs = dict(OmegaConf.to_container(ecfg.policy_kwargs, resolve=True)) if ecfg.get("policy_kwargs") else {}
     if "activation_fn" in policy_kwargs:
         policy_kwargs["activation_fn"] = activation(policy_kwargs["activation_fn"], "env.expert.policy_kwargs.activation_fn")
@@ -123,6 +134,9 @@ class ExpertTrainer:
         if self.ecfg.algo not in ALGOS:
             raise ConfigError(f"unknown expert.algo '{self.ecfg.algo}'; accepted: {', '.join(ALGOS)}")
         self.algo_cls = ALGOS[self.ecfg.algo]
+        probe = make_env(self.name)
+        _algo_kwargs(self.ecfg, probe.action_space)  # a bad hyperparameter fails here, before any file is written
+        probe.close()
         self.state: dict[str, Any] = {"best_return": -np.inf, "best_steps": 0, "wall_time": 0.0, "done": False, "evals": [],
                                       "selection_episodes": int(self.ecfg.eval_episodes)}
         self.next_eval = int(self.ecfg.eval_every)
@@ -169,7 +183,7 @@ class ExpertTrainer:
             if self.ecfg.normalize:
                 gamma = float(self.ecfg.hyperparams.get("gamma", 0.99))
                 venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma)
-            model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **_algo_kwargs(self.ecfg))
+            model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **_algo_kwargs(self.ecfg, venv.action_space))
         return model
 
     def _rebase_best(self) -> None:

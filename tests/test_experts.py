@@ -225,3 +225,35 @@ def test_an_off_policy_expert_resumes_with_its_replay_buffer(tmp_path):
     assert again.returncode == 0, again.stderr
     model.load_replay_buffer(ckpt / "replay.pkl")
     assert model.replay_buffer.size() == 900  # the restored 600 plus 300 new, not 300 alone
+
+
+def test_td3_expert_action_noise_comes_from_config():
+    from omegaconf import OmegaConf
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from ail.envs import make_env
+    from ail.experts import _algo_kwargs
+
+    ecfg = OmegaConf.create({"algo": "td3", "hyperparams": {"learning_rate": 1e-3, "action_noise_std": 0.1}})
+    space = make_env("inverteddoublependulum").action_space
+    kwargs = _algo_kwargs(ecfg, space)
+    assert "action_noise_std" not in kwargs and kwargs["learning_rate"] == 1e-3
+    noise = kwargs["action_noise"]
+    assert isinstance(noise, NormalActionNoise)
+    draws = np.stack([noise() for _ in range(4000)])
+    assert draws.shape == (4000, 1) and abs(draws.std() - 0.1) < 0.01
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["env=cartpole", "env.expert.algo=dqn", "+env.expert.hyperparams.action_noise_std=0.1"], "needs expert.algo=td3|sac"),
+        (["env=inverteddoublependulum", "env.expert.algo=td3", "+env.expert.hyperparams.action_noise_std=-1"], "accepted: a positive number"),
+    ],
+)
+def test_bad_expert_action_noise_is_one_line_before_any_file(tmp_path, overrides, message):
+    runs = tmp_path / "runs"
+    proc = launch(["task=expert", *overrides, f"paths.experts={tmp_path / 'experts'}"], runs)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "action_noise_std=" in proc.stderr
+    assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))
