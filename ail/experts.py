@@ -53,13 +53,6 @@ SHORTFALLS: dict[str, str] = {
         "over 50 selection episodes at 60k steps but fell about once per 50 episodes from 40k to 130k (selection "
         "evaluations 9314-9331; 300-episode confirmation 9326.7, min 582.2), so it was not installed."
     ),
-    "humanoid": (
-        "4496.7 ± 1024.9 on the 50 evaluation starts (min 1076.7), 10% below the 5000 bar. It is SAC stopped at 429k of its "
-        "2M-step budget (4.4 h of a shared core; rl-baselines3-zoo's SAC reaches 6232 at 2M), the best 10-episode "
-        "evaluation so far (375k); evaluations every 25k: 1273 at 200k, 2127 at 250k, 2940 at 300k, 3504 at 350k, 4535 at "
-        "375k, 4275 at 400k, 4212 at 425k. Training goes on from its checkpoint with python launch.py task=expert "
-        "env=humanoid expert.replace=true, and cached humanoid demonstration sets follow the replaced expert."
-    ),
 }
 RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
 

@@ -181,7 +181,8 @@ def test_a_best_that_failed_its_confirmation_gives_way_to_the_next_policy_at_the
     from ail import experts
 
     cfg = OmegaConf.create({"env": {"name": "inverteddoublependulum", "expert": {
-        "algo": "sac", "eval_episodes": 2, "eval_every": 10, "target_return": 9340, "confirm_episodes": 3, "normalize": False}}})
+        "algo": "sac", "eval_episodes": 2, "eval_every": 10, "target_return": 9340, "confirm_episodes": 3, "normalize": False,
+        "hyperparams": {}}}})
     trainer = experts.ExpertTrainer(cfg, tmp_path)
     scores = iter([9359.8, 9359.1, 9359.0])
     confirmations = iter([9241.0, 9359.0])
