@@ -22,7 +22,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.activations import activation
-from ail.envs import env_id, make_env, make_vec_env
+from ail.envs import env_id, make_vec_env
 from ail.errors import ConfigError
 from ail.evaluation import evaluate, random_policy_returns, stats
 from ail.paths import experts_root
@@ -128,9 +128,6 @@ class ExpertTrainer:
         if self.ecfg.algo not in ALGOS:
             raise ConfigError(f"unknown expert.algo '{self.ecfg.algo}'; accepted: {', '.join(ALGOS)}")
         self.algo_cls = ALGOS[self.ecfg.algo]
-        probe = make_env(self.name)
-        _algo_kwargs(self.ecfg, probe.action_space)  # a bad hyperparameter fails here, before any file is written
-        probe.close()
         self.state: dict[str, Any] = {"best_return": -np.inf, "best_steps": 0, "wall_time": 0.0, "done": False, "evals": [],
                                       "selection_episodes": int(self.ecfg.eval_episodes)}
         self.next_eval = int(self.ecfg.eval_every)
@@ -158,10 +155,11 @@ class ExpertTrainer:
                 )
 
     def build(self) -> Any:
-        self._check_same_recipe()
         seed = int(self.cfg.seed)
         set_random_seed(seed, int(self.cfg.runtime.threads))
         venv = self._make_env(seed)
+        kwargs = _algo_kwargs(self.ecfg, venv.action_space)  # a bad hyperparameter fails here, before any file is written
+        self._check_same_recipe()
         if (self.ckpt / "model.zip").is_file():
             self.state = json.loads((self.ckpt / "state.json").read_text())
             if self.ecfg.normalize:
@@ -177,7 +175,7 @@ class ExpertTrainer:
             if self.ecfg.normalize:
                 gamma = float(self.ecfg.hyperparams.get("gamma", 0.99))
                 venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma)
-            model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **_algo_kwargs(self.ecfg, venv.action_space))
+            model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
         return model
 
     def _rebase_best(self) -> None:
