@@ -1,6 +1,7 @@
 """Config helpers: the run-name resolver, per-env YAML access, and early validation of overrides."""
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
@@ -94,7 +95,7 @@ def check_overrides(argv: list[str]) -> None:
                     raise ConfigError(f"unknown task '{v}'; accepted: {', '.join(TASKS)}")
         elif key == "runtime.device":
             for v in _values(ov):
-                check_device(v)
+                check_device_name(v)
         elif key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "algo.updates",
                      "train.seeds_per_process"):
             for v in _values(ov):
@@ -113,13 +114,35 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed} is invalid; accepted: an integer >= 0")
-    check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"))
+    what = f"algo={OmegaConf.select(cfg, 'algo.name', default='')}" if cfg.task == "train" else f"task={cfg.task}"
+    check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"), what)
 
 
-def check_device(device: Any) -> None:
+GPU_ALGOS = ("sam",)  # learners with a device path; the others compute on the CPU
+
+
+def check_device_name(device: Any) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` (what the device can do is checked with the composed config)."""
+    if device == "cpu" or device == "cuda" or (isinstance(device, str) and re.fullmatch(r"cuda:\d+", device)):
+        return
+    raise ConfigError(f"runtime.device={device} is invalid; accepted: cpu, cuda, cuda:N")
+
+
+def check_device(device: Any, what: str) -> None:
+    """The device is a known name, the job (``what``: ``algo=X`` or ``task=Y``) has a GPU path, and a GPU is visible."""
+    check_device_name(device)
+    if device == "cpu":
+        return
     # Silently computing on the CPU when a GPU was asked for would waste a GPU allocation.
-    if device != "cpu":
-        raise ConfigError(f"runtime.device={device} is not supported yet; accepted: cpu (every learner computes on the CPU)")
+    if what not in [f"algo={a}" for a in GPU_ALGOS]:
+        raise ConfigError(f"runtime.device={device} is not supported with {what}, which computes on the CPU; "
+                          f"accepted: runtime.device=cpu, or a GPU for training with algo={', '.join(GPU_ALGOS)}")
+    import torch
+
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        raise ConfigError(f"runtime.device={device} but torch {torch.__version__} sees {torch.cuda.device_count()} CUDA device(s); "
+                          f"accepted here: cpu" + ("" if not torch.cuda.device_count() else f", cuda:0..cuda:{torch.cuda.device_count() - 1}"))
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

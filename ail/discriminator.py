@@ -163,9 +163,14 @@ class Discriminator(nn.Module):
         self._mean32 = self.obs_mean.float()
         self._std32 = torch.sqrt(self.obs_var + 1e-8).float()
 
+    def _apply(self, fn: Any, recurse: bool = True) -> "Discriminator":
+        out = super()._apply(fn, recurse)  # .to(device) moves the buffers: the float32 copies follow
+        self._cache_norm()
+        return out
+
     def _sync_rms(self) -> None:
-        self.obs_rms.mean = self.obs_mean.double().numpy().copy()
-        self.obs_rms.var = self.obs_var.double().numpy().copy()
+        self.obs_rms.mean = self.obs_mean.double().cpu().numpy().copy()
+        self.obs_rms.var = self.obs_var.double().cpu().numpy().copy()
         self.obs_rms.count = float(self.obs_count)
         self._cache_norm()
 
@@ -211,7 +216,7 @@ class Discriminator(nn.Module):
         r = reward_from_logits(self.logits(obs, actions), kind)
         if not torch.isfinite(r).all():
             raise TrainingError("the discriminator returned NaN/inf rewards")
-        return r.numpy().astype(np.float32)
+        return r.cpu().numpy().astype(np.float32)
 
     # ----- training --------------------------------------------------------------------------
     def loss(
@@ -233,6 +238,7 @@ class Discriminator(nn.Module):
         x_p = self.features(policy_obs, policy_actions, encoded)
         n_e, n_p = len(x_e), len(x_p)
         y_e, eps = sample_loss_noise(n_e, n_p, label_smoothing, grad_penalty, generator)
+        y_e, eps = y_e.to(x_e.device), eps.to(x_e.device)  # drawn on the CPU: one stream whatever the device
         parts = [x_e, x_p]
         if grad_penalty > 0:
             n = len(eps)
@@ -247,7 +253,7 @@ class Discriminator(nn.Module):
         # Bernoulli entropy H(sigmoid(f)) = softplus(f) - f * sigmoid(f), stable for large |f|.
         entropy = (F.softplus(f_all) - f_all * torch.sigmoid(f_all)).mean()
         loss = loss_e + loss_p - entropy_weight * entropy
-        gp = torch.zeros(())
+        gp = loss.new_zeros(())
         if grad_penalty > 0:
             (grad,) = torch.autograd.grad(f[n_e + n_p:].sum(), x_hat, create_graph=True)
             gp = (grad.norm(2, dim=1) - 1).pow(2).mean()

@@ -36,7 +36,8 @@ class AdaptiveParamNoise:
     def _perturb_into(self, actor: nn.Module, copy_: nn.Module, sigma: float, generator: Optional[torch.Generator]) -> None:
         copy_.load_state_dict(actor.state_dict())
         for _, p in perturbable(copy_):
-            p.add_(torch.randn(p.shape, generator=generator) * sigma)
+            # Drawn on the CPU whatever the actor's device: one stream, the same perturbations on either.
+            p.add_((torch.randn(p.shape, generator=generator) * sigma).to(p.device))
 
     def resample(self, actor: nn.Module, generator: Optional[torch.Generator] = None) -> None:
         """A new perturbation of the current actor (call at every episode start)."""

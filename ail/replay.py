@@ -81,8 +81,9 @@ def nstep_targets(
     A window that ends on a termination bootstraps from ``terminal_value`` instead: 0, or the
     absorbing state's value when absorbing states are on.
     """
-    return nstep_return(rewards, torch.from_numpy(windows.valid), torch.from_numpy(windows.length), torch.from_numpy(windows.terminal),
-                        next_values, gamma, torch.as_tensor(terminal_value))
+    dev = rewards.device
+    return nstep_return(rewards, *(torch.from_numpy(x).to(dev) for x in (windows.valid, windows.length, windows.terminal)),
+                        next_values, gamma, torch.as_tensor(terminal_value, device=dev))
 
 
 def nstep_return(
@@ -92,7 +93,7 @@ def nstep_return(
     """The tensor core of :func:`nstep_targets` (also traced by SAM's compiled step):
     ``valid (B, n)`` bool, ``length (B,)`` int, ``terminal (B,)`` bool; float64 sums."""
     n = rewards.shape[1]
-    discounts = gamma ** torch.arange(n, dtype=torch.float64)
+    discounts = gamma ** torch.arange(n, dtype=torch.float64, device=rewards.device)
     ret = (rewards.double() * valid * discounts).sum(dim=1)
     boot = torch.where(terminal, terminal_value.double(), next_values.double())
     return (ret + gamma ** length.double() * boot).to(rewards.dtype)

@@ -1,6 +1,6 @@
 """Would K seeds in one process, their updates stacked with torch.func.vmap, pay off here?
 
-    python benchmarks/seed_stacking.py [--env hopper] [--seeds 4] [--updates 300] [--steps 300]
+    python benchmarks/seed_stacking.py [--env hopper] [--seeds 4] [--updates 300] [--steps 300] [--device cpu]
 
 Builds K SAM workers (seeds 0..K-1, default compiled config) in this process, fills each past
 ``learning_starts``, then times, side by side in this one process:
@@ -46,11 +46,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--updates", type=int, default=300, help="timed updates per seed and way")
     parser.add_argument("--steps", type=int, default=300, help="timed env steps per seed (collection)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (runtime.device of every seed)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     workers = []
     for seed in range(args.seeds):
-        w = Worker(suite._sam_cfg(args.env, (f"seed={seed}",)), load_demos(args.env, 4), 0)
+        w = Worker(suite._sam_cfg(args.env, (f"seed={seed}", f"runtime.device={args.device}")), load_demos(args.env, 4), 0)
         while w.model.num_timesteps <= suite.LEARNING_STARTS + 100:
             w.iterate()
         workers.append(w)
@@ -75,14 +77,17 @@ def main(argv: list[str]) -> int:
         stacked.update()
         for m in models:
             m.update_discriminator(), m.update_actor_critic()
+    sync()
     t0 = time.perf_counter()
     for _ in range(args.updates):
         for m in models:
             m.update_discriminator(), m.update_actor_critic()
+    sync()
     one = (time.perf_counter() - t0) / (args.updates * len(models))
     t0 = time.perf_counter()
     for _ in range(args.updates):
         stacked.update()
+    sync()
     many = (time.perf_counter() - t0) / (args.updates * len(models))
     t0 = time.perf_counter()
     for _ in range(args.steps):
@@ -91,7 +96,8 @@ def main(argv: list[str]) -> int:
             m.collect_rollouts(w.env, w.callback, m.train_freq, m.replay_buffer, m.action_noise, m.learning_starts)
     collect = (time.perf_counter() - t0) / (args.steps * len(models))
     k = len(models)
-    print(f"[stacking] {args.env}, K = {k}, one torch thread, per seed-update:")
+    where = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu"
+    print(f"[stacking] {args.env}, K = {k}, device {args.device} ({where}), one torch thread, per seed-update:")
     print(f"  update one at a time  {one * 1e3:6.2f} ms   ({1 / one:7.1f} seed-updates/s)")
     print(f"  update stacked        {many * 1e3:6.2f} ms   ({1 / many:7.1f} seed-updates/s)   ratio {one / many:.2f}")
     print(f"  collection (per step) {collect * 1e3:6.2f} ms   (not shared by stacking)")

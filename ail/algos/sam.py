@@ -94,6 +94,10 @@ def validate(cfg: DictConfig, demos: Any) -> None:
     if int(a.learning_starts) < 0:
         raise ConfigError(f"algo.learning_starts={a.learning_starts} is invalid; accepted: an integer >= 0")
     k = int(cfg.train.get("seeds_per_process", 1))
+    device = str(cfg.runtime.device)
+    if device != "cpu" and int(a.workers) > 1:
+        raise ConfigError(f"algo.workers={a.workers} with runtime.device={device} is not supported (the workers average gradients over "
+                          f"gloo on the CPU); accepted on a GPU: algo.workers=1, and train.seeds_per_process=K for K seeds on one GPU")
     if k > 1 and int(a.workers) > 1:
         raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
     if k > 1:
@@ -135,16 +139,22 @@ class Worker:
         self.cfg, self.rank = cfg, rank
         seed = int(cfg.seed)
         wseed = seed + WORKER_SEED_STRIDE * rank
+        self.device = torch.device(str(cfg.runtime.device))
+        if self.device.type == "cuda":
+            # Deterministic cuBLAS (torch.use_deterministic_algorithms); read when cuBLAS starts.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         set_random_seed(wseed, int(cfg.runtime.threads))
         self.venv = make_vec_env(cfg.env.name, n_envs=1, seed=wseed)
         space = self.venv.observation_space
-        self.disc = build_discriminator(_d_space(space, bool(a.absorbing)), self.venv.action_space, a.discriminator, absorbing=bool(a.absorbing))
+        self.disc = build_discriminator(_d_space(space, bool(a.absorbing)), self.venv.action_space, a.discriminator,
+                                        absorbing=bool(a.absorbing)).to(self.device)
         self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(a.discriminator.lr), fused=True)
         if a.recompute_rewards:
             fn = lambda obs, _a, _n, _d: np.zeros(len(obs), dtype=np.float32)  # noqa: E731 - D scores steps when they are sampled
         else:
             fn = lambda obs, act, _n, _d: self.model.d_reward(  # noqa: E731 - sam-tf: D's reward at collection time, never updated
-                torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(act, dtype=torch.float32)).detach().numpy()
+                torch.as_tensor(obs, dtype=torch.float32, device=self.device),
+                torch.as_tensor(act, dtype=torch.float32, device=self.device)).detach().cpu().numpy()
         self.reward_venv = RewardVecEnvWrapper(self.venv, fn, record=False)
         self.env: Any = self.reward_venv
         if a.normalize_obs:
@@ -163,7 +173,7 @@ class Worker:
             learning_starts=int(a.learning_starts), batch_size=int(a.batch_size), tau=float(a.tau), gamma=float(a.gamma),
             train_freq=(int(a.schedule.env_steps), "step"), gradient_steps=int(a.schedule.train_steps), action_noise=noise,
             policy_delay=int(a.actor.policy_delay), target_policy_noise=float(a.critic.target_noise),
-            target_noise_clip=float(a.critic.target_noise_clip), seed=wseed, device="cpu", verbose=0,
+            target_noise_clip=float(a.critic.target_noise_clip), seed=wseed, device=self.device, verbose=0,
             policy_kwargs=dict(net_arch=list(a.network.hidden), activation_fn=activation(str(a.network.activation), "algo.network.activation"),
                                n_critics=int(a.critic.n_critics), layer_norm=bool(a.network.layer_norm),
                                optimizer_kwargs={"fused": True}),  # one kernel per Adam step, not one per tensor
@@ -200,7 +210,7 @@ class Worker:
 
     def restore(self, s: dict[str, Any]) -> None:
         m = self.model
-        m.set_parameters(s["model"], exact_match=True, device="cpu")
+        m.set_parameters(s["model"], exact_match=True, device=self.device)
         m.num_timesteps, m._n_updates, m.train_steps, m._episode_num = s["num_timesteps"], s["n_updates"], s["train_steps"], s["episode_num"]
         m._last_obs, m._last_original_obs, m._last_episode_starts = s["last_obs"], s["last_original_obs"], s["last_episode_starts"]
         m.ep_info_buffer.clear()
@@ -221,6 +231,7 @@ class Worker:
         set_rng_state(s["rng"])
         m.rng.bit_generator.state = s["np_rng"]
         m.gen.set_state(s["gen"])
+        m.refresh_obs_stats()  # the actor/critic's cached statistics follow the restored ones
         self.iterations = s["iterations"]
 
     # ----- acting policy ---------------------------------------------------------------------

@@ -78,13 +78,18 @@ class SAM(TD3):
         param_noise: Optional[AdaptiveParamNoise],
         seed: int,
     ) -> None:
-        """``expert``: ``obs (N, obs_dim)``, ``actions (N, act_dim)`` raw env actions, ``terminated (N,)``."""
+        """``expert``: ``obs (N, obs_dim)``, ``actions (N, act_dim)`` raw env actions, ``terminated (N,)``.
+
+        On a GPU (``device``): the networks, optimisers and Pop-Art statistics live there; replay,
+        expert pairs and every random draw stay on the CPU (the draws in the CPU run's order) and
+        each batch crosses once, after it is gathered.
+        """
         self.disc, self.d_opt, self.s = disc, d_optimizer, settings
         self.expert_obs = torch.as_tensor(expert["obs"], dtype=torch.float32)
         self.expert_act = torch.as_tensor(expert["actions"], dtype=torch.float32)
         self.expert_term = torch.as_tensor(expert["terminated"], dtype=torch.bool)
         self.param_noise = param_noise
-        self.popart = PopArt() if settings.popart else None
+        self.popart = PopArt().to(self.device) if settings.popart else None
         self.rng = np.random.default_rng(seed + 7919 * distributed.rank())
         self.gen = torch.Generator().manual_seed(seed + 104729 * distributed.rank())
         self.train_steps = 0
@@ -96,8 +101,8 @@ class SAM(TD3):
         self._targets = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
         self._sources = list(self.critic.parameters()) + list(self.actor.parameters())
         low, high = self.action_space.low, self.action_space.high
-        self._act_low = torch.as_tensor(low, dtype=torch.float32)
-        self._act_span = torch.as_tensor(high - low, dtype=torch.float32)
+        self._act_low = torch.as_tensor(low, dtype=torch.float32, device=self.device)
+        self._act_span = torch.as_tensor(high - low, dtype=torch.float32, device=self.device)
         self.fast = CompiledSteps(self, enabled=settings.compile) if settings.compile or settings.stacked else None
         # Left eager: spectral norm's power iteration mutates buffers inside the forward; absorbing
         # pairs change D's batch size every update; the reward-gradient actor term is a rare option.
@@ -112,12 +117,12 @@ class SAM(TD3):
     def _d_obs(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.s.absorbing:
             return obs
-        return torch.cat([obs, torch.zeros(len(obs), 1)], dim=1)
+        return torch.cat([obs, obs.new_zeros(len(obs), 1)], dim=1)
 
-    def _absorbing_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        obs = torch.zeros(n, self.disc.obs_dim)
+    def _absorbing_pairs(self, n: int, device: Any = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        obs = torch.zeros(n, self.disc.obs_dim, device=device)
         obs[:, -1] = 1.0
-        return obs, torch.zeros(n, self.expert_act.shape[1])
+        return obs, torch.zeros(n, self.expert_act.shape[1], device=device)
 
     def d_reward(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
         """Reward ``(B,)`` of raw obs and env-unit actions under the current D."""
@@ -128,16 +133,23 @@ class SAM(TD3):
 
     def absorbing_value(self) -> torch.Tensor:
         """Value of the absorbing state: it loops forever on D's reward for it."""
-        obs, act = self._absorbing_pairs(1)
+        obs, act = self._absorbing_pairs(1, self.device)
         with torch.no_grad():
             r = reward_from_logits(self.disc.logits(obs, act), self.s.reward)
         return r[0] / (1.0 - self.gamma)
 
     # ----- raw replay access -------------------------------------------------------------------
-    def _rows(self, field: str, rows: np.ndarray, envs: np.ndarray) -> torch.Tensor:
+    def _rows(self, field: str, rows: np.ndarray, envs: np.ndarray, cpu: bool = False) -> torch.Tensor:
+        """Replay rows of ``field`` as float32 on the training device (``cpu``: left on the CPU)."""
         if field == "next_observations":  # stored once (CompactReplayBuffer): looked up by index
-            return torch.from_numpy(self.replay_buffer.next_obs_rows(rows, envs))
-        return self._t[field][torch.from_numpy(rows), torch.from_numpy(envs)].float()
+            out = torch.from_numpy(self.replay_buffer.next_obs_rows(rows, envs))
+        else:
+            out = self._t[field][torch.from_numpy(rows), torch.from_numpy(envs)].float()
+        return out if cpu else self._dev(out)
+
+    def _dev(self, t: torch.Tensor) -> torch.Tensor:
+        """A CPU tensor (a gathered batch, a random draw) onto the training device; a no-op on the CPU."""
+        return t.to(self.device, non_blocking=True)
 
     def refresh_obs_stats(self) -> None:
         """Cache the actor/critic observation statistics as tensors (after every update of them)."""
@@ -145,8 +157,8 @@ class SAM(TD3):
         if venv is None:
             self._obs_mean = None
             return
-        self._obs_mean = torch.as_tensor(venv.obs_rms.mean, dtype=torch.float32)
-        self._obs_std = torch.as_tensor(np.sqrt(venv.obs_rms.var + venv.epsilon), dtype=torch.float32)
+        self._obs_mean = torch.as_tensor(venv.obs_rms.mean, dtype=torch.float32, device=self.device)
+        self._obs_std = torch.as_tensor(np.sqrt(venv.obs_rms.var + venv.epsilon), dtype=torch.float32, device=self.device)
         self._obs_clip = float(venv.clip_obs)
 
     def _norm(self, obs: torch.Tensor) -> torch.Tensor:
@@ -166,6 +178,9 @@ class SAM(TD3):
         if self.s.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip)
         optimizer.step()
+        if self.fast is not None and self.fast.cuda_graphs:
+            for p in params:  # CUDA-graph outputs: overwritten by the next graph call (ail/algos/sam_compiled.py)
+                p.grad = None
 
     # ----- one update of each module -----------------------------------------------------------
     # The compiled path is split in phases (inputs -> gradients -> finish) so that K seeds in one
@@ -174,16 +189,17 @@ class SAM(TD3):
         """Expert and policy pairs for D (its observation statistics updated with them)."""
         b = self.s.d_batch_size
         rows, envs = sample_rows(self.replay_buffer, b, self.rng)
-        p_obs, p_act = self._rows("observations", rows, envs), self._env_action(self._rows("actions", rows, envs))
+        p_obs = self._rows("observations", rows, envs, cpu=True)
+        p_act = self._env_action(self._rows("actions", rows, envs))
         e_idx = torch.randint(len(self.expert_obs), (b,), generator=self.gen)
-        e_obs, e_act = self.expert_obs[e_idx], self.expert_act[e_idx]
+        e_obs, e_act = self.expert_obs[e_idx], self._dev(self.expert_act[e_idx])
         self.disc.update_obs_stats(distributed.gather_rows(self._d_obs(torch.cat([p_obs, e_obs])).numpy()))
-        p_obs, e_obs = self._d_obs(p_obs), self._d_obs(e_obs)
+        p_obs, e_obs = self._d_obs(self._dev(p_obs)), self._d_obs(self._dev(e_obs))
         if self.s.absorbing:
             # DAC: each terminal transition also leads into the absorbing state, on both sides.
             term = self.replay_buffer.dones[rows, envs].astype(bool) & ~self.replay_buffer.timeouts[rows, envs].astype(bool)
-            ap = self._absorbing_pairs(int(term.sum()))
-            ae = self._absorbing_pairs(int(self.expert_term[e_idx].sum()))
+            ap = self._absorbing_pairs(int(term.sum()), self.device)
+            ae = self._absorbing_pairs(int(self.expert_term[e_idx].sum()), self.device)
             p_obs, p_act = torch.cat([p_obs, ap[0]]), torch.cat([p_act, ap[1]])
             e_obs, e_act = torch.cat([e_obs, ae[0]]), torch.cat([e_act, ae[1]])
         return e_obs, e_act, p_obs, p_act
@@ -193,7 +209,7 @@ class SAM(TD3):
         e_obs, e_act, p_obs, p_act = self._d_batch()
         x_e, x_p = self.disc.features(e_obs, e_act), self.disc.features(p_obs, p_act)
         y_e, eps = sample_loss_noise(len(x_e), len(x_p), self.s.label_smoothing, self.s.grad_penalty, self.gen)
-        return x_e, x_p, y_e, eps
+        return x_e, x_p, self._dev(y_e), self._dev(eps)
 
     def d_finish(self, grads: dict[str, torch.Tensor], values: torch.Tensor) -> dict[str, float]:
         if not torch.isfinite(values[0]):
@@ -221,7 +237,7 @@ class SAM(TD3):
         next_act = self.actor_target(next_obs_n)
         if self.target_policy_noise > 0:
             noise = (torch.randn(next_act.shape, generator=self.gen) * self.target_policy_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
-            next_act = (next_act + noise).clamp(-1, 1)
+            next_act = (next_act + self._dev(noise)).clamp(-1, 1)
         q = torch.cat(self.critic_target(next_obs_n, next_act), dim=1).min(dim=1).values
         return self.popart.denormalize(q) if self.popart else q
 
@@ -239,13 +255,15 @@ class SAM(TD3):
             return {
                 "rows": rows, "envs": envs, "win": win, "flat_rows": win.idx.reshape(-1), "flat_envs": np.repeat(envs, n),
                 "next_all": torch.cat([next1, next_n]),
-                "term1": torch.as_tensor(buf.dones[rows, envs].astype(bool) & ~buf.timeouts[rows, envs].astype(bool)),
-                "v_abs": self.absorbing_value() if s.absorbing else torch.zeros(()),
+                "term1": self._dev(torch.as_tensor(buf.dones[rows, envs].astype(bool) & ~buf.timeouts[rows, envs].astype(bool))),
+                "v_abs": self.absorbing_value() if s.absorbing else torch.zeros((), device=self.device),
                 "obs": self._norm(self._rows("observations", rows, envs)), "act": self._rows("actions", rows, envs),
             }
 
     def popart_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.popart.mean, self.popart.sigma) if self.popart else (torch.zeros((), dtype=torch.float64), torch.ones((), dtype=torch.float64))
+        if self.popart:
+            return self.popart.mean, self.popart.sigma
+        return torch.zeros((), dtype=torch.float64, device=self.device), torch.ones((), dtype=torch.float64, device=self.device)
 
     def target_inputs(self, batch: dict[str, Any]) -> tuple[Any, ...]:
         """Compiled path: the inputs of :attr:`CompiledSteps.targets` after its three parameter dicts."""
@@ -256,13 +274,14 @@ class SAM(TD3):
                 x_win = self.disc.features(self._d_obs(self._rows("observations", batch["flat_rows"], batch["flat_envs"])),
                                            self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"])))
             else:
-                r_stored = torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32)
+                r_stored = self._dev(torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32))
             noise = None
             if self.target_policy_noise > 0:
                 noise = (torch.randn((len(batch["next_all"]), self.actor.action_space.shape[0]), generator=self.gen)
                          * self.target_policy_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
-        return (x_win, r_stored, batch["next_all"], noise, batch["term1"], torch.from_numpy(win.valid), torch.from_numpy(win.length),
-                torch.from_numpy(win.terminal), batch["v_abs"], *self.popart_inputs())
+                noise = self._dev(noise)
+        return (x_win, r_stored, batch["next_all"], noise, batch["term1"], *(self._dev(torch.from_numpy(a)) for a in (win.valid, win.length, win.terminal)),
+                batch["v_abs"], *self.popart_inputs())
 
     def _eager_targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s, buf, win, envs = self.s, self.replay_buffer, batch["win"], batch["envs"]
@@ -272,7 +291,7 @@ class SAM(TD3):
                 r_win = self.d_reward(self._rows("observations", batch["flat_rows"], batch["flat_envs"]),
                                       self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"]))).reshape(b, n)
             else:
-                r_win = torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32)
+                r_win = self._dev(torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32))
             q_next = self._target_q(batch["next_all"])
             y1 = r_win[:, 0] + self.gamma * torch.where(batch["term1"], batch["v_abs"], q_next[:b])
             yn = nstep_targets(r_win, win, q_next[b:], self.gamma, terminal_value=batch["v_abs"]) if n > 1 else y1
@@ -287,6 +306,8 @@ class SAM(TD3):
             if self.popart:
                 self.popart.update(torch.cat([y1, yn]), self.critic.heads() + self.critic_target.heads(), reduce=distributed.sum_moments)
                 y1, yn = self.popart.normalize(y1), self.popart.normalize(yn)
+            elif self.fast is not None and self.fast.cuda_graphs:
+                y1, yn = y1.clone(), yn.clone()  # outputs of the target graph, which the critic graph's call may overwrite
         return batch["obs"], batch["act"], y1, yn
 
     def critic_finish(self, batch: dict[str, Any], grads: Optional[dict[str, torch.Tensor]], critic_loss: torch.Tensor) -> dict[str, float]:
@@ -323,7 +344,7 @@ class SAM(TD3):
             logs = self.critic_finish(batch, *self.fast.critic_grads(p["critic"], obs, act, y1_t, yn_t))
         else:
             loss_fn = F.smooth_l1_loss if s.critic_loss == "huber" else F.mse_loss
-            critic_loss = torch.zeros(())
+            critic_loss = torch.zeros((), device=self.device)
             for q in self.critic(obs, act):
                 q = q.squeeze(1)
                 critic_loss = critic_loss + loss_fn(q, yn_t) + (loss_fn(q, y1_t) if s.one_step_loss else 0.0)
@@ -366,7 +387,7 @@ class SAM(TD3):
         if self.param_noise is None or self.num_timesteps < learning_starts:
             return super()._sample_action(learning_starts, action_noise, n_envs)
         with torch.no_grad():
-            scaled = self.param_noise.perturbed(torch.as_tensor(self._last_obs, dtype=torch.float32)).numpy()
+            scaled = self.param_noise.perturbed(torch.as_tensor(self._last_obs, dtype=torch.float32, device=self.device)).cpu().numpy()
         if action_noise is not None:
             scaled = np.clip(scaled + action_noise(), -1, 1)
         return self.policy.unscale_action(scaled), scaled

@@ -32,6 +32,11 @@ from ail.replay import nstep_return
 
 Params = dict[str, torch.Tensor]
 
+# torch.func.grad hands out one shared wrapper function, so the compiled gradients of every agent
+# in a process (three per agent and device) are cache entries of a single code object; torch's
+# default of 8 would send a process with a few agents (tests, benchmarks) back to eager.
+torch._dynamo.config.recompile_limit = max(int(torch._dynamo.config.recompile_limit), 64)
+
 
 def params_of(module: torch.nn.Module) -> Params:
     """Detached views of a module's parameters (same storage), the inputs ``torch.func`` differentiates."""
@@ -44,23 +49,40 @@ def set_grads(module: torch.nn.Module, grads: Params) -> None:
 
 
 class Compiled:
-    """``fn`` compiled on first use; falls back to ``fn`` itself (eager ``torch.func``) if that fails."""
+    """``fn`` compiled on first use; falls back to ``fn`` itself (eager ``torch.func``) if that fails.
 
-    def __init__(self, fn: Callable[..., Any], name: str, enabled: bool):
+    ``cuda_graphs``: on a GPU, compile with ``mode="reduce-overhead"``: each call replays one CUDA
+    graph instead of launching its kernels one by one. At these sizes a kernel computes for a
+    microsecond or two and its launch costs several, so launches are the GPU update's cost
+    (docs/performance.md). Each call starts a new CUDA-graph iteration: the outputs of the
+    previous call are then overwritten, so callers use a call's outputs before the next call
+    (SAM does: gradients are applied, targets normalised, logs read in between) and drop them.
+    If that mode fails, the plain compiled graph is tried next, then no compilation.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str, enabled: bool, cuda_graphs: bool = False):
         self.fn, self.name = fn, name
-        self.compiled: Optional[Callable[..., Any]] = torch.compile(fn, dynamic=False, fullgraph=True) if enabled else None
+        self.modes: list[Optional[str]] = ((["reduce-overhead"] if cuda_graphs else []) + [None]) if enabled else []
+        self.compiled = self._next()
+
+    def _next(self) -> Optional[Callable[..., Any]]:
+        if not self.modes:
+            return None
+        self.mode = self.modes.pop(0)
+        return torch.compile(self.fn, dynamic=False, fullgraph=True, mode=self.mode)
 
     def __call__(self, *args: Any) -> Any:
-        if self.compiled is None:
-            return self.fn(*args)
-        try:
-            return self.compiled(*args)
-        except Exception as exc:  # a missing toolchain or an op inductor cannot lower: same math, uncompiled
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"[sam] torch.compile of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); "
-                  f"running it uncompiled", file=sys.stderr, flush=True)
-            self.compiled = None
-            return self.fn(*args)
+        while self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:  # a missing toolchain or an op inductor cannot lower: same math, another way
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                failed = f"torch.compile(mode={self.mode!r})" if self.mode else "torch.compile"
+                self.compiled = self._next()
+                then = f"trying torch.compile(mode={self.mode!r})" if self.compiled is not None else "running it uncompiled"
+                print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}",
+                      file=sys.stderr, flush=True)
+        return self.fn(*args)
 
 
 class CompiledSteps:
@@ -90,7 +112,7 @@ class CompiledSteps:
             f_all = torch.cat([f_e, f_p])
             entropy = (F.softplus(f_all) - f_all * torch.sigmoid(f_all)).mean()
             loss = loss - ent_w * entropy
-            gp = torch.zeros(())
+            gp = loss.new_zeros(())
             if gp_w > 0:
                 n = eps.shape[0]
                 x_hat = eps * x_e[:n] + (1 - eps) * x_p[:n]
@@ -123,7 +145,7 @@ class CompiledSteps:
 
         def critic_loss(p: Params, obs: torch.Tensor, act: torch.Tensor, y1_t: torch.Tensor, yn_t: torch.Tensor) -> Any:
             """The eager critic loss of SAM.update_actor_critic (normalised units with Pop-Art)."""
-            loss = torch.zeros(())
+            loss = obs.new_zeros(())
             for q in functional_call(critic, p, (obs, act)):
                 q = q.squeeze(1)
                 loss = loss + loss_fn(q, yn_t) + (loss_fn(q, y1_t) if one_step else 0.0)
@@ -141,13 +163,20 @@ class CompiledSteps:
 
         # The plain functions, for transforms other than grad (benchmarks/seed_stacking.py vmaps them over seeds).
         self.functions = {"d_loss": d_loss, "targets": targets, "critic_loss": critic_loss, "actor_loss": actor_loss}
-        self.d_grads = Compiled(grad(d_loss, has_aux=True), "discriminator", enabled)
-        self.targets = Compiled(targets, "target", enabled)
-        self.critic_grads = Compiled(grad(critic_loss, has_aux=True), "critic", enabled)
-        self.actor_grads = Compiled(grad(actor_loss, has_aux=True), "actor", enabled)
+        self.cuda_graphs = enabled and agent.device.type == "cuda"
+        graphs = self.cuda_graphs
+        self.d_grads = Compiled(grad(d_loss, has_aux=True), "discriminator", enabled, graphs)
+        self.targets = Compiled(targets, "target", enabled, graphs)
+        self.critic_grads = Compiled(grad(critic_loss, has_aux=True), "critic", enabled, graphs)
+        self.actor_grads = Compiled(grad(actor_loss, has_aux=True), "actor", enabled, graphs)
         # Detached views share storage with the parameters, and every update of them (optimiser
         # steps, Pop-Art rescaling, Polyak averaging, checkpoint loading) is in place: build once.
         self.params = {name: params_of(getattr(agent, name)) for name in ("disc", "critic", "actor", "critic_target", "actor_target")}
+        if graphs:
+            # Fixed addresses: the CUDA graphs read the parameters in place instead of copying them in at every call.
+            for views in self.params.values():
+                for t in views.values():
+                    torch._dynamo.mark_static_address(t)
 
 
 class StackedSteps:
@@ -176,7 +205,8 @@ class StackedSteps:
     def _call(self, name: str, fn: Any, *args: Any) -> Any:
         if name not in self.cache:  # in_dims: 0 for every tensor and parameter dict, None for absent inputs
             dims = tuple(None if a is None else 0 for a in args)
-            self.cache[name] = Compiled(vmap(fn, in_dims=dims), f"stacked {name}", self.enabled)
+            graphs = self.enabled and self.models[0].device.type == "cuda"
+            self.cache[name] = Compiled(vmap(fn, in_dims=dims), f"stacked {name}", self.enabled, graphs)
         return self.cache[name](*args)
 
     def _params(self, name: str) -> dict[str, torch.Tensor]:
