@@ -142,3 +142,19 @@ def test_a_machine_without_a_compiler_trains_uncompiled_with_one_warning_per_ste
     assert [w.split(" step failed")[0].rsplit(" ", 1)[1] for w in warnings] == ["discriminator", "target", "critic", "actor"], proc.stderr
     assert all(w.endswith("running it uncompiled") for w in warnings)
     assert (runs / "default" / "sam-invertedpendulum-d4" / "seed0" / "summary.json").is_file()
+
+
+def test_a_step_whose_cuda_graphs_fail_tries_plain_compilation_then_none(capsys):
+    # The GPU path asks for CUDA graphs first (mode="reduce-overhead"); every failure says what is tried next.
+    def needs_numpy(x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(x.numpy().tolist()) * 2
+
+    step = Compiled(needs_numpy, "test", enabled=True, cuda_graphs=True)
+    assert step.mode == "reduce-overhead"
+    assert torch.equal(step(torch.ones(3)), torch.full((3,), 2.0))
+    assert step.compiled is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("[sam] torch.compile(mode='reduce-overhead') of the test step failed")
+    assert err[0].endswith("trying torch.compile without CUDA graphs")
+    assert err[1].startswith("[sam] torch.compile of the test step failed") and err[1].endswith("running it uncompiled")

@@ -35,7 +35,8 @@ Params = dict[str, torch.Tensor]
 # torch.func.grad hands out one shared wrapper function, so the compiled gradients of every agent
 # in a process (three per agent and device) are cache entries of a single code object; torch's
 # default of 8 would send a process with a few agents (tests, benchmarks) back to eager.
-torch._dynamo.config.recompile_limit = max(int(torch._dynamo.config.recompile_limit), 64)
+_LIMIT = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+setattr(torch._dynamo.config, _LIMIT, max(int(getattr(torch._dynamo.config, _LIMIT)), 64))
 
 
 def params_of(module: torch.nn.Module) -> Params:
@@ -79,7 +80,8 @@ class Compiled:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 failed = f"torch.compile(mode={self.mode!r})" if self.mode else "torch.compile"
                 self.compiled = self._next()
-                then = f"trying torch.compile(mode={self.mode!r})" if self.compiled is not None else "running it uncompiled"
+                then = ("running it uncompiled" if self.compiled is None
+                        else f"trying torch.compile(mode={self.mode!r})" if self.mode else "trying torch.compile without CUDA graphs")
                 print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}",
                       file=sys.stderr, flush=True)
         return self.fn(*args)
