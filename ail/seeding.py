@@ -1,6 +1,7 @@
 """One seed for python, numpy, torch (and, through the env factories, envs and action spaces)."""
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -13,6 +14,8 @@ def set_random_seed(seed: int, threads: int = 1) -> None:
     """Seed python, numpy and torch, pin torch to ``threads`` CPU threads, and ask for deterministic kernels."""
     torch.set_num_threads(threads)
     sb3_set_random_seed(seed)
+    # Deterministic cuBLAS on a GPU; read when cuBLAS starts, so set before any GPU work (unused on the CPU).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     # That also fills every new tensor with NaN (a kernel per allocation: on a GPU, about 100 extra
     # launches per SAM update). Correct code never reads memory it did not write, so runs stay

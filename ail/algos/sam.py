@@ -140,9 +140,6 @@ class Worker:
         seed = int(cfg.seed)
         wseed = seed + WORKER_SEED_STRIDE * rank
         self.device = torch.device(str(cfg.runtime.device))
-        if self.device.type == "cuda":
-            # Deterministic cuBLAS (torch.use_deterministic_algorithms); read when cuBLAS starts.
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         set_random_seed(wseed, int(cfg.runtime.threads))
         self.venv = make_vec_env(cfg.env.name, n_envs=1, seed=wseed)
         space = self.venv.observation_space
