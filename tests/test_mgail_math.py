@@ -194,13 +194,13 @@ def test_trust_region_step_respects_the_kl_bound_and_descends():
     states = torch.randn(64, 3)
     target = torch.randn(64, 2)
     loss_fn = lambda: (policy.head(states) - target).pow(2).mean()  # noqa: E731
-    before = float(loss_fn())
+    before = float(loss_fn().detach())
     with torch.no_grad():
         old_head = policy.head(states)
     applied, kl = natural_gradient_step(policy, loss_fn(), states, max_kl=0.01)
     assert applied and 0 < kl <= 0.015
-    assert float(mean_kl(policy, states, old_head)) == pytest.approx(kl)
-    assert float(loss_fn()) < before
+    assert float(mean_kl(policy, states, old_head).detach()) == pytest.approx(kl)
+    assert float(loss_fn().detach()) < before
 
 
 def test_discriminator_encoded_actions_match_index_actions():
