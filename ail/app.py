@@ -1,19 +1,20 @@
 """The four tasks behind launch.py: train, expert, demos, eval."""
 from __future__ import annotations
 
-import importlib
+import contextlib
 import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
 from ail.preemption import Preempted, hand_over, scheduler_handlers
+from ail.seeding import derive_seed
 
 def _record_failure(message: str) -> None:
     """Record a failed job of a sweep in ``<sweep dir>/.failures/<job>.json``.
@@ -65,66 +66,59 @@ def task_demos(cfg: DictConfig) -> None:
         meta = json.load(f)
     print(f"[demos] {path}: {meta['n_trajectories']} trajectories, {meta['n_transitions']} transitions, "
           f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}")
+    _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # the set lives under paths.demos: no run dir
 
 
 def task_train(cfg: DictConfig) -> None:
-    from ail.run import Run
+    train_run(cfg, _output_dir())
 
-    target = cfg.algo.trainer
-    module, _, fn = target.rpartition(".")
-    try:
-        trainer: Callable[[Run], Any] = getattr(importlib.import_module(module), fn)
-    except (ImportError, AttributeError):
-        raise ConfigError(f"algo={cfg.algo.name} has a config but no trainer in this version ({target} is missing)") from None
+
+def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
+    """Validate everything (once), then open and lock the run directories, then train through the one loop.
+
+    ``train.seeds_per_process=K``: seeds ``seed .. seed+K-1`` in one process (learners whose
+    ``max_seeds >= K``), each in its own run directory (``run_dir``'s sibling ``seed<s>``) with the
+    config it would have alone. Returns the run directories.
+    """
+    from ail import train_loop
+    from ail.algorithm import learner_class
     from ail.demos import DemoSpec, load_demos
     from ail.experts import expert_info
+    from ail.run import Run
 
-    # Validate every input before the run directory is touched.
+    cls = learner_class(cfg)
     info = expert_info(cfg.env.name, cfg.paths.experts)
     demos = load_demos(
         cfg.env.name, int(cfg.demos), subsample=int(cfg.demo_set.subsample), seed=cfg.demo_set.select_seed,
-        spec=DemoSpec.from_cfg(cfg), root=cfg.paths.demos,
+        spec=DemoSpec.from_cfg(cfg), root=cfg.paths.demos, experts=cfg.paths.experts,
     )
-    validate = getattr(importlib.import_module(module), "validate", None)
-    if validate is not None:
-        validate(cfg, demos)
+    cls.validate(cfg, demos)
     k = int(cfg.train.seeds_per_process)
+    if k > cls.max_seeds:
+        raise ConfigError(f"train.seeds_per_process={k} is not supported by algo={cfg.algo.name}; accepted: 1..{cls.max_seeds}")
+    cfgs, dirs = [cfg], [Path(run_dir)]
     if k > 1:
-        _train_seeds(cfg, module, k, demos, info)
-        return
-    run = Run.open(cfg, _output_dir(), demos, info)
-    if run.status == "complete":
-        print(f"[train] {run.dir} is already complete; nothing to do")
-    else:
-        trainer(run)
-    run.print_summary()
-
-
-def _train_seeds(cfg: DictConfig, module: str, k: int, demos: Any, info: dict[str, Any]) -> None:
-    """``train.seeds_per_process=K``: seeds ``seed .. seed+K-1`` in one process, each in the run
-    directory (``.../seed<s>``) and with the config it would have alone."""
-    from omegaconf import OmegaConf
-
-    from ail.run import Run
-
-    train_seeds = getattr(importlib.import_module(module), "train_seeds", None)
-    if train_seeds is None:
-        raise ConfigError(f"train.seeds_per_process={k} is only supported by algo=sam; accepted for algo={cfg.algo.name}: 1")
-    seeds = [int(cfg.seed) + i for i in range(k)]
-    cfgs = []
-    for seed in seeds:
-        c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-        c.seed = seed
-        cfgs.append(c)
-    runs = [Run.open(c, _output_dir().parent / f"seed{seed}", demos, info) for c, seed in zip(cfgs, seeds)]
-    for run in runs:
-        if run.status == "complete":
-            print(f"[train] {run.dir} is already complete; nothing to do")
-    pending = [run for run in runs if run.status != "complete"]
-    if pending:
-        train_seeds(pending)
-    for run in runs:
-        run.print_summary()
+        cfgs = []
+        for seed in range(int(cfg.seed), int(cfg.seed) + k):
+            c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+            c.seed = seed
+            cfgs.append(c)
+        dirs = [Path(run_dir).parent / f"seed{c.seed}" for c in cfgs]
+    with contextlib.ExitStack() as held:
+        runs = []
+        for c, d in zip(cfgs, dirs):
+            run = Run.open(c, d, demos, info)
+            held.callback(run.close)
+            runs.append(run)
+            if run.status == "complete":
+                print(f"[train] {run.dir} is already complete; nothing to do")
+        pending = [run for run in runs if run.status != "complete"]
+        if pending:
+            with cls.processes(cfg, demos):
+                train_loop.train(cls(pending[0].cfg, demos, [int(r.cfg.seed) for r in pending]), pending)
+        for run in runs:
+            run.print_summary()
+    return dirs
 
 
 def task_eval(cfg: DictConfig) -> None:
@@ -133,9 +127,10 @@ def task_eval(cfg: DictConfig) -> None:
 
     target = Path(cfg.policy_dir) if cfg.policy_dir else _output_dir()
     policy = load_policy(target)
-    ret = evaluate(policy.predict, cfg.env.name, int(cfg.eval.final_episodes), seed=int(cfg.seed) + 1_000_000)
+    ret = evaluate(policy.predict, cfg.env.name, int(cfg.eval.final_episodes), seed=derive_seed("eval_task", int(cfg.seed)))
     s = stats(ret)
     print(f"[eval] {target}: return {s['return_mean']:.1f} ± {s['return_std']:.1f} over {len(ret)} episodes")
+    _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # evaluating writes nothing
 
 
 TASKS: dict[str, Callable[[DictConfig], None]] = {

@@ -157,7 +157,7 @@ def _cached_expert(path: Path) -> Optional[dict[str, Any]]:
 
 
 def ensure_demos(
-    name: str, spec: Optional[DemoSpec] = None, root: Optional[Union[str, Path]] = None, experts: Optional[str] = None
+    name: str, spec: Optional[DemoSpec] = None, root: Optional[Union[str, Path]] = None, experts: Optional[Union[str, Path]] = None
 ) -> Path:
     """Path of the demo set for ``spec``; generated from the shipped expert (and cached) when missing."""
     from ail.experts import expert_info, load_expert
@@ -253,6 +253,7 @@ def load_demos(
     spec: Optional[DemoSpec] = None,
     path: Optional[Union[str, Path]] = None,
     root: Optional[Union[str, Path]] = None,
+    experts: Optional[Union[str, Path]] = None,
 ) -> Demos:
     """Pick ``n`` expert trajectories of env ``env`` and return their (s, a, s') pairs.
 
@@ -265,7 +266,7 @@ def load_demos(
         raise ConfigError(f"demos={n} is invalid; accepted: a positive integer")
     if not isinstance(subsample, (int, np.integer)) or subsample <= 0:
         raise ConfigError(f"subsample={subsample} is invalid; accepted: a positive integer")
-    path = Path(path) if path is not None else ensure_demos(env, spec, root)
+    path = Path(path) if path is not None else ensure_demos(env, spec, root, experts)
     data, meta = read_demo_file(path, env)
     total = len(data["ep_lengths"])
     if n > total:

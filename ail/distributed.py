@@ -8,7 +8,7 @@ same way. The backend is gloo on CPU and NCCL on GPU; with one worker every call
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -59,6 +59,15 @@ def sum_moments(moments: tuple[float, float, float]) -> tuple[float, float, floa
     t = torch.tensor(moments, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t[0]), float(t[1]), float(t[2])
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every worker (``obj`` itself without workers)."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def mean_scalar(x: float) -> float:

@@ -55,17 +55,19 @@ class MetricsLogger:
             self.wandb.define_metric("train/*", step_metric="env_steps")
 
     def truncate(self, env_steps: int, updates: int) -> None:
-        """Drop rows written after the checkpoint being resumed, so none is duplicated."""
+        """Drop rows written after the checkpoint being resumed (all of them for ``-1, -1``), so
+        none is duplicated. A row cut short by a kill (a field missing) is dropped too."""
         if not self.path.is_file():
             return
         with open(self.path, newline="") as f:
             rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(float(r["env_steps"])) <= env_steps and int(float(r["updates"])) <= updates]
-        if len(keep) != len(rows):
+        keep = [r for r in rows if None not in r.values() and None not in r
+                and int(float(r["env_steps"])) <= env_steps and int(float(r["updates"])) <= updates]
+        if len(keep) != len(rows) or not self.path.read_bytes().endswith(b"\n"):
             self._rewrite(keep)
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
+        tmp = self.path.with_name(f"metrics.csv.{os.getpid()}.tmp")
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.columns)
             w.writeheader()

@@ -71,3 +71,10 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         out = {k: np.stack(v) for k, v in self._buffer.items() if v}
         self.clear_rollout()
         return out
+
+    def state(self) -> Optional[np.ndarray]:
+        """The observation the next step's reward is computed from (a checkpoint keeps it with the envs' states)."""
+        return self._obs
+
+    def set_state(self, obs: Optional[np.ndarray]) -> None:
+        self._obs = obs

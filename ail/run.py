@@ -1,13 +1,21 @@
-"""A training run's directory and the contract every algorithm follows.
+"""A training run's directory: what it holds, and why nothing can corrupt it.
 
 ``runs/<experiment>/<algo>-<env>-d<demos>/seed<seed>/`` holds:
-``config.yaml`` (resolved config), ``meta.json`` (versions, git SHA, command, host, Slurm ids,
-resumes), ``metrics.csv`` (one row per evaluation), ``checkpoints/last.pt``, ``policy/``
-(:func:`ail.load_policy`), and ``summary.json``, written last: its presence marks a finished run.
+``config.yaml`` (resolved config), ``meta.json`` (versions, git SHA, command, host, pid, Slurm
+ids, one entry per launch), ``metrics.csv`` (one row per evaluation), ``checkpoints/last.pt``,
+``policy/`` (:func:`ail.load_policy`), ``summary.json``, written last: its presence marks a
+finished run, and ``.lock``.
+
+Why a kill or a second launch cannot corrupt it:
+
+- one writer: :class:`RunLock` is held from :meth:`Run.open` until the process ends;
+- every file but ``metrics.csv`` is replaced atomically (a per-process temporary, then rename);
+- ``metrics.csv`` only grows between checkpoints, and a launch cuts it back to its checkpoint
+  (to its header when there is none) before it writes, so rows of a killed launch never stay.
 """
 from __future__ import annotations
 
-import copy
+import fcntl
 import json
 import os
 import secrets
@@ -27,38 +35,13 @@ from ail.demos import Demos
 from ail.logger import MetricsLogger
 from ail.paths import atomic_write_text
 from ail.policy import LoadedPolicy
-from ail.preemption import Preempted, PreemptionFlag
 from ail.provenance import git_sha, versions
+from ail.seeding import derive_seed
 
 # Keys that may change between a run and its resumption: where things are written and how
 # progress is shown, never what is computed.
-RESUME_FREE_KEYS = ("logger", "runtime", "paths", "policy_dir", "expert", "experiment")  # none changes what a run computes
-EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from training envs
-FINAL_EVAL_SEED_OFFSET = 2_000_000
-
-
-# Config keys added after runs were made, each with the value that does what the code did before
-# the key existed. A stored config without the key matches a new config holding exactly that
-# value, so adding an option never orphans finished or resumable runs; any other value differs.
-ADDED_KEYS: dict[str, Any] = {
-    "algo.vec_env": "dummy",             # GAIL's envs were always stepped in-process
-    "algo.policy.action_bound": "tanh",  # MGAIL/Dyna-AIL squashed continuous actions with tanh
-    "algo.policy.average": 0.0,          # MGAIL/Dyna-AIL evaluated the raw policy (no Polyak average)
-    "algo.policy.lr_schedule": "constant",  # MGAIL/Dyna-AIL policy learning rate was constant
-    "algo.policy.bound_penalty": 1.0,    # only read with action_bound=clip, which came with it
-}
-
-
-def _backfill(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(stored)
-    for dotted, old_value in ADDED_KEYS.items():
-        *parents, leaf = dotted.split(".")
-        src, dst = new, out
-        for p in parents:
-            src, dst = src.get(p) if isinstance(src, dict) else None, dst.get(p) if isinstance(dst, dict) else None
-        if isinstance(src, dict) and isinstance(dst, dict) and leaf in src and leaf not in dst and src[leaf] == old_value:
-            dst[leaf] = old_value
-    return out
+RESUME_FREE_KEYS = ("logger", "runtime", "paths", "policy_dir", "expert", "experiment")
+LOCK_NAME = ".lock"
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -88,49 +71,107 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> Optional[tuple[str, A
     return None if a == b else (prefix.rstrip("."), a, b)
 
 
-class Run:
-    """Open with :meth:`open`; algorithms call :meth:`evaluate`, :meth:`save_checkpoint`, :meth:`finish`."""
+class RunLock:
+    """One writer per run directory: an exclusive ``flock`` on ``<run dir>/.lock`` held for the job's life.
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, status: str, demos: Demos, expert: dict[str, Any]):
+    The OS drops the lock when its holder dies (``kill -9``, a preempted node's job), so a Slurm
+    requeue or a relaunch resumes; a second live launch into the directory (a sweep relaunched
+    while it still runs) is refused with the holder's host and pid, which the lock file records.
+    ``flock`` works across hosts on NFS v4 and Lustre (with ``flock`` mounts), as Slurm clusters use.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK_NAME
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ConfigError(f"{self.path.parent} is in use by {holder}; accepted: wait for it to end "
+                              f"(a relaunch then resumes), or use another experiment=NAME or seed") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        """Unlock; a directory that holds nothing but the lock (a launch refused before writing) is removed."""
+        if self.fd is None:
+            return
+        run_dir = self.path.parent
+        if [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+            self.path.unlink()
+            run_dir.rmdir()
+        os.close(self.fd)  # closing the descriptor releases the flock
+        self.fd = None
+
+
+class Run:
+    """One run directory, held by this process from :meth:`open` to :meth:`close`.
+
+    The train loop (:mod:`ail.train_loop`) is its only user: it evaluates, checkpoints and
+    finishes through it, so every algorithm writes the same files the same way.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, status: str, demos: Demos, expert: dict[str, Any], lock: RunLock):
         self.cfg = cfg
         self.dir = run_dir
         self.status = status  # "new" | "resume" | "complete"
         self.demos = demos
         self.ckpt_path = run_dir / "checkpoints" / "last.pt"
-        self.flag = PreemptionFlag()
-        info = expert
-        self.expert_return = float(info["return_mean"])
-        self.random_return = float(info["random_return_mean"])
+        self.expert_return = float(expert["return_mean"])
+        self.random_return = float(expert["random_return_mean"])
         self.wall_time_before = 0.0
         self._t0 = time.time()
         self.logger: Optional[MetricsLogger] = None
         self.last_eval: dict[str, Any] = {}
+        self._lock = lock
 
     @classmethod
     def open(cls, cfg: DictConfig, run_dir: Path, demos: Demos, expert: dict[str, Any]) -> "Run":
-        """Create the run dir, or validate and reopen an unfinished one (resume) or a finished one."""
+        """Lock the run dir, then create it, or validate and reopen an unfinished one (resume) or a finished one."""
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        stored_path = run_dir / "config.yaml"
-        if stored_path.is_file():
-            stored = yaml.safe_load(stored_path.read_text())
-            diff = _first_difference(_comparable(_backfill(stored, resolved)), _comparable(resolved))
-            if diff:
-                key, old, new = diff
-                raise ConfigError(
-                    f"{run_dir} was created by a different config ({key}={old!r} there, {new!r} now); "
-                    f"use another experiment=NAME or remove that directory"
-                )
-            status = "complete" if (run_dir / "summary.json").is_file() else "resume"
-        else:
-            leftovers = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
-            if leftovers:
-                raise ConfigError(f"{run_dir} holds files ({', '.join(sorted(leftovers)[:3])}) but no config.yaml; not an ail run, nothing was touched")
+        try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            status = "new"
-            atomic_write_text(stored_path, yaml.safe_dump(resolved, sort_keys=False))
-        run = cls(cfg, run_dir, status, demos, expert)
-        run._write_meta()
+            lock = RunLock(run_dir)
+            lock.acquire()
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run directory {run_dir} ({exc.strerror}); accepted: paths.runs=DIR "
+                              f"where this user can create files") from None
+        try:
+            for stale in [*run_dir.glob("*.tmp"), *run_dir.glob("checkpoints/*.tmp")]:
+                stale.unlink()  # a killed writer's temporary: only a dead process can have left it, we hold the lock
+            stored_path = run_dir / "config.yaml"
+            if stored_path.is_file():
+                stored = yaml.safe_load(stored_path.read_text())
+                diff = _first_difference(_comparable(stored), _comparable(resolved))
+                if diff:
+                    key, old, new = diff
+                    raise ConfigError(
+                        f"{run_dir} was created by a different config ({key}={old!r} there, {new!r} now); "
+                        f"use another experiment=NAME or remove that directory"
+                    )
+                status = "complete" if (run_dir / "summary.json").is_file() else "resume"
+            else:
+                leftovers = [p.name for p in run_dir.iterdir() if p.name != LOCK_NAME]
+                if leftovers:
+                    raise ConfigError(f"{run_dir} holds files ({', '.join(sorted(leftovers)[:3])}) but no config.yaml; "
+                                      f"not an ail run, nothing was touched")
+                status = "new"
+                atomic_write_text(stored_path, yaml.safe_dump(resolved, sort_keys=False))
+            run = cls(cfg, run_dir, status, demos, expert, lock)
+            run._write_meta()
+        except BaseException:
+            lock.release()
+            raise
         return run
+
+    def close(self) -> None:
+        """Release the directory (the OS does it too when the process dies)."""
+        self._lock.release()
 
     def _write_meta(self) -> None:
         path = self.dir / "meta.json"
@@ -149,6 +190,7 @@ class Run:
         meta["launches"].append({
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": socket.gethostname(),
+            "pid": os.getpid(),
             "status": self.status,
             "git_sha": git_sha(),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -157,10 +199,8 @@ class Run:
         atomic_write_text(path, json.dumps(meta, indent=2))
 
     # ----- logging ---------------------------------------------------------------------------
-    def start_logging(self, wandb_id: Optional[str] = None) -> None:
+    def _start_logging(self, wandb_id: Optional[str]) -> None:
         cfg = self.cfg
-        if wandb_id is None:
-            wandb_id = json.loads((self.dir / "meta.json").read_text()).get("wandb_id")
         group = f"{cfg.algo.label}-{cfg.env.name}-d{cfg.demos}"
         self.logger = MetricsLogger(
             self.dir, cfg.logger, group=group, name=f"seed{cfg.seed}",
@@ -176,12 +216,12 @@ class Run:
     def evaluate(self, policy: LoadedPolicy, env_steps: int, updates: int, losses: Optional[dict[str, float]] = None) -> dict[str, Any]:
         """Evaluate ``policy`` on ``eval.episodes`` deterministic episodes and append a metrics row."""
         index = int(env_steps) + int(updates)  # distinct for every evaluation of a run
-        ret = evaluate(policy.predict, self.cfg.env.name, int(self.cfg.eval.episodes), seed=EVAL_SEED_OFFSET + index)
+        ret = evaluate(policy.predict, self.cfg.env.name, int(self.cfg.eval.episodes), seed=derive_seed("eval", int(self.cfg.seed), index))
         s = stats(ret)
         row: dict[str, Any] = {"env_steps": int(env_steps), "updates": int(updates), "wall_time": round(self.wall_time, 2), **s}
         row["normalized_score"] = normalized_score(s["return_mean"], self.expert_return, self.random_return)
         row.update({k: float(v) for k, v in (losses or {}).items()})
-        assert self.logger is not None, "start_logging() first"
+        assert self.logger is not None, "load_checkpoint() first"
         self.logger.log(row)
         self.last_eval = row
         return row
@@ -191,46 +231,41 @@ class Run:
         """Atomically write ``state`` plus the run's own bookkeeping (wall time, W&B id, counters)."""
         self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "algo_state": state,
+            "state": state,
             "env_steps": int(env_steps),
             "updates": int(updates),
             "wall_time": self.wall_time,
             "wandb_id": self.logger.wandb_id if self.logger else None,
             "last_eval": self.last_eval,
         }
-        tmp = self.ckpt_path.with_name("last.pt.tmp")
+        tmp = self.ckpt_path.with_name(f"last.pt.{os.getpid()}.tmp")
         torch.save(payload, tmp)
         os.replace(tmp, self.ckpt_path)
 
     def load_checkpoint(self) -> Optional[dict[str, Any]]:
-        """The saved algorithm state, with logging resumed where it stopped; ``None`` for a fresh run."""
+        """The saved state, with ``metrics.csv`` cut back to it and logging resumed; ``None`` (and
+        ``metrics.csv`` cut to its header: rows of a launch killed before its first checkpoint) for a fresh start."""
         if not self.ckpt_path.is_file():
-            self.start_logging()
+            self._start_logging(json.loads((self.dir / "meta.json").read_text()).get("wandb_id"))
+            assert self.logger is not None
+            self.logger.truncate(-1, -1)
             return None
         payload = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
         self.wall_time_before = float(payload["wall_time"])
         self._t0 = time.time()
         self.last_eval = payload.get("last_eval") or {}
-        self.start_logging(payload.get("wandb_id"))
+        self._start_logging(payload.get("wandb_id"))
         assert self.logger is not None
         self.logger.truncate(payload["env_steps"], payload["updates"])
         print(f"[train] resuming {self.dir} from env_steps={payload['env_steps']} updates={payload['updates']}", flush=True)
-        return payload["algo_state"]
-
-    def check_preemption(self, state_fn: Any, env_steps: int, updates: int) -> None:
-        """Between updates: on SIGTERM/SIGUSR2, checkpoint ``state_fn()`` and stop."""
-        if self.flag.requested:
-            self.save_checkpoint(state_fn(), env_steps, updates)
-            if self.logger:
-                self.logger.close()
-            raise Preempted(self.flag.signum, env_steps)
+        return payload["state"]
 
     # ----- the end ---------------------------------------------------------------------------
     def finish(self, save_policy_fn: Any, policy: LoadedPolicy, env_steps: int, updates: int, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """Save the policy, run the final evaluation, write ``summary.json`` last."""
         save_policy_fn(self.dir / "policy")
         episodes = int(self.cfg.eval.final_episodes)
-        ret = evaluate(policy.predict, self.cfg.env.name, episodes, seed=FINAL_EVAL_SEED_OFFSET + int(self.cfg.seed))
+        ret = evaluate(policy.predict, self.cfg.env.name, episodes, seed=derive_seed("final_eval", int(self.cfg.seed)))
         s = stats(ret)
         summary = {
             "status": "complete",
@@ -265,3 +300,5 @@ class Run:
             f"return {s['final_return_mean']:.1f} ± {s['final_return_std']:.1f} over {s['final_eval_episodes']} episodes | "
             f"expert {s['expert_return']:.1f} | random {s['random_return']:.1f} | normalised score {s['normalized_score']:.3f}"
         )
+        if s.get("budget_note"):
+            print(f"note: {s['budget_note']}")

@@ -1,4 +1,27 @@
-"""One seed for python, numpy, torch (and, through the env factories, envs and action spaces)."""
+"""The seed scheme: one ``seed`` per run, and every other seed derived from it by :func:`derive_seed`.
+
+A run's ``seed`` seeds python, numpy and torch (:func:`set_random_seed`) and, through the env
+factories, its training envs (copy ``i`` gets ``seed + i``) and their action spaces. Every other
+random stream has a name here and one formula, so two purposes never share a stream by accident
+and a stream is found by name, not by a constant at its call site:
+
+=================  ==============================  =============================================
+stream             seed                            used for
+=================  ==============================  =============================================
+``worker``         ``seed + 1_000_000 * rank``     SAM worker ``rank``'s envs, networks, noise
+``sam_replay``     ``seed + 7_919 * rank``         SAM's replay sampling (numpy Generator)
+``sam_update``     ``seed + 104_729 * rank``       SAM's update draws (torch Generator)
+``expert_starts``  ``seed + 1_000_003``            MGAIL envs that start from expert states
+``eval``           ``1_000_000 + index``           periodic evaluation ``index`` (env steps +
+                                                   updates: distinct per evaluation; the same
+                                                   episodes for every seed of a cell)
+``final_eval``     ``2_000_000 + seed``            the final evaluation in ``summary.json``
+``eval_task``      ``seed + 1_000_000``            ``task=eval`` of a saved policy
+=================  ==============================  =============================================
+
+An evaluation's episode ``i`` resets with ``stream seed + i`` (:func:`ail.evaluation.evaluate`).
+The formulas are the ones the runs in ``docs/results`` were made with.
+"""
 from __future__ import annotations
 
 import os
@@ -21,6 +44,26 @@ def set_random_seed(seed: int, threads: int = 1) -> None:
     # launches per SAM update). Correct code never reads memory it did not write, so runs stay
     # reproducible without it.
     torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+_STREAMS = {
+    "worker": lambda seed, i: seed + 1_000_000 * i,
+    "sam_replay": lambda seed, i: seed + 7_919 * i,
+    "sam_update": lambda seed, i: seed + 104_729 * i,
+    "expert_starts": lambda seed, i: seed + 1_000_003,
+    "eval": lambda seed, i: 1_000_000 + i,
+    "final_eval": lambda seed, i: 2_000_000 + seed,
+    "eval_task": lambda seed, i: seed + 1_000_000,
+}
+STREAMS = tuple(_STREAMS)
+
+
+def derive_seed(stream: str, seed: int, index: int = 0) -> int:
+    """The seed of random stream ``stream`` (a name in :data:`STREAMS`) of a run seeded ``seed``.
+
+    :param index: the worker rank (``worker``, ``sam_*``) or the evaluation index (``eval``).
+    """
+    return int(_STREAMS[stream](int(seed), int(index)))
 
 
 def rng_state() -> dict[str, Any]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from ail.errors import ConfigError
+from ail.paths import check_writable
 
 FAILED: list[str] = []  # "<run dir>: <message>" for the sweep that just ended (launching process)
 
@@ -58,13 +62,27 @@ def read_failures(sweep_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
     return out
 
 
+def _check_output_dir(directory: Any) -> None:
+    """Hydra creates the job's (or sweep's) directory before any of our code runs: an unwritable
+    ``paths.runs`` would end in Hydra's tracebacks, so it is checked here, with one line."""
+    try:
+        check_writable(Path(str(directory)), "paths.runs")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 class SweepFailures(Callback):
     """Registered in conf/config.yaml (hydra.callbacks)."""
 
     def __init__(self) -> None:
         self.start = 0.0
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_output_dir(config.hydra.run.dir)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_output_dir(config.hydra.sweep.dir)
         self.start = time.time() - 1.0  # file times may be coarser than the clock
         FAILED.clear()
 

@@ -34,11 +34,9 @@ def main(argv: list[str]) -> int:
             "algo=gail", f"env={args.env}", f"train.env_steps={args.steps}", f"eval.every={10 * args.steps}",
             "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false", f"paths.runs={tmp}",
         ])
-        from ail.algos.gail import build_generator, train
-        from ail.demos import DemoSpec, load_demos
+        from ail.algos.gail import build_generator
+        from ail.app import train_run
         from ail.envs import make_vec_env
-        from ail.experts import expert_info
-        from ail.run import Run
 
         venv = make_vec_env(args.env, n_envs=int(cfg.algo.n_envs), seed=0)
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
@@ -47,10 +45,8 @@ def main(argv: list[str]) -> int:
         model.learn(args.steps)
         ppo_rate = model.num_timesteps / (time.perf_counter() - t0)
 
-        demos = load_demos(args.env, int(cfg.demos), subsample=int(cfg.demo_set.subsample), spec=DemoSpec.from_cfg(cfg))
-        run = Run.open(cfg, Path(tmp) / "run", demos, expert_info(args.env))
-        train(run)
-        rows = _metrics(run.dir)
+        (run_dir,) = train_run(cfg, Path(tmp) / "run")
+        rows = _metrics(run_dir)
         # From the end of the step-0 evaluation to the end of the last one (one short episode each).
         gail_rate = int(rows[-1]["env_steps"]) / (float(rows[-1]["wall_time"]) - float(rows[0]["wall_time"]))
     print(f"{'env':12s} {'steps':>8s} {'PPO steps/s':>12s} {'GAIL-PPO steps/s':>17s} {'GAIL/PPO':>9s}")

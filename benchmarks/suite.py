@@ -114,17 +114,12 @@ def worker_ppo(env: str, steps: int) -> dict[str, Any]:
 def worker_gail(env: str, steps: int) -> dict[str, Any]:
     import csv
 
-    from ail.algos.gail import train
-    from ail.demos import DemoSpec, load_demos
-    from ail.experts import expert_info
-    from ail.run import Run
+    from ail.app import train_run
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _gail_cfg(env, steps, tmp)
-        demos = load_demos(env, int(cfg.demos), subsample=int(cfg.demo_set.subsample), spec=DemoSpec.from_cfg(cfg))
-        run = Run.open(cfg, Path(tmp) / "run", demos, expert_info(env))
-        train(run)
-        with open(run.dir / "metrics.csv", newline="") as f:
+        (run_dir,) = train_run(cfg, Path(tmp) / "run")
+        with open(run_dir / "metrics.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         # Between the step-0 evaluation and the last one (one episode each): training only.
         return {"env_steps": int(rows[-1]["env_steps"]), "updates": int(rows[-1]["updates"]),

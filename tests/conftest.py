@@ -59,3 +59,33 @@ def assert_preemption_resumes_exactly(args: list[str], runs: Path, run_dir: Call
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
     assert without_wall_time(read_metrics(run_dir("cut"))) == without_wall_time(read_metrics(run_dir("ref")))
+
+
+def assert_kills_anywhere_resume_exactly(args: list[str], runs: Path, run_dir: Callable[[str], Path], kills: int, seed: int) -> None:
+    """``args`` run once uninterrupted (experiment=ref); then, in experiment=cut, launched and killed at
+    ``kills`` random instants over a launch's length (SIGKILL or SIGTERM, seeded by ``seed``), each time
+    relaunched, then run to the end: its metrics.csv (wall time aside) and summary must be the reference's."""
+    import json
+    import random
+    import signal
+    import time
+
+    t0 = time.time()
+    ref = launch(args + ["experiment=ref"], runs, timeout=900)
+    assert ref.returncode == 0, ref.stderr
+    length = time.time() - t0
+    rng = random.Random(seed)
+    cut = args + ["experiment=cut"]
+    for k in range(kills):
+        proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut, f"paths.runs={runs}"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.5, length + 0.5))
+        proc.send_signal(signal.SIGKILL if k % 2 == 0 else signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode in (0, -signal.SIGKILL, -signal.SIGTERM, 128 + signal.SIGTERM), err
+    final = launch(cut, runs, timeout=900)
+    assert final.returncode == 0, final.stderr
+    assert without_wall_time(read_metrics(run_dir("cut"))) == without_wall_time(read_metrics(run_dir("ref")))
+    summary, reference = (json.loads((run_dir(e) / "summary.json").read_text()) for e in ("cut", "ref"))
+    assert summary["status"] == "complete" and summary["env_steps"] == reference["env_steps"] and summary["updates"] == reference["updates"]
+    assert not list(run_dir("cut").rglob("*.tmp"))

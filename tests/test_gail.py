@@ -82,17 +82,13 @@ def _with_actions(demos: Demos, actions: np.ndarray) -> Demos:
 
 
 def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from ail.algos import gail
+    from ail.app import train_run
     from ail.discriminator import Discriminator
-    from ail.experts import expert_info
-    from ail.run import Run
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=TINY[:4] + ["train.env_steps=20480", "eval.every=2048", "eval.episodes=1",
                                                       "runtime.progress=false", f"paths.runs={tmp_path}"])
-    demos = load_demos("cartpole", 4)
-    run = Run.open(cfg, tmp_path / "run", demos, expert_info("cartpole"))
     calls = {"n": 0}
     real_loss = Discriminator.loss
 
@@ -104,8 +100,8 @@ def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_chec
         return real_loss(self, *args, **kwargs)
 
     monkeypatch.setattr(Discriminator, "loss", loss_that_diverges)
-    with pytest.raises(TrainingError, match=r"NaN/inf at env step \d+; stopped. The last good checkpoint .* is kept"):
-        gail.train(run)
+    with pytest.raises(TrainingError, match=r"NaN/inf at env steps \d+; stopped. The last good checkpoint .* is kept"):
+        train_run(cfg, tmp_path / "run")
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
     assert ckpt["env_steps"] == 3 * 2048  # the three good rounds, nothing from the broken one
     assert not (tmp_path / "run" / "summary.json").exists()

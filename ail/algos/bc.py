@@ -7,21 +7,24 @@ actions: cross-entropy of its categorical head. Loss per minibatch of B expert p
 
 (as in the `imitation` library's BC). Observations are standardised with the demonstrations'
 statistics; the saved policy applies that itself. BC takes no environment steps: its budget is
-``algo.updates`` gradient steps, and ``env_steps`` stays 0 in its metrics.
+``algo.updates`` gradient steps, ``eval.every`` counts gradient steps too, and ``env_steps``
+stays 0 in its metrics.
 """
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from omegaconf import DictConfig
 
 from ail.activations import activation as activation_class
+from ail.algorithm import Learner
+from ail.demos import Demos, check_demos_match_env
 from ail.envs import make_env
 from ail.errors import ConfigError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
-from ail.run import Run
 from ail.seeding import rng_state, set_random_seed, set_rng_state
 
 
@@ -45,67 +48,86 @@ def bc_loss(policy: Any, obs: torch.Tensor, actions: torch.Tensor, ent_weight: f
     return loss, {"loss": loss.item(), "neglogp": neglogp.item(), "entropy": ent.item()}
 
 
-def train(run: Run) -> None:
-    cfg, a = run.cfg, run.cfg.algo
-    if int(a.updates) <= 0 or int(a.eval_every) <= 0 or int(a.batch_size) <= 0:
-        raise ConfigError(f"algo.updates/eval_every/batch_size must be positive integers, got {a.updates}/{a.eval_every}/{a.batch_size}")
-    set_random_seed(int(cfg.seed), int(cfg.runtime.threads))
-    demos = run.demos
-    env = make_env(cfg.env.name)
-    normalizer = None
-    obs = demos.obs
-    if a.normalize_obs:
-        # Standardise with demo statistics; a zero-variance feature keeps unit scale.
-        var = demos.obs.var(axis=0)
-        normalizer = ObsNormalizer(demos.obs.mean(axis=0), np.where(var < 1e-8, 1.0, var), clip=10.0)
-        obs = normalizer(demos.obs)
-    policy = build_policy(env.observation_space, env.action_space, list(a.net_arch), str(a.activation), float(a.lr))
-    optimizer = torch.optim.Adam(policy.parameters(), lr=float(a.lr), weight_decay=float(a.weight_decay))
-    obs_t = torch.as_tensor(obs, dtype=torch.float32)
-    act_t = torch.as_tensor(demos.actions)
-    generator = torch.Generator().manual_seed(int(cfg.seed))
-    updates = 0
+class BC(Learner):
+    """``algo=bc``: one iteration is one gradient step on a minibatch of expert pairs."""
 
-    state = run.load_checkpoint()
-    if state is not None:
-        policy.load_state_dict(state["policy"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+    unit = "updates"
+
+    @classmethod
+    def validate(cls, cfg: DictConfig, demos: Demos) -> None:
+        for key in ("updates", "batch_size"):
+            v = cfg.algo[key]
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"algo.{key}={v} is invalid; accepted: a positive integer")
+        env = make_env(cfg.env.name)
+        check_demos_match_env(demos, env.observation_space, env.action_space)
+        env.close()
+        activation_class(str(cfg.algo.activation), "algo.activation")
+
+    def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
+        super().__init__(cfg, demos, seeds)
+        a = self.a = cfg.algo
+        set_random_seed(int(cfg.seed), int(cfg.runtime.threads))
+        env = make_env(cfg.env.name)
+        self.normalizer = None
+        obs = demos.obs
+        if a.normalize_obs:
+            # Standardise with demo statistics; a zero-variance feature keeps unit scale.
+            var = demos.obs.var(axis=0)
+            self.normalizer = ObsNormalizer(demos.obs.mean(axis=0), np.where(var < 1e-8, 1.0, var), clip=float(a.obs_clip))
+            obs = self.normalizer(demos.obs)
+        self.policy = build_policy(env.observation_space, env.action_space, list(a.net_arch), str(a.activation), float(a.lr))
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=float(a.lr), weight_decay=float(a.weight_decay))
+        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        self.act = torch.as_tensor(demos.actions)
+        self.generator = torch.Generator().manual_seed(int(cfg.seed))
+        self.batch = min(int(a.batch_size), len(self.obs))
+        self._updates = 0
+
+    @property
+    def env_steps(self) -> int:
+        return 0
+
+    @property
+    def updates(self) -> int:
+        return self._updates
+
+    @property
+    def progress(self) -> int:
+        return self._updates
+
+    @property
+    def budget(self) -> int:
+        return int(self.a.updates)
+
+    def iterate(self) -> list[dict[str, float]]:
+        a = self.a
+        self.policy.train()
+        idx = torch.randint(len(self.obs), (self.batch,), generator=self.generator)
+        loss, logs = bc_loss(self.policy, self.obs[idx], self.act[idx], float(a.ent_weight), float(a.l2_weight))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.policy.eval()
+        self._updates += 1
+        return [logs]
+
+    def acting_policy(self, i: int = 0) -> LoadedPolicy:
+        return LoadedPolicy(self.policy, self.normalizer)
+
+    def save_policy(self, i: int, path: Path) -> None:
+        save_policy(path, self.policy, self.normalizer, meta={"algo": "bc", "env": self.cfg.env.name})
+
+    def state_dict(self, i: int = 0) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "rng": rng_state(), "updates": self._updates}
+
+    def load_state_dict(self, i: int, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
         set_rng_state(state["rng"])
-        updates = int(state["updates"])
+        self._updates = int(state["updates"])
 
-    def snapshot() -> dict[str, Any]:
-        return {"policy": policy.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                "rng": rng_state(), "updates": updates}
-
-    def act() -> LoadedPolicy:
-        return LoadedPolicy(policy, normalizer)
-
-    total, every, batch = int(a.updates), int(a.eval_every), min(int(a.batch_size), len(obs_t))
-    if updates == 0:
-        run.evaluate(act(), 0, 0)
-    logs: dict[str, float] = {}
-    columns = [TextColumn("[bold]bc[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("updates"),
-               TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
-    with run.flag, Progress(*columns, disable=not cfg.runtime.progress, transient=False) as bar:
-        task = bar.add_task(f"{cfg.env.name}-d{cfg.demos}-s{cfg.seed}", total=total, completed=updates, last="")
-        policy.train()
-        while updates < total:
-            idx = torch.randint(len(obs_t), (batch,), generator=generator)
-            loss, logs = bc_loss(policy, obs_t[idx], act_t[idx], float(a.ent_weight), float(a.l2_weight))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            updates += 1
-            bar.update(task, completed=updates)
-            if updates % every == 0 or updates == total:
-                policy.eval()
-                row = run.evaluate(act(), 0, updates, logs)
-                policy.train()
-                rate = bar.tasks[0].speed or 0.0
-                bar.update(task, last=f"{rate:.0f} upd/s | eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
-                run.save_checkpoint(snapshot(), 0, updates)
-            run.check_preemption(snapshot, 0, updates)
-    policy.eval()
-    run.finish(lambda d: save_policy(d, policy, normalizer, meta={"algo": "bc", "env": cfg.env.name}), act(), 0, updates,
-               extra={"demo_pairs": len(demos), "demo_return_mean": float(demos.ep_returns.mean())})
+    def summary(self, i: int = 0) -> dict[str, Any]:
+        return {"demo_pairs": len(self.demos), "demo_return_mean": float(self.demos.ep_returns.mean())}

@@ -17,52 +17,57 @@ Every real env step counts towards ``train.env_steps``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from ail.algos.mb_learner import Learner, validate_common
+from omegaconf import DictConfig
+
+from ail.algos.mb_learner import ModelBasedLearner
+from ail.demos import Demos
 from ail.errors import ConfigError
-from ail.model_based import check_horizon, positive
-from ail.run import Run
+from ail.model_based import check_horizon, episode_limit, positive
 
 POLICY_UPDATES = ("adam", "trpo")
 
 
-def validate(cfg: Any, demos: Any) -> None:
-    """Every check that needs no training, run by ``launch.py`` before the run directory exists."""
-    limit = validate_common(cfg, demos)
-    a = cfg.algo
-    check_horizon(a.plan_steps, "algo.plan_steps", limit)
-    for key in ("learn_iters", "plan_batch", "fm_iters"):
-        positive(a[key], f"algo.{key}")
-    if not isinstance(a.plan_iters, int) or a.plan_iters < 0:
-        raise ConfigError(f"algo.plan_iters={a.plan_iters} is invalid; accepted: an integer >= 0 (0 = no planning)")
-    if str(a.policy_update) not in POLICY_UPDATES:
-        raise ConfigError(f"algo.policy_update={a.policy_update} is invalid; accepted: {', '.join(POLICY_UPDATES)}")
-    positive(a.max_kl, "algo.max_kl", integer=False)
+class Dyna(ModelBasedLearner):
+    """``algo=dyna``: one iteration of Algorithm 1 (learning, model training and planning phases)."""
 
+    @classmethod
+    def validate(cls, cfg: DictConfig, demos: Demos) -> None:
+        super().validate(cfg, demos)
+        a = cfg.algo
+        check_horizon(a.plan_steps, "algo.plan_steps", episode_limit(cfg.env.name))
+        for key in ("learn_iters", "plan_batch", "fm_iters"):
+            positive(a[key], f"algo.{key}")
+        if not isinstance(a.plan_iters, int) or a.plan_iters < 0:
+            raise ConfigError(f"algo.plan_iters={a.plan_iters} is invalid; accepted: an integer >= 0 (0 = no planning)")
+        if str(a.policy_update) not in POLICY_UPDATES:
+            raise ConfigError(f"algo.policy_update={a.policy_update} is invalid; accepted: {', '.join(POLICY_UPDATES)}")
+        positive(a.max_kl, "algo.max_kl", integer=False)
 
-def train(run: Run) -> None:
-    a = run.cfg.algo
-    validate(run.cfg, run.demos)
-    learner = Learner(run)
-    if str(a.policy_update) == "trpo":
-        learner.use_trust_region(float(a.max_kl))
-    if learner.env_steps == 0:
-        learner.unroller.collect(max(1, int(a.warmup_steps) // int(a.n_envs)))
-        for _ in range(int(a.fm_iters)):
-            learner.fm_step()
+    def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
+        super().__init__(cfg, demos, seeds)
+        if str(self.a.policy_update) == "trpo":
+            self.use_trust_region(float(self.a.max_kl))
 
-    def one_iteration() -> dict[str, float]:
+    def begin(self) -> None:
+        self.unroller.collect(max(1, int(self.a.warmup_steps) // int(self.a.n_envs)))
+        for _ in range(int(self.a.fm_iters)):
+            self.fm_step()
+
+    def iterate(self) -> list[dict[str, Any]]:
+        a = self.a
         logs: dict[str, float] = {}
         for _ in range(int(a.learn_iters)):
-            unrolled = learner.unroller.unroll(int(a.unroll_steps), store=True)
-            logs.update(learner.d_step())
-            logs.update(learner.policy_update_from(unrolled))
+            unrolled = self.unroller.unroll(int(a.unroll_steps), store=True)
+            logs.update(self.d_step())
+            logs.update(self.policy_update_from(unrolled))
         for _ in range(int(a.fm_iters)):
-            logs["fm_loss"] = learner.fm_step()
+            logs["fm_loss"] = self.fm_step()
         for _ in range(int(a.plan_iters)):
-            logs.update(learner.planning_update(int(a.plan_steps), int(a.plan_batch)))
-        return logs
+            logs.update(self.planning_update(int(a.plan_steps), int(a.plan_batch)))
+        self.counters["iteration"] += 1
+        return [logs]
 
-    learner.loop("dyna", one_iteration)
-    learner.finish({"policy_update": str(a.policy_update)})
+    def summary(self, i: int = 0) -> dict[str, Any]:
+        return {**super().summary(i), "policy_update": str(self.a.policy_update)}

@@ -6,16 +6,17 @@ steps; the math is in :mod:`ail.model_based`, :mod:`ail.forward_model`, :mod:`ai
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from ail.demos import check_demos_match_env
+from ail.algorithm import Learner
+from ail.demos import Demos, check_demos_match_env
 from ail.diff_policy import ACTION_BOUNDS, DiffPolicy
 from ail.discriminator import build_discriminator, label_smoothing_from_cfg
 from ail.env_state import get_vec_env_states, set_vec_env_states
@@ -26,55 +27,59 @@ from ail.model_based import (RealUnroller, Unrolled, check_horizon, encode_actio
                              positive, replay_sequences, reset_to_states)
 from ail.natural_gradient import natural_gradient_step
 from ail.policy import LoadedPolicy, save_policy
-from ail.run import Run
-from ail.seeding import rng_state, set_random_seed, set_rng_state
+from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
 
 
-def validate_common(cfg: Any, demos: Any) -> Any:
-    """Checks both algorithms need before any training; returns the env's episode limit."""
-    a = cfg.algo
-    limit = episode_limit(cfg.env.name)
-    check_horizon(a.unroll_steps, "algo.unroll_steps", limit)
-    for key in ("n_envs", "batch_size", "replay_size"):
-        positive(a[key], f"algo.{key}")
-    if not isinstance(a.warmup_steps, int) or a.warmup_steps < 0:
-        raise ConfigError(f"algo.warmup_steps={a.warmup_steps} is invalid; accepted: an integer >= 0")
-    positive(a.policy.lr, "algo.policy.lr", integer=False)
-    if not 0.0 <= float(a.policy.average) <= 1.0:
-        raise ConfigError(f"algo.policy.average={a.policy.average} is invalid; accepted: a number in [0, 1] (0 = off)")
-    if str(a.policy.action_bound) not in ACTION_BOUNDS:
-        raise ConfigError(f"algo.policy.action_bound={a.policy.action_bound} is invalid; accepted: {', '.join(ACTION_BOUNDS)}")
-    if not float(a.policy.bound_penalty) >= 0:
-        raise ConfigError(f"algo.policy.bound_penalty={a.policy.bound_penalty} is invalid; accepted: a number >= 0")
-    if str(a.policy.lr_schedule) not in ("constant", "linear"):
-        raise ConfigError(f"algo.policy.lr_schedule={a.policy.lr_schedule} is invalid; accepted: constant, linear")
-    positive(a.forward_model.lr, "algo.forward_model.lr", integer=False)
-    positive(a.discriminator.lr, "algo.discriminator.lr", integer=False)
-    positive(a.forward_model.max_error, "algo.forward_model.max_error", integer=False)
-    positive(a.forward_model.plan_bound, "algo.forward_model.plan_bound", integer=False)
-    if str(a.forward_model.kind) not in KINDS:
-        raise ConfigError(f"algo.forward_model.kind={a.forward_model.kind} is invalid; accepted: {', '.join(KINDS)}")
-    if not 0.0 < float(a.gamma) <= 1.0:
-        raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: a number in (0, 1]")
-    label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
-    env = make_env(cfg.env.name)
-    check_demos_match_env(demos, env.observation_space, env.action_space)
-    env.close()
-    return limit
+class ModelBasedLearner(Learner):
+    """Builds every piece from ``cfg.algo``; subclasses write ``iterate`` (and ``begin``, the warm-up)."""
 
+    failure_hint = "lower algo.policy.lr or algo.discriminator.lr"
 
-class Learner:
-    """Builds every piece from ``run.cfg.algo`` and restores them from a checkpoint when there is one."""
+    @classmethod
+    def validate(cls, cfg: DictConfig, demos: Demos) -> None:
+        """Checks both algorithms need before any training (subclasses add their own, then call this)."""
+        a = cfg.algo
+        check_horizon(a.unroll_steps, "algo.unroll_steps", episode_limit(cfg.env.name))
+        for key in ("n_envs", "batch_size", "replay_size"):
+            positive(a[key], f"algo.{key}")
+        if not isinstance(a.warmup_steps, int) or a.warmup_steps < 0:
+            raise ConfigError(f"algo.warmup_steps={a.warmup_steps} is invalid; accepted: an integer >= 0")
+        warmup = max(1, int(a.warmup_steps) // int(a.n_envs)) * int(a.n_envs)
+        if int(cfg.train.env_steps) <= warmup:
+            raise ConfigError(f"train.env_steps={cfg.train.env_steps} is spent by the warm-up alone ({warmup} env steps: "
+                              f"algo.warmup_steps={a.warmup_steps} over algo.n_envs={a.n_envs}), so no update would run; "
+                              f"accepted: train.env_steps > {warmup}, or a smaller algo.warmup_steps")
+        positive(a.policy.lr, "algo.policy.lr", integer=False)
+        if not 0.0 <= float(a.policy.average) <= 1.0:
+            raise ConfigError(f"algo.policy.average={a.policy.average} is invalid; accepted: a number in [0, 1] (0 = off)")
+        if str(a.policy.action_bound) not in ACTION_BOUNDS:
+            raise ConfigError(f"algo.policy.action_bound={a.policy.action_bound} is invalid; accepted: {', '.join(ACTION_BOUNDS)}")
+        if not float(a.policy.bound_penalty) >= 0:
+            raise ConfigError(f"algo.policy.bound_penalty={a.policy.bound_penalty} is invalid; accepted: a number >= 0")
+        if str(a.policy.lr_schedule) not in ("constant", "linear"):
+            raise ConfigError(f"algo.policy.lr_schedule={a.policy.lr_schedule} is invalid; accepted: constant, linear")
+        positive(a.forward_model.lr, "algo.forward_model.lr", integer=False)
+        positive(a.discriminator.lr, "algo.discriminator.lr", integer=False)
+        positive(a.forward_model.max_error, "algo.forward_model.max_error", integer=False)
+        positive(a.forward_model.plan_bound, "algo.forward_model.plan_bound", integer=False)
+        if str(a.forward_model.kind) not in KINDS:
+            raise ConfigError(f"algo.forward_model.kind={a.forward_model.kind} is invalid; accepted: {', '.join(KINDS)}")
+        if not 0.0 < float(a.gamma) <= 1.0:
+            raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: a number in (0, 1]")
+        label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
+        env = make_env(cfg.env.name)
+        check_demos_match_env(demos, env.observation_space, env.action_space)
+        env.close()
 
-    def __init__(self, run: Run):
-        cfg, a = run.cfg, run.cfg.algo
-        self.run, self.cfg, self.a = run, cfg, a
+    def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
+        super().__init__(cfg, demos, seeds)
+        a = cfg.algo
+        self.a = a
         self.seed = int(cfg.seed)
         set_random_seed(self.seed, int(cfg.runtime.threads))
         self.venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=self.seed)
         space = self.venv.action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
-        demos = run.demos
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32)
         self.expert_act = encode_actions(torch.as_tensor(demos.actions), space)
         self.policy = DiffPolicy(self.venv.observation_space, space, net_arch=list(a.policy.net_arch),
@@ -101,16 +106,12 @@ class Learner:
         # algo.collect_start=expert (MGAIL): collections start from random expert states in envs of their own.
         self.start_venv = None
         if str(a.get("collect_start", "live")) == "expert":
-            self.start_venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=self.seed + 1_000_003)
+            self.start_venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=derive_seed("expert_starts", self.seed))
             self.expert_qpos, self.expert_qvel = demos.qpos, demos.qvel
-        self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0, "evals_done": 0,
-                                         "next_eval": 0, "first_reach": {}}
-        state = run.load_checkpoint()
-        if state is not None:
-            self.restore(state)
+        self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0}
 
     # ----- checkpoints ---------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def state_dict(self, i: int = 0) -> dict[str, Any]:
         u = self.unroller
         return {
             "policy": self.policy.state_dict(), "policy_avg": self.policy_avg.state_dict(), "fm": self.fm.state_dict(), "disc": self.disc.state_dict(),
@@ -120,7 +121,7 @@ class Learner:
             "np_rng": self.np_rng.bit_generator.state, "rng": rng_state(), "counters": self.counters,
         }
 
-    def restore(self, s: dict[str, Any]) -> None:
+    def load_state_dict(self, i: int, s: dict[str, Any]) -> None:
         self.policy.load_state_dict(s["policy"])
         self.policy_avg.load_state_dict(s["policy_avg"])
         self.fm.load_state_dict(s["fm"])
@@ -140,6 +141,10 @@ class Learner:
     @property
     def env_steps(self) -> int:
         return self.unroller.env_steps
+
+    @property
+    def updates(self) -> int:
+        return int(self.counters["updates"])
 
     # ----- single steps ----------------------------------------------------------------------
     def _replay_batch(self, n: int) -> Any:
@@ -237,52 +242,18 @@ class Learner:
         err = self.fm.multi_step_error(torch.as_tensor(obs, dtype=torch.float32), act_t.reshape(len(obs), horizon, -1))
         return {"fm_error_1": float(err[0]), f"fm_error_{horizon}": float(err[-1])}
 
-    # ----- evaluation, progress, the end ---------------------------------------------------
-    def acting_policy(self) -> LoadedPolicy:
+    # ----- evaluation, the end ------------------------------------------------------------
+    def acting_policy(self, i: int = 0) -> LoadedPolicy:
         return LoadedPolicy(self.policy_avg if self.avg_rate > 0 else self.policy)
 
-    def evaluate(self, logs: dict[str, float]) -> dict[str, Any]:
+    def evaluation_logs(self, i: int = 0) -> dict[str, float]:
+        return {**self.fm_errors(int(self.a.unroll_steps)), "unrolls_stopped": float(self.unroller.stopped_unrolls),
+                "policy_skipped": float(self.counters["policy_skipped"])}
+
+    def save_policy(self, i: int, path: Path) -> None:
+        save_policy(path, self.acting_policy().policy, meta={"algo": self.cfg.algo.name, "env": self.cfg.env.name})
+
+    def summary(self, i: int = 0) -> dict[str, Any]:
         c = self.counters
-        logs = {**logs, **self.fm_errors(int(self.a.unroll_steps)), "unrolls_stopped": float(self.unroller.stopped_unrolls),
-                "policy_skipped": float(c["policy_skipped"])}
-        row = self.run.evaluate(self.acting_policy(), self.env_steps, c["updates"], logs)
-        for threshold in (0.8, 0.9, 0.95):
-            key = f"env_steps_to_{threshold}"
-            if key not in c["first_reach"] and row["normalized_score"] >= threshold:
-                c["first_reach"][key] = int(self.env_steps)
-        c["next_eval"] = (self.env_steps // int(self.cfg.eval.every) + 1) * int(self.cfg.eval.every)
-        c["evals_done"] += 1
-        if c["evals_done"] % int(self.cfg.train.checkpoint_every) == 0:
-            self.run.save_checkpoint(self.snapshot(), self.env_steps, c["updates"])
-        return row
-
-    def loop(self, name: str, one_iteration: Callable[[], dict[str, float]]) -> None:
-        """Run ``one_iteration`` until ``train.env_steps``, evaluating, checkpointing and honouring preemption."""
-        total = int(self.cfg.train.env_steps)
-        if self.counters["evals_done"] == 0:
-            self.evaluate({})
-        columns = [TextColumn(f"[bold]{name}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
-                   TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
-        with self.run.flag, Progress(*columns, disable=not self.cfg.runtime.progress) as bar:
-            task = bar.add_task(f"{self.cfg.env.name}-d{self.cfg.demos}-s{self.seed}", total=total, completed=self.env_steps, last="")
-            while self.env_steps < total:
-                try:
-                    logs = one_iteration()
-                except TrainingError as exc:
-                    raise TrainingError(f"{exc} at env step {self.env_steps}; stopped. The last good checkpoint ({self.run.ckpt_path}) is kept") from None
-                self.counters["iteration"] += 1
-                bar.update(task, completed=min(self.env_steps, total))
-                if self.env_steps >= self.counters["next_eval"] or self.env_steps >= total:
-                    row = self.evaluate(logs)
-                    bar.update(task, last=f"eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
-                self.run.check_preemption(self.snapshot, self.env_steps, self.counters["updates"])
-
-    def finish(self, extra: dict[str, Any]) -> None:
-        final = self.acting_policy()
-        self.run.finish(
-            lambda path: save_policy(path, final.policy, meta={"algo": self.cfg.algo.name, "env": self.cfg.env.name}),
-            final, self.env_steps, self.counters["updates"],
-            extra={"demo_pairs": len(self.run.demos), "iterations": self.counters["iteration"],
-                   "unrolls_stopped": self.unroller.stopped_unrolls, "policy_steps_skipped": self.counters["policy_skipped"],
-                   **self.counters["first_reach"], **extra},
-        )
+        return {"demo_pairs": len(self.demos), "iterations": c["iteration"], "unrolls_stopped": self.unroller.stopped_unrolls,
+                "policy_steps_skipped": c["policy_skipped"]}

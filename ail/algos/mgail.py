@@ -21,46 +21,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from ail.algos.mb_learner import Learner, validate_common
+from omegaconf import DictConfig
+
+from ail.algos.mb_learner import ModelBasedLearner
+from ail.demos import Demos
 from ail.errors import ConfigError
 from ail.model_based import positive
-from ail.run import Run
 
 
-def validate(cfg: Any, demos: Any) -> None:
-    """Every check that needs no training, run by ``launch.py`` before the run directory exists."""
-    validate_common(cfg, demos)
-    a = cfg.algo
-    if not isinstance(a.prep_iters, int) or a.prep_iters < 0:
-        raise ConfigError(f"algo.prep_iters={a.prep_iters} is invalid; accepted: an integer >= 0")
-    for key in ("block_iters", "collect_every", "collect_steps"):
-        positive(a[key], f"algo.{key}")
-    if str(a.collect_start) not in ("live", "expert"):
-        raise ConfigError(f"algo.collect_start={a.collect_start} is invalid; accepted: live, expert")
-    if str(a.collect_start) == "expert" and getattr(demos, "qpos", None) is None:
-        raise ConfigError(f"algo.collect_start=expert needs simulator states in the demonstrations (MuJoCo tasks); "
-                          f"env={cfg.env.name} has none; accepted here: live")
+class MGAIL(ModelBasedLearner):
+    """``algo=mgail``: one iteration of mgail's ``train_step`` schedule (module docstring)."""
 
+    @classmethod
+    def validate(cls, cfg: DictConfig, demos: Demos) -> None:
+        super().validate(cfg, demos)
+        a = cfg.algo
+        if not isinstance(a.prep_iters, int) or a.prep_iters < 0:
+            raise ConfigError(f"algo.prep_iters={a.prep_iters} is invalid; accepted: an integer >= 0")
+        for key in ("block_iters", "collect_every", "collect_steps"):
+            positive(a[key], f"algo.{key}")
+        if str(a.collect_start) not in ("live", "expert"):
+            raise ConfigError(f"algo.collect_start={a.collect_start} is invalid; accepted: live, expert")
+        if str(a.collect_start) == "expert" and getattr(demos, "qpos", None) is None:
+            raise ConfigError(f"algo.collect_start=expert needs simulator states in the demonstrations (MuJoCo tasks); "
+                              f"env={cfg.env.name} has none; accepted here: live")
 
-def train(run: Run) -> None:
-    a = run.cfg.algo
-    validate(run.cfg, run.demos)
-    learner = Learner(run)
-    if learner.env_steps == 0:
-        learner.unroller.collect(max(1, int(a.warmup_steps) // int(a.n_envs)))
-    prep, block = int(a.prep_iters), int(a.block_iters)
-    logs: dict[str, float] = {}
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # The latest value of every log, carried across iterations: an evaluation row shows the
+        # last D step's and the last policy update's numbers whichever this iteration ran.
+        self.logs: dict[str, float] = {}
 
-    def one_iteration() -> dict[str, float]:
-        it = learner.counters["iteration"]
-        logs["fm_loss"] = learner.fm_step()
-        if it < prep or ((it - prep) // block) % 2 == 0:
-            logs.update(learner.d_step())
+    def begin(self) -> None:
+        self.unroller.collect(max(1, int(self.a.warmup_steps) // int(self.a.n_envs)))
+
+    def iterate(self) -> list[dict[str, Any]]:
+        a, it = self.a, self.counters["iteration"]
+        logs = self.logs
+        logs["fm_loss"] = self.fm_step()
+        if it < int(a.prep_iters) or ((it - int(a.prep_iters)) // int(a.block_iters)) % 2 == 0:
+            logs.update(self.d_step())
         else:
-            logs.update(learner.real_policy_update(int(a.unroll_steps)))
-        if it >= prep and it % int(a.collect_every) == 0:
-            learner.collect(int(a.collect_steps))
-        return dict(logs)
-
-    learner.loop("mgail", one_iteration)
-    learner.finish({})
+            logs.update(self.real_policy_update(int(a.unroll_steps)))
+        if it >= int(a.prep_iters) and it % int(a.collect_every) == 0:
+            self.collect(int(a.collect_steps))
+        self.counters["iteration"] += 1
+        return [dict(logs)]

@@ -1,4 +1,4 @@
-"""SAM (Blondé & Kalousis 2019) behind ``launch.py algo=sam``: build, validate, run the loop.
+"""SAM (Blondé & Kalousis 2019) behind ``launch.py algo=sam``: build, validate, iterate.
 
 One iteration, repeated until ``train.env_steps`` interactions (summed over workers):
 
@@ -13,9 +13,9 @@ iteration costs ``K * schedule.env_steps`` interactions, which is what ``env_ste
 A checkpoint holds every worker's full state (replay, simulator, noise, RNGs), so a resumed
 run continues exactly.
 
-With ``train.seeds_per_process=K`` (:func:`train_seeds`) one process instead runs K independent
-seeds, each a :class:`Seed` with its own run directory; they collect one after the other and
-train together, their updates stacked by :class:`ail.algos.sam_compiled.StackedSteps`.
+With ``train.seeds_per_process=K`` one process instead runs K independent seeds
+(:class:`SAMLearner`), each a :class:`Worker` with its own run directory; they collect one after
+the other and train together, their updates stacked by :class:`ail.algos.sam_compiled.StackedSteps`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ import math
 import os
 import socket
 import sys
-from typing import Any, Iterator, Optional
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -33,12 +34,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.vec_env import VecNormalize
 
-from ail import distributed
-from ail.demos import check_demos_match_env
+from ail import distributed, train_loop
+from ail.algorithm import Learner
+from ail.demos import Demos, check_demos_match_env
 from ail.algos.sam_agent import SAM, SAMSettings
 from ail.algos.sam_compiled import StackedSteps
 from ail.activations import activation
@@ -49,13 +50,12 @@ from ail.envs import ENV_IDS, is_mujoco, make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
 from ail.exploration import AdaptiveParamNoise
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
-from ail.preemption import Preempted, PreemptionFlag
+from ail.preemption import Preempted
 from ail.replay import CompactReplayBuffer, buffer_state, load_buffer_state
 from ail.reward_wrapper import RewardVecEnvWrapper
-from ail.seeding import rng_state, set_random_seed, set_rng_state
+from ail.sb3_state import SB3Progress
+from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
 
-CLIP_OBS = 5.0
-WORKER_SEED_STRIDE = 1_000_000  # sam-tf: seed + 1e6 * rank
 # A worker that died leaves the others blocked in a collective: fail after this long instead of
 # gloo's 30 minutes. Rank 0's evaluations (the longest wait for the others) take seconds.
 WORKER_TIMEOUT = datetime.timedelta(minutes=10)
@@ -64,51 +64,6 @@ WORKER_TIMEOUT = datetime.timedelta(minutes=10)
 def _positive(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{name}={value} is invalid; accepted: a positive integer")
-
-
-def validate(cfg: DictConfig, demos: Any) -> None:
-    """Every check that needs no training, run before the run directory exists."""
-    a = cfg.algo
-    env = make_env(cfg.env.name)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        continuous = [n for n in ENV_IDS if is_mujoco(n)]  # every MuJoCo task here has Box actions
-        raise ConfigError(
-            f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; accepted envs: {', '.join(continuous)}"
-        )
-    check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
-    label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
-    for key in ("workers", "nstep", "batch_size", "buffer_size"):
-        _positive(f"algo.{key}", a[key])
-    for key in ("env_steps", "train_steps", "d_steps", "g_steps"):
-        _positive(f"algo.schedule.{key}", a.schedule[key])
-    _positive("algo.discriminator.batch_size", a.discriminator.batch_size)
-    _positive("algo.critic.n_critics", a.critic.n_critics)
-    _positive("algo.actor.policy_delay", a.actor.policy_delay)
-    if str(a.critic.loss) not in ("huber", "mse"):
-        raise ConfigError(f"algo.critic.loss={a.critic.loss} is invalid; accepted: huber, mse")
-    if str(a.exploration.action_noise) not in ("ou", "normal", "none"):
-        raise ConfigError(f"algo.exploration.action_noise={a.exploration.action_noise} is invalid; accepted: ou, normal, none")
-    activation(str(a.network.activation), "algo.network.activation")
-    if not 0 < float(a.gamma) < 1:
-        raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: 0 < gamma < 1")
-    if int(a.learning_starts) < 0:
-        raise ConfigError(f"algo.learning_starts={a.learning_starts} is invalid; accepted: an integer >= 0")
-    k = int(cfg.train.get("seeds_per_process", 1))
-    device = str(cfg.runtime.device)
-    if device != "cpu" and int(a.workers) > 1:
-        raise ConfigError(f"algo.workers={a.workers} with runtime.device={device} is not supported (the workers average gradients over "
-                          f"gloo on the CPU); accepted on a GPU: algo.workers=1, and train.seeds_per_process=K for K seeds on one GPU")
-    if k > 1 and int(a.workers) > 1:
-        raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
-    if k > 1:
-        for off, what in ((bool(a.absorbing), "algo.absorbing=true"), (bool(a.discriminator.spectral_norm), "algo.discriminator.spectral_norm=true"),
-                          (float(a.actor.d_scale) != 0, f"algo.actor.d_scale={a.actor.d_scale}")):
-            if off:
-                raise ConfigError(f"train.seeds_per_process={k} stacks SAM's functional update, which {what} does not use; "
-                                  f"accepted with {what}: train.seeds_per_process=1")
-    check_demos_match_env(demos, env.observation_space, env.action_space)
-    build_discriminator(_d_space(env.observation_space, bool(a.absorbing)), env.action_space, a.discriminator, absorbing=bool(a.absorbing))
-    env.close()
 
 
 def _d_space(space: gym.spaces.Box, absorbing: bool) -> gym.spaces.Box:
@@ -138,7 +93,7 @@ class Worker:
         a = self.a = cfg.algo
         self.cfg, self.rank = cfg, rank
         seed = int(cfg.seed)
-        wseed = seed + WORKER_SEED_STRIDE * rank
+        wseed = derive_seed("worker", seed, rank)  # sam-tf: seed + 1e6 * rank
         self.device = torch.device(str(cfg.runtime.device))
         set_random_seed(wseed, int(cfg.runtime.threads))
         self.venv = make_vec_env(cfg.env.name, n_envs=1, seed=wseed)
@@ -155,7 +110,7 @@ class Worker:
         self.reward_venv = RewardVecEnvWrapper(self.venv, fn, record=False)
         self.env: Any = self.reward_venv
         if a.normalize_obs:
-            self.env = VecNormalize(self.reward_venv, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS, gamma=float(a.gamma))
+            self.env = VecNormalize(self.reward_venv, norm_obs=True, norm_reward=False, clip_obs=float(a.obs_clip), gamma=float(a.gamma))
             self.env.training = False  # SAM updates the statistics itself (synchronised across workers)
         act_dim = int(np.prod(self.venv.action_space.shape))
         e = a.exploration
@@ -187,17 +142,15 @@ class Worker:
         if pn is not None:
             pn.resample(self.model.actor, self.model.gen)
         self.per_worker_total = math.ceil(int(cfg.train.env_steps) / distributed.world_size())
-        _, self.callback = self.model._setup_learn(self.per_worker_total, callback=None, reset_num_timesteps=True, progress_bar=False)
+        self.sb3 = SB3Progress(self.model, self.per_worker_total)
         self.iterations = 0
 
     # ----- checkpoint state ------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         m = self.model
         return {
-            "model": m.get_parameters(), "num_timesteps": m.num_timesteps, "n_updates": m._n_updates, "train_steps": m.train_steps,
-            "episode_num": m._episode_num, "last_obs": m._last_obs, "last_original_obs": m._last_original_obs,
-            "last_episode_starts": m._last_episode_starts, "ep_info_buffer": list(m.ep_info_buffer),
-            "env_states": get_vec_env_states(self.venv), "wrapper_obs": self.reward_venv._obs,
+            "sb3": self.sb3.state_dict(), "train_steps": m.train_steps,
+            "env_states": get_vec_env_states(self.venv), "wrapper_obs": self.reward_venv.state(),
             "obs_rms": getattr(self.env, "obs_rms", None), "old_obs": getattr(self.env, "old_obs", None),
             "buffer": buffer_state(m.replay_buffer), "disc": self.disc.state_dict(), "d_opt": self.d_opt.state_dict(),
             "popart": m.popart.state_dict() if m.popart else None, "action_noise": m.action_noise,
@@ -207,13 +160,10 @@ class Worker:
 
     def restore(self, s: dict[str, Any]) -> None:
         m = self.model
-        m.set_parameters(s["model"], exact_match=True, device=self.device)
-        m.num_timesteps, m._n_updates, m.train_steps, m._episode_num = s["num_timesteps"], s["n_updates"], s["train_steps"], s["episode_num"]
-        m._last_obs, m._last_original_obs, m._last_episode_starts = s["last_obs"], s["last_original_obs"], s["last_episode_starts"]
-        m.ep_info_buffer.clear()
-        m.ep_info_buffer.extend(s["ep_info_buffer"])
+        self.sb3.load_state_dict(s["sb3"])
+        m.train_steps = s["train_steps"]
         set_vec_env_states(self.venv, s["env_states"])
-        self.reward_venv._obs = s["wrapper_obs"]
+        self.reward_venv.set_state(s["wrapper_obs"])
         if isinstance(self.env, VecNormalize):
             self.env.obs_rms, self.env.old_obs = s["obs_rms"], s["old_obs"]
         load_buffer_state(m.replay_buffer, s["buffer"])
@@ -235,13 +185,12 @@ class Worker:
     def acting_policy(self) -> LoadedPolicy:
         normalizer = None
         if isinstance(self.env, VecNormalize):
-            normalizer = ObsNormalizer(self.env.obs_rms.mean.copy(), self.env.obs_rms.var.copy(), CLIP_OBS, self.env.epsilon)
+            normalizer = ObsNormalizer(self.env.obs_rms.mean.copy(), self.env.obs_rms.var.copy(), self.env.clip_obs, self.env.epsilon)
         return LoadedPolicy(self.model.policy, normalizer)
 
     def collect(self) -> None:
         """Collect c_max env steps with the exploring policy."""
-        m = self.model
-        m.collect_rollouts(self.env, self.callback, m.train_freq, m.replay_buffer, m.action_noise, m.learning_starts)
+        self.sb3.collect(self.env)
 
     @property
     def learning(self) -> bool:
@@ -270,145 +219,161 @@ def _gather(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return out or []
 
 
-class Seed:
-    """One seed in the training loop: its worker, its run (rank 0 only) and its bookkeeping.
+class SAMLearner(Learner):
+    """``algo=sam``: K seeds in this process (``train.seeds_per_process``), each a :class:`Worker`.
 
-    With K seeds in one process (``train.seeds_per_process``) each seed also keeps its own
-    global random streams (numpy, torch, python: SB3's action noise draws from numpy's), swapped
-    in around every phase that may draw from them, so each follows the stream it would alone.
+    Seeds collect one after the other and train together (their updates stacked by
+    :class:`ail.algos.sam_compiled.StackedSteps`). With K > 1 each seed also keeps its own global
+    random streams (numpy, torch, python: SB3's action noise draws from numpy's), swapped in around
+    every phase that may draw from them, so each follows the stream it would alone.
     """
 
-    def __init__(self, cfg: DictConfig, demos: Any, run: Optional[Any], own_streams: bool):
-        self.cfg, self.run, self.demo_pairs = cfg, run, len(demos)
-        self.w = Worker(cfg, demos, distributed.rank())  # seeds the global streams itself
-        self.streams = rng_state() if own_streams else None
-        saved = run.load_checkpoint() if run is not None else None
-        self.meta = {key: v for key, v in saved.items() if key != "ranks"} if saved else {"next_eval": 0, "evals_done": 0, "first_reach": {}}
-        part: Optional[dict[str, Any]] = None
-        if distributed.active():
-            # Only rank 0 read the checkpoint: every worker gets the bookkeeping and its own state.
-            box = [self.meta, saved is not None]
-            dist.broadcast_object_list(box, src=0)
-            self.meta, resumed = box
-            part = _exchange(saved["ranks"] if saved else None) if resumed else None
-        elif saved:
-            part = saved["ranks"][0]
-        if part is not None:
-            with self.own_streams():
-                self.w.restore(part)
+    max_seeds = 1024
+    failure_hint = "lower algo.discriminator.lr or algo.critic.lr"
+    @classmethod
+    def validate(cls, cfg: DictConfig, demos: Demos) -> None:
+        """Every check that needs no training, run before the run directory exists."""
+        a = cfg.algo
+        env = make_env(cfg.env.name)
+        if not isinstance(env.action_space, gym.spaces.Box):
+            continuous = [n for n in ENV_IDS if is_mujoco(n)]  # every MuJoCo task here has Box actions
+            raise ConfigError(
+                f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; accepted envs: {', '.join(continuous)}"
+            )
+        check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
+        label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
+        for key in ("workers", "nstep", "batch_size", "buffer_size"):
+            _positive(f"algo.{key}", a[key])
+        for key in ("env_steps", "train_steps", "d_steps", "g_steps"):
+            _positive(f"algo.schedule.{key}", a.schedule[key])
+        _positive("algo.discriminator.batch_size", a.discriminator.batch_size)
+        _positive("algo.critic.n_critics", a.critic.n_critics)
+        _positive("algo.actor.policy_delay", a.actor.policy_delay)
+        if str(a.critic.loss) not in ("huber", "mse"):
+            raise ConfigError(f"algo.critic.loss={a.critic.loss} is invalid; accepted: huber, mse")
+        if str(a.exploration.action_noise) not in ("ou", "normal", "none"):
+            raise ConfigError(f"algo.exploration.action_noise={a.exploration.action_noise} is invalid; accepted: ou, normal, none")
+        activation(str(a.network.activation), "algo.network.activation")
+        if not 0 < float(a.gamma) < 1:
+            raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: 0 < gamma < 1")
+        if int(a.learning_starts) < 0:
+            raise ConfigError(f"algo.learning_starts={a.learning_starts} is invalid; accepted: an integer >= 0")
+        k = int(cfg.train.get("seeds_per_process", 1))
+        device = str(cfg.runtime.device)
+        if device != "cpu" and int(a.workers) > 1:
+            raise ConfigError(f"algo.workers={a.workers} with runtime.device={device} is not supported (the workers average gradients over "
+                              f"gloo on the CPU); accepted on a GPU: algo.workers=1, and train.seeds_per_process=K for K seeds on one GPU")
+        if k > 1 and int(a.workers) > 1:
+            raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
+        if k > 1:
+            for off, what in ((bool(a.absorbing), "algo.absorbing=true"), (bool(a.discriminator.spectral_norm), "algo.discriminator.spectral_norm=true"),
+                              (float(a.actor.d_scale) != 0, f"algo.actor.d_scale={a.actor.d_scale}")):
+                if off:
+                    raise ConfigError(f"train.seeds_per_process={k} stacks SAM's functional update, which {what} does not use; "
+                                      f"accepted with {what}: train.seeds_per_process=1")
+        check_demos_match_env(demos, env.observation_space, env.action_space)
+        build_discriminator(_d_space(env.observation_space, bool(a.absorbing)), env.action_space, a.discriminator, absorbing=bool(a.absorbing))
+        env.close()
+
+    def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
+        super().__init__(cfg, demos, seeds)
+        self.workers: list[Worker] = []
+        self.streams: list[Optional[dict[str, Any]]] = []
+        for seed in self.seeds:
+            c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+            c.seed = seed
+            self.workers.append(Worker(c, demos, distributed.rank()))  # seeds the global streams itself
+            self.streams.append(rng_state() if len(self.seeds) > 1 else None)
+        self.stacked = StackedSteps([w.model for w in self.workers], enabled=bool(cfg.algo.compile)) if len(self.seeds) > 1 else None
 
     @contextlib.contextmanager
-    def own_streams(self) -> Iterator[None]:
-        if self.streams is None:
+    def seed_context(self, i: int) -> Iterator[None]:
+        if self.streams[i] is None:
             yield
             return
         outer = rng_state()
-        set_rng_state(self.streams)
+        set_rng_state(self.streams[i])
         try:
             yield
         finally:
-            self.streams = rng_state()
+            self.streams[i] = rng_state()
             set_rng_state(outer)
 
+    @property
     def env_steps(self) -> int:
-        return self.w.model.num_timesteps * distributed.world_size()
+        return self.workers[0].model.num_timesteps * distributed.world_size()
 
-    def save(self) -> None:
-        with self.own_streams():
-            parts = _gather(self.w.snapshot())
-        if self.run is not None:
-            self.run.save_checkpoint({"ranks": parts, **self.meta}, self.env_steps(), self.w.model._n_updates)
+    @property
+    def updates(self) -> int:
+        return int(self.workers[0].model._n_updates)
 
-    def evaluate(self, logs: dict[str, float]) -> dict[str, Any]:
-        with self.own_streams():
-            row = self.run.evaluate(self.w.acting_policy(), self.env_steps(), self.w.model._n_updates, logs)
-        for threshold in (0.9, 0.95):
-            key = f"env_steps_to_{threshold}"
-            if key not in self.meta["first_reach"] and row["normalized_score"] >= threshold:
-                self.meta["first_reach"][key] = self.env_steps()
-        return row
+    @property
+    def budget(self) -> int:
+        return self.workers[0].per_worker_total * distributed.world_size()
 
-    def train_logs(self) -> dict[str, float]:
-        m = self.w.model
+    def iterate(self) -> list[dict[str, float]]:
+        if self.stacked is None:
+            self.workers[0].iterate()
+        else:
+            for i, w in enumerate(self.workers):
+                with self.seed_context(i):
+                    w.collect()
+            if self.workers[0].learning:
+                self.stacked.train(self.workers[0].model.gradient_steps)
+            for w in self.workers:
+                w.iterations += 1
+        return [{} for _ in self.workers]  # the update's logs are read when evaluated (evaluation_logs)
+
+    def evaluation_logs(self, i: int = 0) -> dict[str, float]:
+        m = self.workers[i].model
         logs = dict(m.logs)
         if m.ep_info_buffer:
             logs["train_true_return"] = float(np.mean([e["r"] for e in m.ep_info_buffer]))
         return logs
 
-    def finish(self) -> None:
-        m, final = self.w.model, self.w.acting_policy()
-        self.run.finish(
-            lambda path: save_policy(path, m.policy, final.normalizer, meta={"algo": "sam", "env": self.cfg.env.name}),
-            final, self.env_steps(), m._n_updates,
-            extra={"demo_pairs": self.demo_pairs, "workers": distributed.world_size(), "iterations": self.w.iterations,
-                   **self.meta["first_reach"]},
-        )
+    def acting_policy(self, i: int = 0) -> LoadedPolicy:
+        return self.workers[i].acting_policy()
 
+    def save_policy(self, i: int, path: Path) -> None:
+        w = self.workers[i]
+        save_policy(path, w.model.policy, w.acting_policy().normalizer, meta={"algo": "sam", "env": self.cfg.env.name})
 
-def _loop(cfgs: list[DictConfig], demos: Any, runs: list[Optional[Any]]) -> None:
-    """The training loop every worker runs, for one seed or K stacked ones (``runs``: rank 0 only)."""
-    seeds = [Seed(c, demos, r, own_streams=len(cfgs) > 1) for c, r in zip(cfgs, runs)]
-    lead, cfg = seeds[0], cfgs[0]
-    m, k = lead.w.model, distributed.world_size()
-    if len({s.env_steps() for s in seeds}) > 1:
-        where = ", ".join(f"seed {c.seed}: {s.env_steps()}" for c, s in zip(cfgs, seeds))
-        raise ConfigError(f"train.seeds_per_process={len(seeds)} needs its seeds' checkpoints at the same env step ({where}); "
-                          f"accepted: resume these seeds one per process (train.seeds_per_process=1)")
-    stacked = StackedSteps([s.w.model for s in seeds], enabled=bool(cfg.algo.compile)) if len(seeds) > 1 else None
-    every = int(cfg.eval.every)
-    rank0 = runs[0] is not None
-    flag = runs[0].flag if rank0 else PreemptionFlag()
+    def state_dict(self, i: int = 0) -> Optional[dict[str, Any]]:
+        parts = _gather(self.workers[i].snapshot())  # every worker's state, at rank 0
+        return {"ranks": parts} if distributed.rank() == 0 else None
 
-    if lead.env_steps() == 0 and lead.meta["evals_done"] == 0:
-        for s in seeds:
-            if rank0:
-                s.evaluate({})
-            s.meta["evals_done"] += 1
-            s.meta["next_eval"] = every
-    total = lead.w.per_worker_total
-    name = f"{cfg.env.name}-d{cfg.demos}-s" + ",".join(str(c.seed) for c in cfgs)
-    columns = [TextColumn(f"[bold]{cfg.algo.label}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
-               TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
-    show = rank0 and bool(cfg.runtime.progress)
-    with flag, Progress(*columns, disable=not show) as bar:
-        task = bar.add_task(name, total=total * k, completed=lead.env_steps(), last="")
-        while m.num_timesteps < total:
-            try:
-                for s in seeds:
-                    with s.own_streams():
-                        s.w.collect()
-                if lead.w.learning:
-                    if stacked is not None:
-                        stacked.train(m.gradient_steps)
-                    else:
-                        m.train(gradient_steps=m.gradient_steps, batch_size=m.batch_size)
-                for s in seeds:
-                    s.w.iterations += 1
-            except TrainingError as exc:
-                where = " / ".join(str(r.ckpt_path) for r in runs) if rank0 else "the run's checkpoints/last.pt"
-                raise TrainingError(f"{exc} at env step {lead.env_steps()}; stopped. The last good checkpoint ({where}) is kept; "
-                                    f"lower algo.discriminator.lr or algo.critic.lr, then relaunch to resume from it") from None
-            bar.update(task, completed=min(lead.env_steps(), total * k))
-            due = lead.env_steps() >= lead.meta["next_eval"] or m.num_timesteps >= total
-            for s in seeds:
-                if due and rank0:
-                    row = s.evaluate(s.train_logs())
-                    if s is lead:
-                        bar.update(task, last=f"{bar.tasks[0].speed or 0:.0f} steps/s | eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})")
-                if due:
-                    s.meta["evals_done"] += 1
-                    s.meta["next_eval"] = (s.env_steps() // every + 1) * every
-                    if s.meta["evals_done"] % int(cfg.train.checkpoint_every) == 0:
-                        s.save()
-            if distributed.mean_scalar(float(flag.requested)) > 0:
-                for s in seeds:
-                    s.save()
-                    if s.run is not None and s.run.logger:
-                        s.run.logger.close()
-                raise Preempted(flag.signum or 15, lead.env_steps())
-    if rank0:
-        for s in seeds:
-            s.finish()
+    def load_state_dict(self, i: int, state: Optional[dict[str, Any]]) -> None:
+        part = _exchange(state["ranks"] if state else None) if distributed.active() else state["ranks"][0]
+        self.workers[i].restore(part)
+
+    def summary(self, i: int = 0) -> dict[str, Any]:
+        return {"demo_pairs": len(self.demos), "workers": distributed.world_size(), "iterations": self.workers[i].iterations}
+
+    @classmethod
+    @contextlib.contextmanager
+    def processes(cls, cfg: DictConfig, demos: Demos) -> Iterator[None]:
+        """``algo.workers=K``: K-1 spawned processes run their own copy of the loop, joined over gloo."""
+        k = int(cfg.algo.workers)
+        if k == 1:
+            yield
+            return
+        port = _free_port()
+        cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_worker_main, args=(r, k, port, cfg_dict, demos), daemon=True) for r in range(1, k)]
+        for p in procs:
+            p.start()
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=k, timeout=WORKER_TIMEOUT)
+        try:
+            yield
+        finally:
+            dist.barrier()
+            dist.destroy_process_group()
+            for p in procs:
+                p.join(timeout=60)
+        bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+        if bad:
+            raise TrainingError(f"{len(bad)} SAM worker process(es) failed (exit codes {bad}); see the log above")
 
 
 def _free_port() -> int:
@@ -417,11 +382,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], demos: Any) -> None:
+def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], demos: Demos) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=WORKER_TIMEOUT)
     try:
-        _loop([OmegaConf.create(cfg_dict)], demos, [None])
+        cfg = OmegaConf.create(cfg_dict)
+        train_loop.train(SAMLearner(cfg, demos, [int(cfg.seed)]), [None])
     except Preempted:
         pass
     finally:
@@ -430,36 +396,3 @@ def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], dem
         dist.destroy_process_group()
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown, where gloo's threads can still trip std::terminate
-
-
-def train_seeds(runs: list[Any]) -> None:
-    """``train.seeds_per_process=K``: K seeds in this process (validated by the caller), each
-    collecting, evaluating and checkpointing on its own, their updates stacked
-    (:class:`ail.algos.sam_compiled.StackedSteps`)."""
-    _loop([r.cfg for r in runs], runs[0].demos, runs)
-
-
-def train(run: Any) -> None:
-    cfg = run.cfg
-    validate(cfg, run.demos)
-    k = int(cfg.algo.workers)
-    if k == 1:
-        _loop([cfg], run.demos, [run])
-        return
-    port = _free_port()
-    cfg_dict = OmegaConf.to_container(cfg, resolve=True)
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(r, k, port, cfg_dict, run.demos), daemon=True) for r in range(1, k)]
-    for p in procs:
-        p.start()
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=k, timeout=WORKER_TIMEOUT)
-    try:
-        _loop([cfg], run.demos, [run])
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
-        for p in procs:
-            p.join(timeout=60)
-    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if bad:
-        raise TrainingError(f"{len(bad)} SAM worker process(es) failed (exit codes {bad}); see the log above")

@@ -40,6 +40,7 @@ from ail.errors import TrainingError
 from ail.exploration import AdaptiveParamNoise
 from ail.popart import PopArt
 from ail.replay import lookahead, nstep_targets, sample_rows
+from ail.seeding import derive_seed
 
 
 @dataclass
@@ -90,8 +91,8 @@ class SAM(TD3):
         self.expert_term = torch.as_tensor(expert["terminated"], dtype=torch.bool)
         self.param_noise = param_noise
         self.popart = PopArt().to(self.device) if settings.popart else None
-        self.rng = np.random.default_rng(seed + 7919 * distributed.rank())
-        self.gen = torch.Generator().manual_seed(seed + 104729 * distributed.rank())
+        self.rng = np.random.default_rng(derive_seed("sam_replay", seed, distributed.rank()))
+        self.gen = torch.Generator().manual_seed(derive_seed("sam_update", seed, distributed.rank()))
         self.train_steps = 0
         self.logs: dict[str, float] = {}
         # Zero-copy torch views of SB3's replay arrays: sampling indexes them without numpy round trips.
