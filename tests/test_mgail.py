@@ -78,23 +78,13 @@ def test_bad_input_is_one_line_before_any_run_dir(runs, base, overrides, expecte
     assert not runs.exists() or not any(runs.rglob("config.yaml"))
 
 
-class _FakeRun:
-    """What :class:`ail.algos.mb_learner.Learner` reads from a run, without a run directory."""
-
-    def __init__(self, cfg, demos):
-        self.cfg, self.demos = cfg, demos
-
-    def load_checkpoint(self):
-        return None
-
-
 def test_planning_never_steps_the_real_env():
-    from ail.algos.mb_learner import Learner
+    from ail.algos.dyna import Dyna
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=TINY_DYNA[:2])
-    learner = Learner(_FakeRun(cfg, load_demos("hopper", 4)))
+    learner = Dyna(cfg, load_demos("hopper", 4), [0])
     learner.unroller.collect(20)
     steps_before = learner.env_steps
 
@@ -146,12 +136,12 @@ def test_a_diverging_forward_model_stops_unrolls_but_not_the_run(runs):
 
 
 def test_the_averaged_policy_follows_the_trained_one_at_its_rate():
-    from ail.algos.mb_learner import Learner
+    from ail.algos.mgail import MGAIL
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=TINY_MGAIL[:2] + ["algo.policy.average=0.25"])
-    learner = Learner(_FakeRun(cfg, load_demos("cartpole", 4)))
+    learner = MGAIL(cfg, load_demos("cartpole", 4), [0])
     learner.unroller.collect(20)
     before = [p.detach().clone() for p in learner.policy.parameters()]
     learner.real_policy_update(5)

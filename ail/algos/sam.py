@@ -154,7 +154,8 @@ class Worker:
             "obs_rms": getattr(self.env, "obs_rms", None), "old_obs": getattr(self.env, "old_obs", None),
             "buffer": buffer_state(m.replay_buffer), "disc": self.disc.state_dict(), "d_opt": self.d_opt.state_dict(),
             "popart": m.popart.state_dict() if m.popart else None, "action_noise": m.action_noise,
-            "param_noise": None if m.param_noise is None else {"sigma": m.param_noise.sigma, "perturbed": m.param_noise.perturbed.state_dict()},
+            "param_noise": None if m.param_noise is None else {"sigma": m.param_noise.sigma, "perturbed": m.param_noise.perturbed.state_dict(),
+                                                               "last_distance": m.param_noise.last_distance},
             "rng": rng_state(), "np_rng": m.rng.bit_generator.state, "gen": m.gen.get_state(), "iterations": self.iterations,
         }
 
@@ -175,6 +176,7 @@ class Worker:
         if m.param_noise is not None:
             m.param_noise.sigma = s["param_noise"]["sigma"]
             m.param_noise.perturbed.load_state_dict(s["param_noise"]["perturbed"])
+            m.param_noise.last_distance = s["param_noise"]["last_distance"]  # logged with every evaluation
         set_rng_state(s["rng"])
         m.rng.bit_generator.state = s["np_rng"]
         m.gen.set_state(s["gen"])
