@@ -3,6 +3,7 @@
 Tasks: train (default), expert (train an SB3 expert), demos (roll out the shipped expert),
 eval (evaluate a saved policy). Configs live in conf/; see README.md.
 """
+
 import sys
 
 import hydra

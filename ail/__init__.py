@@ -1,4 +1,5 @@
 """ail: adversarial imitation learning platform (GAIL, SAM, MGAIL, Dyna-AIL, BC) on gymnasium tasks."""
+
 from ail.demos import load_demos
 from ail.experts import load_expert
 from ail.policy import load_policy

@@ -3,6 +3,7 @@
 Classes, not instances: SB3 stores ``activation_fn`` in a saved policy's constructor data, so
 each must be importable by name (hence :class:`LeakyReLU02` rather than a lambda).
 """
+
 from __future__ import annotations
 
 from torch import nn

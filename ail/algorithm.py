@@ -20,6 +20,7 @@ The life of a launch: ``validate(cfg, demos)`` runs once, before any file is wri
 run directory is opened and locked; then ``Learner(cfg, demos, seeds)`` is built, restored from
 the checkpoint with ``load_state_dict`` or started with ``begin``, and iterated until its budget.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """The four tasks behind launch.py: train, expert, demos, eval."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +16,7 @@ from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
 from ail.preemption import Preempted, hand_over, scheduler_handlers
 from ail.seeding import derive_seed
+
 
 def _record_failure(message: str) -> None:
     """Record a failed job of a sweep in ``<sweep dir>/.failures/<job>.json``.
@@ -64,8 +66,10 @@ def task_demos(cfg: DictConfig) -> None:
     path = ensure_demos(cfg.env.name, DemoSpec.from_cfg(cfg), root=cfg.paths.demos, experts=cfg.paths.experts)
     with open(path.with_suffix(".json")) as f:
         meta = json.load(f)
-    print(f"[demos] {path}: {meta['n_trajectories']} trajectories, {meta['n_transitions']} transitions, "
-          f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}")
+    print(
+        f"[demos] {path}: {meta['n_trajectories']} trajectories, {meta['n_transitions']} transitions, "
+        f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}"
+    )
     _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # the set lives under paths.demos: no run dir
 
 
@@ -89,8 +93,13 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
     cls = learner_class(cfg)
     info = expert_info(cfg.env.name, cfg.paths.experts)
     demos = load_demos(
-        cfg.env.name, int(cfg.demos), subsample=int(cfg.demo_set.subsample), seed=cfg.demo_set.select_seed,
-        spec=DemoSpec.from_cfg(cfg), root=cfg.paths.demos, experts=cfg.paths.experts,
+        cfg.env.name,
+        int(cfg.demos),
+        subsample=int(cfg.demo_set.subsample),
+        seed=cfg.demo_set.select_seed,
+        spec=DemoSpec.from_cfg(cfg),
+        root=cfg.paths.demos,
+        experts=cfg.paths.experts,
     )
     cls.validate(cfg, demos)
     k = int(cfg.train.seeds_per_process)

@@ -1,4 +1,6 @@
-"""Config helpers: the run-name resolver, per-env YAML access, and early validation of overrides."""
+"""Config helpers: the run-name resolver, per-env YAML access, and where the schema (:mod:`ail.schema`)
+is applied: command-line overrides before Hydra starts, each job's composed config before any file."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +8,10 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
+from ail import schema
 from ail.errors import ConfigError
 from ail.provenance import REPO_ROOT
+from ail.schema import check_override
 
 CONF_DIR = REPO_ROOT / "conf"
 TASKS = ("train", "expert", "demos", "eval")
@@ -64,10 +68,12 @@ def _values(override: Any) -> Iterable[Any]:
 
 
 def check_overrides(argv: list[str]) -> None:
-    """Reject unknown group options and non-positive counts in command-line overrides, one line each.
+    """Reject unknown group options and values the schema (:mod:`ail.schema`) refuses in command-line
+    overrides, every value of a sweep, one line each.
 
     Hydra's own messages for these are multi-line and come after a sweep has started; checking
-    here means a bad ``-m`` sweep fails before any job runs.
+    here means a bad ``-m`` sweep fails before any job runs. ``algo.*`` keys are checked against
+    each algorithm the overrides select (``bc``, the default, when none).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -76,6 +82,7 @@ def check_overrides(argv: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(args)
     except Exception as exc:  # noqa: BLE001 - Hydra's grammar errors: keep their first line
         raise ConfigError(f"cannot parse overrides {args}: {str(exc).splitlines()[0]}") from exc
+    algos = [str(v) for ov in overrides if ov.key_or_group == "algo" and ov.package is None for v in _values(ov)] or ["bc"]
     for ov in overrides:
         key = ov.key_or_group
         if ov.is_delete():
@@ -96,24 +103,14 @@ def check_overrides(argv: list[str]) -> None:
         elif key == "runtime.device":
             for v in _values(ov):
                 check_device_name(v)
-        elif key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "algo.updates",
-                     "train.seeds_per_process"):
+        elif not ov.is_add() and key not in GROUPS and "/" not in key and not key.startswith("hydra"):
             for v in _values(ov):
-                if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                    raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
+                check_override(key, v, algos)
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Validate the composed config of one job (covers values set in files, not only on the command line)."""
-    if cfg.task not in TASKS:
-        raise ConfigError(f"unknown task '{cfg.task}'; accepted: {', '.join(TASKS)}")
-    for key in ("demos", "train.env_steps", "eval.every", "eval.episodes", "eval.final_episodes", "demo_set.subsample",
-                "train.seeds_per_process"):
-        v = OmegaConf.select(cfg, key)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ConfigError(f"{key}={v} is invalid; accepted: a positive integer")
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed={cfg.seed} is invalid; accepted: an integer >= 0")
+    """Validate the composed config of one job against the schema (values set in files too), then its device."""
+    schema.check_config(cfg)
     what = f"algo={OmegaConf.select(cfg, 'algo.name', default='')}" if cfg.task == "train" else f"task={cfg.task}"
     check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"), what)
 
@@ -135,16 +132,15 @@ def check_device(device: Any, what: str) -> None:
         return
     # Silently computing on the CPU when a GPU was asked for would waste a GPU allocation.
     if what not in [f"algo={a}" for a in GPU_ALGOS]:
-        raise ConfigError(f"runtime.device={device} is not supported with {what}, which computes on the CPU; "
-                          f"accepted: runtime.device=cpu, or a GPU for training with algo={', '.join(GPU_ALGOS)}")
+        raise ConfigError(
+            f"runtime.device={device} is not supported with {what}, which computes on the CPU; "
+            f"accepted: runtime.device=cpu, or a GPU for training with algo={', '.join(GPU_ALGOS)}"
+        )
     import torch
 
     index = int(device.split(":")[1]) if ":" in device else 0
     if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-        raise ConfigError(f"runtime.device={device} but torch {torch.__version__} sees {torch.cuda.device_count()} CUDA device(s); "
-                          f"accepted here: cpu" + ("" if not torch.cuda.device_count() else f", cuda:0..cuda:{torch.cuda.device_count() - 1}"))
-
-
-def to_container(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
+        raise ConfigError(
+            f"runtime.device={device} but torch {torch.__version__} sees {torch.cuda.device_count()} CUDA device(s); "
+            f"accepted here: cpu" + ("" if not torch.cuda.device_count() else f", cuda:0..cuda:{torch.cuda.device_count() - 1}")
+        )

@@ -15,6 +15,7 @@ concatenated over trajectories, in episode order:
 A sidecar ``<name>.json`` holds the metadata (format version, env id, expert provenance,
 generation settings, return statistics) and is also embedded in the npz as ``meta``.
 """
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,14 @@ def generate_demos(name: str, spec: DemoSpec, expert: Any, max_attempts_factor: 
                 ep["qpos"].append(env.unwrapped.data.qpos.copy())
                 ep["qvel"].append(env.unwrapped.data.qvel.copy())
             next_obs, reward, terminated, truncated, _ = env.step(action)
-            for k, v in (("obs", obs), ("next_obs", next_obs), ("actions", action), ("rewards", reward),
-                         ("terminated", terminated), ("truncated", truncated)):
+            for k, v in (
+                ("obs", obs),
+                ("next_obs", next_obs),
+                ("actions", action),
+                ("rewards", reward),
+                ("terminated", terminated),
+                ("truncated", truncated),
+            ):
                 ep[k].append(v)
             ret += float(reward)
             obs, done = next_obs, terminated or truncated
@@ -303,7 +310,9 @@ def check_demos_match_env(demos: Any, observation_space: gym.Space, action_space
         raise ConfigError(f"demonstration observations have shape {demos.obs.shape[1:]}, the env's are {observation_space.shape}")
     if isinstance(action_space, gym.spaces.Discrete):
         if demos.actions.ndim != 1 or not np.issubdtype(demos.actions.dtype, np.integer):
-            raise ConfigError(f"the env has discrete actions (n={action_space.n}) but the demonstration actions are {demos.actions.dtype} {demos.actions.shape[1:]}")
+            raise ConfigError(
+                f"the env has discrete actions (n={action_space.n}) but the demonstration actions are {demos.actions.dtype} {demos.actions.shape[1:]}"
+            )
         if demos.actions.min() < 0 or demos.actions.max() >= action_space.n:
             raise ConfigError(f"demonstration actions lie in [{demos.actions.min()}, {demos.actions.max()}], the env accepts 0..{action_space.n - 1}")
     else:

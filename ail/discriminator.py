@@ -30,6 +30,7 @@ last feature, :class:`ail.envs.AbsorbingStateWrapper`) is passed through unnorma
 action of an absorbing pair is zeroed (it has no effect there). Discrete
 actions are one-hot encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
@@ -115,7 +116,8 @@ class Discriminator(nn.Module):
         discrete = isinstance(action_space, gym.spaces.Discrete)
         if action_encoding == "onehot" and not discrete:
             raise ConfigError(
-                f"algo.discriminator.action_encoding=onehot needs a discrete action space, but this task's is {action_space}; accepted here: auto or raw"
+                f"algo.discriminator.action_encoding=onehot needs a discrete action space, but this task's is {action_space}; "
+                f"accepted here: auto or raw"
             )
         self.onehot = discrete and action_encoding != "raw"
         self.n_actions = int(action_space.n) if discrete else 0
@@ -190,7 +192,7 @@ class Discriminator(nn.Module):
         if self.normalize_obs:
             real = obs_t[:, : self.obs_mean.shape[0]]
             real = ((real - self._mean32) / self._std32).clamp(-self.clip_obs, self.clip_obs)
-            obs_t = torch.cat([real, obs_t[:, real.shape[1]:]], dim=1)
+            obs_t = torch.cat([real, obs_t[:, real.shape[1] :]], dim=1)
         act_t = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
         if encoded:
             act_t = act_t.float().reshape(len(obs_t), self.act_dim)
@@ -246,7 +248,7 @@ class Discriminator(nn.Module):
             parts.append(x_hat)
         # One forward pass over expert, policy and interpolated inputs: a third of the kernel launches.
         f = self(torch.cat(parts))
-        f_e, f_p = f[:n_e], f[n_e:n_e + n_p]
+        f_e, f_p = f[:n_e], f[n_e : n_e + n_p]
         loss_e = F.binary_cross_entropy_with_logits(f_e, y_e)
         loss_p = F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p))
         f_all = torch.cat([f_e, f_p])
@@ -255,15 +257,24 @@ class Discriminator(nn.Module):
         loss = loss_e + loss_p - entropy_weight * entropy
         gp = loss.new_zeros(())
         if grad_penalty > 0:
-            (grad,) = torch.autograd.grad(f[n_e + n_p:].sum(), x_hat, create_graph=True)
+            (grad,) = torch.autograd.grad(f[n_e + n_p :].sum(), x_hat, create_graph=True)
             gp = (grad.norm(2, dim=1) - 1).pow(2).mean()
             loss = loss + grad_penalty * gp
         if not torch.isfinite(loss):
             raise TrainingError("the discriminator loss is NaN/inf")
         with torch.no_grad():
             # One conversion for all statistics: each float() on a tensor costs a dispatch.
-            values = torch.stack([loss.detach(), torch.sigmoid(f_e).mean(), torch.sigmoid(f_p).mean(), (f_e > 0).float().mean(),
-                                  (f_p < 0).float().mean(), entropy.detach(), gp.detach()]).tolist()
+            values = torch.stack(
+                [
+                    loss.detach(),
+                    torch.sigmoid(f_e).mean(),
+                    torch.sigmoid(f_p).mean(),
+                    (f_e > 0).float().mean(),
+                    (f_p < 0).float().mean(),
+                    entropy.detach(),
+                    gp.detach(),
+                ]
+            ).tolist()
             logs = dict(zip(LOSS_LOGS, values))
         return loss, logs
 
@@ -274,7 +285,7 @@ def sample_loss_noise(
     """Expert labels ``y_e (n_e,)`` and the penalty's interpolation weights ``eps (min(n_e, n_p), 1)``.
 
     Drawn in this order from ``generator``, so the eager loss and SAM's compiled one
-    (:mod:`ail.algos.sam_compiled`) consume the same random stream.
+    (:mod:`ail.algos.sam.compiled`) consume the same random stream.
     """
     if label_smoothing is None:
         y_e = torch.ones(n_e)
@@ -303,16 +314,13 @@ def build_discriminator(observation_space: gym.Space, action_space: gym.Space, d
     )
 
 
-def label_smoothing_from_cfg(value: Any) -> Optional[Union[float, tuple[float, float]]]:
-    """``null`` -> none; a number -> fixed expert label; ``[low, high]`` -> U(low, high)."""
+def label_smoothing(d: Any) -> Optional[Union[float, tuple[float, float]]]:
+    """``algo.discriminator.label_smoothing`` (checked by :class:`ail.schema.DiscriminatorConfig`) as
+    :meth:`Discriminator.loss` takes it: ``null`` -> none; a number -> fixed expert label; ``[low, high]`` -> U(low, high)."""
+    value = d.label_smoothing
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)):
         return float(value)
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"algo.discriminator.label_smoothing={value} is invalid; accepted: null, a number, or [low, high]") from None
-    if not low <= high:
-        raise ConfigError(f"algo.discriminator.label_smoothing=[{low}, {high}] is invalid; accepted: [low, high] with low <= high")
+    low, high = (float(v) for v in value)
     return (low, high)

@@ -6,6 +6,7 @@ averaged, then clipped and applied by each worker's own (identical) optimiser. R
 statistics (observation normalisers, Pop-Art, the parameter-noise distance) are reduced the
 same way. The backend is gloo on CPU and NCCL on GPU; with one worker every call is a no-op.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -40,7 +41,7 @@ def average_gradients(params: Iterable[nn.Parameter]) -> None:
     flat /= dist.get_world_size()
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 

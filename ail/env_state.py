@@ -11,6 +11,7 @@ simulation, so the state is taken apart explicitly:
 * each wrapper's plain counters (``TimeLimit._elapsed_steps``, ``Monitor``'s episode
   statistics, the absorbing-state flags, gymnasium's order checks).
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,23 @@ import gymnasium as gym
 import numpy as np
 
 _PLAIN = (bool, int, float, str, type(None), np.ndarray, np.generic, list, tuple, dict)
-_SKIP = {"env", "observation_space", "action_space", "spec", "metadata", "_np_random", "np_random",
-         "results_writer", "model", "data", "mujoco_renderer", "screen", "clock", "renderer", "viewer"}
+_SKIP = {
+    "env",
+    "observation_space",
+    "action_space",
+    "spec",
+    "metadata",
+    "_np_random",
+    "np_random",
+    "results_writer",
+    "model",
+    "data",
+    "mujoco_renderer",
+    "screen",
+    "clock",
+    "renderer",
+    "viewer",
+}
 
 
 def _plain_attrs(obj: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 Every env built here keeps gymnasium's split between ``terminated`` (a true end: no bootstrap)
 and ``truncated`` (the time limit: bootstrap from the final observation).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -26,9 +27,7 @@ ENV_IDS: dict[str, str] = {
     "ant": "Ant-v5",
     "humanoid": "Humanoid-v5",
 }
-MUJOCO_ENVS = frozenset(
-    ["invertedpendulum", "inverteddoublependulum", "reacher", "hopper", "walker", "halfcheetah", "ant", "humanoid"]
-)
+MUJOCO_ENVS = frozenset(["invertedpendulum", "inverteddoublependulum", "reacher", "hopper", "walker", "halfcheetah", "ant", "humanoid"])
 
 
 def env_id(name: str) -> str:
@@ -120,9 +119,7 @@ def make_env(name: str, seed: Optional[int] = None, absorbing: bool = False, **k
     return env
 
 
-def make_vec_env(
-    name: str, n_envs: int = 1, seed: int = 0, absorbing: bool = False, subprocess: bool = False
-) -> VecEnv:
+def make_vec_env(name: str, n_envs: int = 1, seed: int = 0, absorbing: bool = False, subprocess: bool = False) -> VecEnv:
     """SB3 VecEnv of ``n_envs`` copies seeded ``seed, seed+1, …``; each copy wrapped in ``Monitor``."""
     from stable_baselines3.common.monitor import Monitor
 

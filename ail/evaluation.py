@@ -1,4 +1,5 @@
 """Deterministic evaluation and the normalised score."""
+
 from __future__ import annotations
 
 from typing import Callable, Optional

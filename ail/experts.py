@@ -4,6 +4,7 @@ An expert directory ``experts/<env>/`` holds ``model.zip`` (SB3 format), ``vecno
 when observations are normalised, ``policy.json`` (how :mod:`ail.policy` rebuilds it) and
 ``expert.json`` (provenance and a 50-episode deterministic evaluation).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from typing import Any, Optional, Union
 
 import gymnasium as gym
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN, PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
@@ -38,9 +38,19 @@ FINAL_EVAL_EPISODES = 50
 CONFIRM_EPISODES = 100
 FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
 # The expert zoo's minimum returns (issue 3): mean over 50 deterministic episodes.
-BARS: dict[str, float] = {"cartpole": 500, "mountaincar": -110, "acrobot": -85, "invertedpendulum": 1000, "hopper": 3000,
-                          "inverteddoublependulum": 9300, "reacher": -5, "walker": 4000, "halfcheetah": 5000, "ant": 3000,
-                          "humanoid": 5000}
+BARS: dict[str, float] = {
+    "cartpole": 500,
+    "mountaincar": -110,
+    "acrobot": -85,
+    "invertedpendulum": 1000,
+    "hopper": 3000,
+    "inverteddoublependulum": 9300,
+    "reacher": -5,
+    "walker": 4000,
+    "halfcheetah": 5000,
+    "ant": 3000,
+    "humanoid": 5000,
+}
 # Shipped experts below their bar, each with the reason measured (docs/experts.md prints it).
 SHORTFALLS: dict[str, str] = {
     "inverteddoublependulum": (
@@ -128,8 +138,14 @@ class ExpertTrainer:
         if self.ecfg.algo not in ALGOS:
             raise ConfigError(f"unknown expert.algo '{self.ecfg.algo}'; accepted: {', '.join(ALGOS)}")
         self.algo_cls = ALGOS[self.ecfg.algo]
-        self.state: dict[str, Any] = {"best_return": -np.inf, "best_steps": 0, "wall_time": 0.0, "done": False, "evals": [],
-                                      "selection_episodes": int(self.ecfg.eval_episodes)}
+        self.state: dict[str, Any] = {
+            "best_return": -np.inf,
+            "best_steps": 0,
+            "wall_time": 0.0,
+            "done": False,
+            "evals": [],
+            "selection_episodes": int(self.ecfg.eval_episodes),
+        }
         self.next_eval = int(self.ecfg.eval_every)
         self._t0 = time.time()
 
@@ -209,7 +225,10 @@ class ExpertTrainer:
             self.state["best_return"] = mean
             self.state["best_steps"] = int(model.num_timesteps)
             self._save_model(model, self.best_dir)
-        print(f"[expert] {self.name} steps={model.num_timesteps} eval={mean:.1f} best={self.state['best_return']:.1f}" + (" *" if improved else ""), flush=True)
+        print(
+            f"[expert] {self.name} steps={model.num_timesteps} eval={mean:.1f} best={self.state['best_return']:.1f}" + (" *" if improved else ""),
+            flush=True,
+        )
 
     def _confirm_key(self) -> str:
         return f"{self.state['best_steps']}x{int(self.ecfg.get('confirm_episodes') or CONFIRM_EPISODES)}"
@@ -370,9 +389,7 @@ def expert_info(name: str, root: Optional[Union[str, Path]] = None) -> dict[str,
     env_id(name)
     meta = d / "expert.json"
     if not meta.is_file() or not (d / "model.zip").is_file():
-        raise ConfigError(
-            f"no complete expert in {d} (needs model.zip and expert.json); train one with: python launch.py task=expert env={name}"
-        )
+        raise ConfigError(f"no complete expert in {d} (needs model.zip and expert.json); train one with: python launch.py task=expert env={name}")
     try:
         info = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:

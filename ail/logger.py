@@ -1,4 +1,5 @@
 """One metrics interface: ``metrics.csv`` always, TensorBoard and W&B when switched on."""
+
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,14 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 BASE_COLUMNS = [
-    "env_steps", "updates", "wall_time", "return_mean", "return_std", "return_min", "return_max", "normalized_score",
+    "env_steps",
+    "updates",
+    "wall_time",
+    "return_mean",
+    "return_std",
+    "return_min",
+    "return_max",
+    "normalized_score",
 ]
 
 
@@ -45,8 +53,16 @@ class MetricsLogger:
             import wandb
 
             self.wandb = wandb.init(
-                project=cfg.wandb.project, entity=cfg.wandb.entity, group=group, name=name, job_type="train",
-                config=config, dir=str(run_dir), id=wandb_id, resume="allow", mode=_wandb_mode(cfg.wandb.mode),
+                project=cfg.wandb.project,
+                entity=cfg.wandb.entity,
+                group=group,
+                name=name,
+                job_type="train",
+                config=config,
+                dir=str(run_dir),
+                id=wandb_id,
+                resume="allow",
+                mode=_wandb_mode(cfg.wandb.mode),
                 reinit="create_new",  # several runs per process (train.seeds_per_process), each its own object
             )
             self.wandb_id = self.wandb.id
@@ -61,8 +77,11 @@ class MetricsLogger:
             return
         with open(self.path, newline="") as f:
             rows = list(csv.DictReader(f))
-        keep = [r for r in rows if None not in r.values() and None not in r
-                and int(float(r["env_steps"])) <= env_steps and int(float(r["updates"])) <= updates]
+        keep = [
+            r
+            for r in rows
+            if None not in r.values() and None not in r and int(float(r["env_steps"])) <= env_steps and int(float(r["updates"])) <= updates
+        ]
         if len(keep) != len(rows) or not self.path.read_bytes().endswith(b"\n"):
             self._rewrite(keep)
 

@@ -1,11 +1,16 @@
-"""Where shipped experts and cached demonstrations live (overridable by config or env var), and
-how files there are replaced."""
+"""Where shipped experts, cached demonstrations and runs live (overridable by config or env var),
+that the runs directory is writable, and how files there are replaced."""
+
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from ail.errors import ConfigError
 from ail.provenance import REPO_ROOT
@@ -20,7 +25,8 @@ def demos_root(override: Optional[str] = None) -> Path:
 
 
 def check_writable(path: Path, key: str) -> None:
-    """``path`` exists as a writable directory or can be created (tried in its nearest existing parent)."""
+    """``path`` exists as a writable directory or can be created (tried in its nearest existing parent);
+    ``key`` is the setting that chose it, named in the error."""
     probe = path.resolve()
     while not probe.exists():
         probe = probe.parent
@@ -29,7 +35,26 @@ def check_writable(path: Path, key: str) -> None:
             raise NotADirectoryError(20, "Not a directory")
         tempfile.TemporaryDirectory(dir=probe).cleanup()
     except OSError as exc:
-        raise ConfigError(f"{key}={path} cannot be written ({probe}: {exc.strerror}); accepted: a directory this user can create files in") from None
+        raise ConfigError(f"cannot write {path} ({probe}: {exc.strerror}); accepted: {key}=DIR where this user can create files") from None
+
+
+class WritableRuns(Callback):
+    """Hydra creates the job's (or sweep's) directory before any of our code runs, so an unwritable
+    ``paths.runs`` would end in Hydra's chained tracebacks; this callback (conf/config.yaml:
+    hydra.callbacks) checks it first and stops with one line, exit 2."""
+
+    def _check(self, directory: Any) -> None:
+        try:
+            check_writable(Path(str(directory)), "paths.runs")
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

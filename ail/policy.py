@@ -4,6 +4,7 @@ A saved policy directory holds an SB3 file (``model.zip`` — a whole algorithm 
 ``policy.zip`` — a bare SB3 policy), optional observation statistics, and ``policy.json``
 saying how to rebuild the input the network was trained on (normalisation, absorbing flag).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -4,6 +4,7 @@ Slurm sends SIGUSR2 (submitit's ``signal_delay_s`` before the limit) or SIGTERM 
 preemption. The handler only raises a flag; trainers poll ``requested`` between updates so
 a checkpoint is never written from inside a half-finished step.
 """
+
 from __future__ import annotations
 
 import signal

@@ -17,6 +17,7 @@ Writes into ``--out`` (without it, prints ``table.md`` and writes nothing):
 Incomplete runs (no ``summary.json``) and failed ones (a sweep's ``.failures`` record) are listed in
 ``table.md`` and on stderr, never silently dropped; only complete runs enter the statistics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,9 +69,11 @@ def _read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return (np.array([int(float(r["env_steps"])) for r in rows], np.int64),
-            np.array([float(r["return_mean"]) for r in rows]),
-            np.array([float(r["normalized_score"]) for r in rows]))
+    return (
+        np.array([int(float(r["env_steps"])) for r in rows], np.int64),
+        np.array([float(r["return_mean"]) for r in rows]),
+        np.array([float(r["normalized_score"]) for r in rows]),
+    )
 
 
 def _failures(root: Path) -> dict[Path, str]:
@@ -113,12 +116,24 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
             summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
             status = "complete" if summary else ("failed" if d in failed else "incomplete")
             algo = cfg["algo"]
-            runs.append(RunRecord(
-                dir=d, label=_label(d, cfg), algo=str(algo["name"]), env=str(cfg["env"]["name"]),
-                env_id=str(cfg["env"]["id"]), demos=int(cfg["demos"]), seed=int(cfg["seed"]),
-                budget=int(cfg["train"]["env_steps"]) if algo["name"] != "bc" else 0, status=status,
-                steps=steps, returns=returns, scores=scores, summary=summary, message=failed.get(d, ""),
-            ))
+            runs.append(
+                RunRecord(
+                    dir=d,
+                    label=_label(d, cfg),
+                    algo=str(algo["name"]),
+                    env=str(cfg["env"]["name"]),
+                    env_id=str(cfg["env"]["id"]),
+                    demos=int(cfg["demos"]),
+                    seed=int(cfg["seed"]),
+                    budget=int(cfg["train"]["env_steps"]) if algo["name"] != "bc" else 0,
+                    status=status,
+                    steps=steps,
+                    returns=returns,
+                    scores=scores,
+                    summary=summary,
+                    message=failed.get(d, ""),
+                )
+            )
         # A job that failed before its run directory was written still has its sweep record.
         for d, message in failed.items():
             if d not in seen:
@@ -126,8 +141,23 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
                 # Its group and seed from the directory name <label>-<env>-d<demos>/seed<seed>.
                 group, seed = re.fullmatch(r"(.+)-([^-]+)-d(\d+)", d.parent.name), re.fullmatch(r"seed(\d+)", d.name)
                 label, env, demos = (group.group(1), group.group(2), int(group.group(3))) if group else (d.parent.name, "?", -1)
-                runs.append(RunRecord(d, label, "?", env, "?", demos, int(seed.group(1)) if seed else -1, 0, "failed",
-                                      np.zeros(0, np.int64), np.zeros(0), np.zeros(0), message=message))
+                runs.append(
+                    RunRecord(
+                        d,
+                        label,
+                        "?",
+                        env,
+                        "?",
+                        demos,
+                        int(seed.group(1)) if seed else -1,
+                        0,
+                        "failed",
+                        np.zeros(0, np.int64),
+                        np.zeros(0),
+                        np.zeros(0),
+                        message=message,
+                    )
+                )
     return runs
 
 
@@ -139,10 +169,10 @@ def demo_returns(run: RunRecord) -> Optional[np.ndarray]:
         from ail.demos import DemoSpec, load_demos
 
         cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
-        spec = DemoSpec(int(cfg["demo_set"]["trajectories"]), bool(cfg["demo_set"]["deterministic"]),
-                        int(cfg["demo_set"]["seed"]), cfg["demo_set"]["min_return"])
-        demos = load_demos(run.env, run.demos, seed=cfg["demo_set"]["select_seed"], spec=spec,
-                           root=cfg.get("paths", {}).get("demos"))
+        spec = DemoSpec(
+            int(cfg["demo_set"]["trajectories"]), bool(cfg["demo_set"]["deterministic"]), int(cfg["demo_set"]["seed"]), cfg["demo_set"]["min_return"]
+        )
+        demos = load_demos(run.env, run.demos, seed=cfg["demo_set"]["select_seed"], spec=spec, root=cfg.get("paths", {}).get("demos"))
         return np.asarray(demos.ep_returns, dtype=float)
     except Exception:  # noqa: BLE001 - no band rather than no figure when the demo set is not here
         return None
@@ -198,8 +228,11 @@ def group_rows(runs: list[RunRecord], thresholds: Sequence[float]) -> list[dict[
                 reach[t] = (len(hit), int(np.median(hit)) if hit else None)
             row.update(
                 env_steps=max(int(r.summary["env_steps"]) for r in done),
-                return_mean=float(ret.mean()), return_std=float(ret.std()),
-                score_mean=float(score.mean()), score_std=float(score.std()), score_min=float(score.min()),
+                return_mean=float(ret.mean()),
+                return_std=float(ret.std()),
+                score_mean=float(score.mean()),
+                score_std=float(score.std()),
+                score_min=float(score.min()),
                 expert_return=float(done[0].summary["expert_return"]),
                 reach=reach,
             )
@@ -226,8 +259,12 @@ def _reach(row: dict[str, Any], threshold: float) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], thresholds: Sequence[float]) -> str:
-    out = ["## Final return by task and demonstrations (Table 1 style)", "",
-           "Mean ± std over seeds of the final evaluation return (normalised score in brackets: 0 = random policy, 1 = expert).", ""]
+    out = [
+        "## Final return by task and demonstrations (Table 1 style)",
+        "",
+        "Mean ± std over seeds of the final evaluation return (normalised score in brackets: 0 = random policy, 1 = expert).",
+        "",
+    ]
     algos = sorted({r["algo"] for r in rows})
     out += ["| task | demos | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
     cells = {(r["env"], r["demos"], r["algo"]): r for r in rows}
@@ -235,16 +272,24 @@ def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], thresholds: Sequ
         line = [_cell(cells[(env, demos, a)]) if (env, demos, a) in cells else "" for a in algos]
         out.append(f"| {env} | {demos} | " + " | ".join(line) + " |")
     named = " / ".join(f"{t:g}" for t in thresholds)
-    out += ["", f"## Every group, with the env steps to reach {named} of the expert", "",
-            "Steps to threshold: median over the seeds that reached it (how many did). Seeds: complete runs / run directories found.", "",
-            "| algo | task | demos | seeds | env steps | final return | normalised score | expert return | "
-            + " | ".join(f"steps to {t:g}" for t in thresholds) + " |",
-            "|---|---|---|---|---|---|---|---|" + "---|" * len(thresholds)]
+    out += [
+        "",
+        f"## Every group, with the env steps to reach {named} of the expert",
+        "",
+        "Steps to threshold: median over the seeds that reached it (how many did). Seeds: complete runs / run directories found.",
+        "",
+        "| algo | task | demos | seeds | env steps | final return | normalised score | expert return | "
+        + " | ".join(f"steps to {t:g}" for t in thresholds)
+        + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(thresholds),
+    ]
     for r in rows:
         if r["seeds"]:
-            out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | {r['seeds']}/{r['runs']} | {r['env_steps']:,} | "
-                       f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['score_mean']:.3f} ± {r['score_std']:.3f} (min {r['score_min']:.3f}) | "
-                       f"{r['expert_return']:.1f} | " + " | ".join(_reach(r, t) for t in thresholds) + " |")
+            out.append(
+                f"| {r['algo']} | {r['env']} | {r['demos']} | {r['seeds']}/{r['runs']} | {r['env_steps']:,} | "
+                f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['score_mean']:.3f} ± {r['score_std']:.3f} (min {r['score_min']:.3f}) | "
+                f"{r['expert_return']:.1f} | " + " | ".join(_reach(r, t) for t in thresholds) + " |"
+            )
         else:
             out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | 0/{r['runs']} | — | — | — | — | " + "— | " * len(thresholds))
     bad = [r for r in runs if r.status != "complete"]
@@ -266,8 +311,21 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-CSV_COLUMNS = ["algo", "env", "demos", "seeds", "runs", "env_steps", "return_mean", "return_std", "score_mean", "score_std",
-               "expert_return", "reached", "steps_to_threshold"]
+CSV_COLUMNS = [
+    "algo",
+    "env",
+    "demos",
+    "seeds",
+    "runs",
+    "env_steps",
+    "return_mean",
+    "return_std",
+    "score_mean",
+    "score_std",
+    "expert_return",
+    "reached",
+    "steps_to_threshold",
+]
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], thresholds: Sequence[float]) -> None:
@@ -288,13 +346,42 @@ def write_csv(path: Path, rows: list[dict[str, Any]], thresholds: Sequence[float
 def write_runs_csv(path: Path, runs: list[RunRecord]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["dir", "algo", "env", "demos", "seed", "status", "last_env_steps", "budget", "final_return_mean", "normalized_score",
-                    "git_sha", "command", "message"])
+        w.writerow(
+            [
+                "dir",
+                "algo",
+                "env",
+                "demos",
+                "seed",
+                "status",
+                "last_env_steps",
+                "budget",
+                "final_return_mean",
+                "normalized_score",
+                "git_sha",
+                "command",
+                "message",
+            ]
+        )
         for r in sorted(runs, key=lambda r: str(r.dir)):
             meta = _meta(r.dir)
-            w.writerow([_show(r.dir), r.label, r.env, r.demos, r.seed, r.status, int(r.steps[-1]) if len(r.steps) else "",
-                        r.budget, r.summary.get("final_return_mean", ""), r.summary.get("normalized_score", ""),
-                        meta.get("git_sha", ""), meta.get("command", ""), r.message])
+            w.writerow(
+                [
+                    _show(r.dir),
+                    r.label,
+                    r.env,
+                    r.demos,
+                    r.seed,
+                    r.status,
+                    int(r.steps[-1]) if len(r.steps) else "",
+                    r.budget,
+                    r.summary.get("final_return_mean", ""),
+                    r.summary.get("normalized_score", ""),
+                    meta.get("git_sha", ""),
+                    meta.get("command", ""),
+                    r.message,
+                ]
+            )
 
 
 def _meta(run_dir: Path) -> dict[str, Any]:
@@ -366,7 +453,7 @@ def figure(path: Path, runs: list[RunRecord], demos: int) -> None:
         ax.set_ylabel("evaluation return")
         ax.grid(alpha=0.3, which="both", lw=0.4)
         ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(envs):]:
+    for ax in list(axes.flat)[len(envs) :]:
         ax.set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -400,8 +487,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m ail.report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="experiment directories (runs/<experiment>) or run directories")
     parser.add_argument("--out", type=Path, help="directory for the PNGs, table.md, table.csv and runs.csv (without it: print the tables only)")
-    parser.add_argument("--threshold", type=float, nargs="+", default=[0.9],
-                        help="normalised score(s) for the 'env steps to reach' columns (default 0.9; e.g. 0.8 0.9 0.95)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        nargs="+",
+        default=[0.9],
+        help="normalised score(s) for the 'env steps to reach' columns (default 0.9; e.g. 0.8 0.9 0.95)",
+    )
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:

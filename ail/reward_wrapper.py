@@ -13,6 +13,7 @@ With ``record=True`` the wrapper also keeps every transition since the last
 :meth:`pop_rollout` (raw obs, the action the env executed, next obs, learned and true reward,
 done), which is what an adversarial trainer feeds its discriminator.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -56,9 +57,14 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         for i, info in enumerate(infos):
             info["true_reward"] = float(true_rewards[i])
         if self.record:
-            for key, value in (("obs", self._obs), ("actions", self._actions), ("next_obs", next_obs),
-                               ("rewards", rewards), ("true_rewards", np.asarray(true_rewards, dtype=np.float32)),
-                               ("dones", np.asarray(dones))):
+            for key, value in (
+                ("obs", self._obs),
+                ("actions", self._actions),
+                ("next_obs", next_obs),
+                ("rewards", rewards),
+                ("true_rewards", np.asarray(true_rewards, dtype=np.float32)),
+                ("dones", np.asarray(dones)),
+            ):
                 self._buffer[key].append(value)
         self._obs = np.asarray(obs).copy()
         return obs, rewards, dones, infos

@@ -13,6 +13,7 @@ Why a kill or a second launch cannot corrupt it:
 - ``metrics.csv`` only grows between checkpoints, and a launch cuts it back to its checkpoint
   (to its header when there is none) before it writes, so rows of a killed launch never stay.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -29,9 +30,9 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from ail.demos import Demos
 from ail.errors import ConfigError
 from ail.evaluation import evaluate, normalized_score, stats
-from ail.demos import Demos
 from ail.logger import MetricsLogger
 from ail.paths import atomic_write_text
 from ail.policy import LoadedPolicy
@@ -91,8 +92,10 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise ConfigError(f"{self.path.parent} is in use by {holder}; accepted: wait for it to end "
-                              f"(a relaunch then resumes), or use another experiment=NAME or seed") from None
+            raise ConfigError(
+                f"{self.path.parent} is in use by {holder}; accepted: wait for it to end "
+                f"(a relaunch then resumes), or use another experiment=NAME or seed"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)
         self.fd = fd
@@ -139,8 +142,9 @@ class Run:
             lock = RunLock(run_dir)
             lock.acquire()
         except OSError as exc:
-            raise ConfigError(f"cannot write the run directory {run_dir} ({exc.strerror}); accepted: paths.runs=DIR "
-                              f"where this user can create files") from None
+            raise ConfigError(
+                f"cannot write the run directory {run_dir} ({exc.strerror}); accepted: paths.runs=DIR where this user can create files"
+            ) from None
         try:
             for stale in [*run_dir.glob("*.tmp"), *run_dir.glob("checkpoints/*.tmp")]:
                 stale.unlink()  # a killed writer's temporary: only a dead process can have left it, we hold the lock
@@ -158,8 +162,9 @@ class Run:
             else:
                 leftovers = [p.name for p in run_dir.iterdir() if p.name != LOCK_NAME]
                 if leftovers:
-                    raise ConfigError(f"{run_dir} holds files ({', '.join(sorted(leftovers)[:3])}) but no config.yaml; "
-                                      f"not an ail run, nothing was touched")
+                    raise ConfigError(
+                        f"{run_dir} holds files ({', '.join(sorted(leftovers)[:3])}) but no config.yaml; not an ail run, nothing was touched"
+                    )
                 status = "new"
                 atomic_write_text(stored_path, yaml.safe_dump(resolved, sort_keys=False))
             run = cls(cfg, run_dir, status, demos, expert, lock)
@@ -175,27 +180,33 @@ class Run:
 
     def _write_meta(self) -> None:
         path = self.dir / "meta.json"
-        meta = json.loads(path.read_text()) if path.is_file() else {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": versions(),
-            "git_sha": git_sha(),
-            "command": " ".join(sys.argv),
-            "expert_return": self.expert_return,
-            "random_return": self.random_return,
-            # Fixed at creation, so every launch of this run (resume, Slurm requeue) logs to one W&B run,
-            # even one cut short before its first checkpoint. W&B ids: lower-case letters and digits.
-            "wandb_id": secrets.token_hex(8),
-            "launches": [],
-        }
-        meta["launches"].append({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "status": self.status,
-            "git_sha": git_sha(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-            "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
-        })
+        meta = (
+            json.loads(path.read_text())
+            if path.is_file()
+            else {
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "versions": versions(),
+                "git_sha": git_sha(),
+                "command": " ".join(sys.argv),
+                "expert_return": self.expert_return,
+                "random_return": self.random_return,
+                # Fixed at creation, so every launch of this run (resume, Slurm requeue) logs to one W&B run,
+                # even one cut short before its first checkpoint. W&B ids: lower-case letters and digits.
+                "wandb_id": secrets.token_hex(8),
+                "launches": [],
+            }
+        )
+        meta["launches"].append(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "status": self.status,
+                "git_sha": git_sha(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+            }
+        )
         atomic_write_text(path, json.dumps(meta, indent=2))
 
     # ----- logging ---------------------------------------------------------------------------
@@ -203,9 +214,11 @@ class Run:
         cfg = self.cfg
         group = f"{cfg.algo.label}-{cfg.env.name}-d{cfg.demos}"
         self.logger = MetricsLogger(
-            self.dir, cfg.logger, group=group, name=f"seed{cfg.seed}",
-            config={**OmegaConf.to_container(cfg, resolve=True), "git_sha": git_sha(),
-                    "slurm_job_id": os.environ.get("SLURM_JOB_ID")},
+            self.dir,
+            cfg.logger,
+            group=group,
+            name=f"seed{cfg.seed}",
+            config={**OmegaConf.to_container(cfg, resolve=True), "git_sha": git_sha(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")},
             wandb_id=wandb_id,
         )
 
@@ -261,7 +274,9 @@ class Run:
         return payload["state"]
 
     # ----- the end ---------------------------------------------------------------------------
-    def finish(self, save_policy_fn: Any, policy: LoadedPolicy, env_steps: int, updates: int, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    def finish(
+        self, save_policy_fn: Any, policy: LoadedPolicy, env_steps: int, updates: int, extra: Optional[dict[str, Any]] = None
+    ) -> dict[str, Any]:
         """Save the policy, run the final evaluation, write ``summary.json`` last."""
         save_policy_fn(self.dir / "policy")
         episodes = int(self.cfg.eval.final_episodes)

@@ -6,6 +6,7 @@ API has neither (``save()`` drops the rollout position: the last observation, ep
 episode-info buffer, update count). Everything here is what ``learn()`` itself does or keeps
 between rounds, named once so an SB3 upgrade that renames it breaks one file.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -49,8 +50,12 @@ class SB3Progress:
     def state_dict(self) -> dict[str, Any]:
         m: Any = self.model
         state = {
-            "parameters": m.get_parameters(), "num_timesteps": m.num_timesteps, "n_updates": m._n_updates,
-            "last_obs": m._last_obs, "last_episode_starts": m._last_episode_starts, "ep_info_buffer": list(m.ep_info_buffer),
+            "parameters": m.get_parameters(),
+            "num_timesteps": m.num_timesteps,
+            "n_updates": m._n_updates,
+            "last_obs": m._last_obs,
+            "last_episode_starts": m._last_episode_starts,
+            "ep_info_buffer": list(m.ep_info_buffer),
         }
         if self.off_policy:
             state.update(episode_num=m._episode_num, last_original_obs=m._last_original_obs)

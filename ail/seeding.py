@@ -22,6 +22,7 @@ stream             seed                            used for
 An evaluation's episode ``i`` resets with ``stream seed + i`` (:func:`ail.evaluation.evaluate`).
 The formulas are the ones the runs in ``docs/results`` were made with.
 """
+
 from __future__ import annotations
 
 import os

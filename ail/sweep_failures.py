@@ -6,21 +6,18 @@ it writes ``<sweep dir>/.failures/<job>.json`` instead. Jobs may run in other pr
 The Hydra callback below runs in the launching process; once the sweep has finished it lists
 the records written since the sweep started, and launch.py exits non-zero if there are any.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-
-from ail.errors import ConfigError
-from ail.paths import check_writable
 
 FAILED: list[str] = []  # "<run dir>: <message>" for the sweep that just ended (launching process)
 
@@ -37,8 +34,12 @@ def write_failure(sweep_dir: Path, run_dir: Path, message: str) -> None:
     path = _record_path(sweep_dir, run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "run_dir": str(run_dir), "message": message, "time": time.time(), "host": socket.gethostname(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "run_dir": str(run_dir),
+        "message": message,
+        "time": time.time(),
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
@@ -62,27 +63,13 @@ def read_failures(sweep_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
     return out
 
 
-def _check_output_dir(directory: Any) -> None:
-    """Hydra creates the job's (or sweep's) directory before any of our code runs: an unwritable
-    ``paths.runs`` would end in Hydra's tracebacks, so it is checked here, with one line."""
-    try:
-        check_writable(Path(str(directory)), "paths.runs")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
 class SweepFailures(Callback):
     """Registered in conf/config.yaml (hydra.callbacks)."""
 
     def __init__(self) -> None:
         self.start = 0.0
 
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_output_dir(config.hydra.run.dir)
-
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_output_dir(config.hydra.sweep.dir)
         self.start = time.time() - 1.0  # file times may be coarser than the clock
         FAILED.clear()
 

@@ -21,6 +21,7 @@ reaches ``learner.budget``:
 ``runs`` has one entry per seed of the learner; on workers other than rank 0 (``algo.workers``)
 they are ``None``: those workers iterate and checkpoint (collectively) but write nothing.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -47,8 +48,10 @@ def train(learner: Learner, runs: Sequence[Optional[Run]]) -> None:
     saved = [run.load_checkpoint() if run is not None else None for run in runs]
     if rank0 and len({None if s is None else s["progress"] for s in saved}) > 1:
         where = ", ".join(f"seed {s}: {'none' if p is None else p['progress']}" for s, p in zip(learner.seeds, saved))
-        raise ConfigError(f"train.seeds_per_process={len(runs)} needs its seeds' checkpoints at the same {learner.unit} ({where}); "
-                          f"accepted: resume these seeds one per process (train.seeds_per_process=1)")
+        raise ConfigError(
+            f"train.seeds_per_process={len(runs)} needs its seeds' checkpoints at the same {learner.unit} ({where}); "
+            f"accepted: resume these seeds one per process (train.seeds_per_process=1)"
+        )
     books = [s["loop"] if s is not None else _fresh_book() for s in saved]
     books, resumed = distributed.broadcast_object((books, saved[0] is not None))
     if resumed:
@@ -84,8 +87,14 @@ def train(learner: Learner, runs: Sequence[Optional[Run]]) -> None:
 
     if books[0]["evals_done"] == 0:
         evaluate([{} for _ in runs])
-    columns = [TextColumn(f"[bold]{cfg.algo.label}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(), TextColumn(learner.unit),
-               TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
+    columns = [
+        TextColumn(f"[bold]{cfg.algo.label}[/] {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(learner.unit),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[last]}"),
+    ]
     name = f"{cfg.env.name}-d{cfg.demos}-s" + ",".join(str(s) for s in learner.seeds)
     with PreemptionFlag() as flag, Progress(*columns, disable=not (rank0 and cfg.runtime.progress)) as bar:
         task = bar.add_task(name, total=budget, completed=min(learner.progress, budget), last="")
@@ -94,14 +103,18 @@ def train(learner: Learner, runs: Sequence[Optional[Run]]) -> None:
                 logs = learner.iterate()
             except TrainingError as exc:
                 where = " / ".join(str(r.ckpt_path) for r in runs if r is not None) or "the run's checkpoints/last.pt"
-                raise TrainingError(f"{exc} at {learner.unit} {learner.progress}; stopped. The last good checkpoint ({where}) is kept; "
-                                    f"{learner.failure_hint + ', then ' if learner.failure_hint else ''}relaunch to resume from it") from None
+                raise TrainingError(
+                    f"{exc} at {learner.unit} {learner.progress}; stopped. The last good checkpoint ({where}) is kept; "
+                    f"{learner.failure_hint + ', then ' if learner.failure_hint else ''}relaunch to resume from it"
+                ) from None
             bar.update(task, completed=min(learner.progress, budget))
             if learner.progress >= books[0]["next_eval"] or learner.progress >= budget:
                 row = evaluate(logs)
                 if row is not None:
-                    bar.update(task, last=f"{bar.tasks[0].speed or 0:.0f} {learner.unit}/s | eval {row['return_mean']:.1f} "
-                                          f"(score {row['normalized_score']:.2f})")
+                    bar.update(
+                        task,
+                        last=f"{bar.tasks[0].speed or 0:.0f} {learner.unit}/s | eval {row['return_mean']:.1f} (score {row['normalized_score']:.2f})",
+                    )
             if distributed.mean_scalar(float(flag.requested)) > 0:
                 for i, run in enumerate(runs):
                     save(i)
@@ -113,8 +126,9 @@ def train(learner: Learner, runs: Sequence[Optional[Run]]) -> None:
             continue
         extra: dict[str, Any] = {**learner.summary(i), **books[i]["first_reach"], "budget": budget}
         if learner.progress > budget:
-            extra["budget_note"] = (f"ran {learner.progress} {learner.unit}, {learner.progress - budget} past the budget of {budget}: "
-                                    f"{cfg.algo.name} stops only between iterations ({learner.iteration_note})")
+            extra["budget_note"] = (
+                f"ran {learner.progress} {learner.unit}, {learner.progress - budget} past the budget of {budget}: "
+                f"{cfg.algo.name} stops only between iterations ({learner.iteration_note})"
+            )
         with learner.seed_context(i):
-            run.finish(lambda path, i=i: learner.save_policy(i, path), learner.acting_policy(i), learner.env_steps,
-                       learner.updates, extra=extra)
+            run.finish(lambda path, i=i: learner.save_policy(i, path), learner.acting_policy(i), learner.env_steps, learner.updates, extra=extra)

@@ -5,6 +5,7 @@
 Prints one row per expert: the return recorded in expert.json, the return measured now on
 different episode seeds, and the ratio of their normalised scores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ def main(argv: list[str]) -> int:
         ret = evaluate(load_expert(name).predict, name, args.episodes, seed=300_000)
         span = info["return_mean"] - info["random_return_mean"]
         ratio = (ret.mean() - info["random_return_mean"]) / span if span else float("nan")
-        print(f"{name:24s} {info['algorithm']:5s} {info['return_mean']:12.1f} {ret.mean():10.1f} ± {ret.std():6.1f} "
-              f"{ret.min():9.1f} {info['random_return_mean']:9.1f} {ratio:6.3f}", flush=True)
+        print(
+            f"{name:24s} {info['algorithm']:5s} {info['return_mean']:12.1f} {ret.mean():10.1f} ± {ret.std():6.1f} "
+            f"{ret.min():9.1f} {info['random_return_mean']:9.1f} {ratio:6.3f}",
+            flush=True,
+        )
     return 0
 
 

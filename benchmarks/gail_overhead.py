@@ -6,6 +6,7 @@ Both use the same PPO settings (conf/algo/gail.yaml plus the env's algo_env file
 thread, and run one after the other in this process. GAIL adds per step a discriminator forward
 pass (reward) and per round the discriminator update and the relabelling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,19 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     register_resolvers()
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=[
-            "algo=gail", f"env={args.env}", f"train.env_steps={args.steps}", f"eval.every={10 * args.steps}",
-            "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false", f"paths.runs={tmp}",
-        ])
+        cfg = compose(
+            "config",
+            overrides=[
+                "algo=gail",
+                f"env={args.env}",
+                f"train.env_steps={args.steps}",
+                f"eval.every={10 * args.steps}",
+                "eval.episodes=1",
+                "eval.final_episodes=1",
+                "runtime.progress=false",
+                f"paths.runs={tmp}",
+            ],
+        )
         from ail.algos.gail import build_generator
         from ail.app import train_run
         from ail.envs import make_vec_env

@@ -7,6 +7,7 @@ microsecond or two: its launch, not its arithmetic, is what a GPU update pays fo
 the CPU time of a kernel launch, a launch followed by a synchronisation, a ``.item()`` read, a
 1 KB host-to-device copy, and a (256, 64) in-place add on the CPU (docs/performance.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,10 +41,12 @@ def main(argv: list[str]) -> int:
     x = torch.zeros(64, device=dev)
     host = torch.ones(256)
     print(f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}")
-    for name, fn in [("kernel launch (add_)", lambda: x.add_(1)),
-                     ("launch + synchronize", lambda: (x.add_(1), torch.cuda.synchronize(dev))),
-                     (".item() of a sum", lambda: x.sum().item()),
-                     ("1 KB host-to-device copy", lambda: host.to(dev))]:
+    for name, fn in [
+        ("kernel launch (add_)", lambda: x.add_(1)),
+        ("launch + synchronize", lambda: (x.add_(1), torch.cuda.synchronize(dev))),
+        (".item() of a sum", lambda: x.sum().item()),
+        ("1 KB host-to-device copy", lambda: host.to(dev)),
+    ]:
         print(f"  {name:26s} {per_call_us(fn, sync):7.1f} us")
     torch.set_num_threads(1)
     a = torch.zeros(256, 64)

@@ -27,8 +27,7 @@ from mujoco import rollout
 from ail.experts import load_expert
 
 
-def plan_return(model: mujoco.MjModel, data: mujoco.MjData, state0: np.ndarray, actions: np.ndarray,
-                frame_skip: int, x_weight: float) -> np.ndarray:
+def plan_return(model: mujoco.MjModel, data: mujoco.MjData, state0: np.ndarray, actions: np.ndarray, frame_skip: int, x_weight: float) -> np.ndarray:
     """Planning return of (N, H) open-loop actions from ``state0`` (mjSTATE_FULLPHYSICS), shape (N,).
 
     IDP-v5's reward with a stronger cart-centring term (``x_weight``; the env uses 0.01) so plans keep

@@ -6,6 +6,7 @@ Each learner runs with SB3 defaults (off-policy: one gradient step per env step,
 and one torch thread; after a warm-up of 2000 steps (off-policy learning starts at 1000) it
 times ``--steps`` more. The last column is the rate relative to PPO.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -12,6 +12,7 @@ line prints SAM / DDPG: above 1.0 means SAM's whole update loop is faster than D
 ``--device cuda`` puts both learners' networks on the GPU (SAM: ``runtime.device=cuda``; DDPG:
 SB3's ``device``); the envs step on the CPU either way.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from stable_baselines3 import DDPG
 from stable_baselines3.common.noise import NormalActionNoise
 
-from ail.algos.sam import Worker
+from ail.algos.sam.learner import Worker
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
 from ail.envs import make_vec_env
@@ -36,8 +37,17 @@ LEARNING_STARTS = 1000
 def build_sam(env: str, hidden: list[int], overrides: list[str]) -> Worker:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["algo=sam", f"env={env}", f"algo.network.hidden=[{','.join(map(str, hidden))}]",
-                                           f"algo.learning_starts={LEARNING_STARTS}", "train.env_steps=100000000", *overrides])
+        cfg = compose(
+            "config",
+            overrides=[
+                "algo=sam",
+                f"env={env}",
+                f"algo.network.hidden=[{','.join(map(str, hidden))}]",
+                f"algo.learning_starts={LEARNING_STARTS}",
+                "train.env_steps=100000000",
+                *overrides,
+            ],
+        )
     w = Worker(cfg, load_demos(env, 4), 0)
     while w.model.num_timesteps < WARMUP:
         w.iterate()
@@ -47,9 +57,18 @@ def build_sam(env: str, hidden: list[int], overrides: list[str]) -> Worker:
 def build_ddpg(env: str, hidden: list[int], batch_size: int, device: str = "cpu") -> DDPG:
     venv = make_vec_env(env, n_envs=1, seed=0)
     act_dim = venv.action_space.shape[0]
-    model = DDPG("MlpPolicy", venv, learning_starts=LEARNING_STARTS, batch_size=batch_size, train_freq=1, gradient_steps=1,
-                 action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)), policy_kwargs={"net_arch": hidden},
-                 seed=0, device=device)
+    model = DDPG(
+        "MlpPolicy",
+        venv,
+        learning_starts=LEARNING_STARTS,
+        batch_size=batch_size,
+        train_freq=1,
+        gradient_steps=1,
+        action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
+        policy_kwargs={"net_arch": hidden},
+        seed=0,
+        device=device,
+    )
     model.learn(WARMUP)
     return model
 
@@ -91,8 +110,10 @@ def main(argv: list[str]) -> int:
         steps["ddpg"] += ddpg.num_timesteps - s0
         updates["ddpg"] += ddpg._n_updates - u0
     where = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu, one torch thread"
-    print(f"env={args.env} hidden={args.hidden} batch={sam.cfg.algo.batch_size} nstep={sam.cfg.algo.nstep} "
-          f"compile={sam.cfg.algo.compile} device={args.device} ({where}); timed {args.rounds} x {args.steps} env steps each")
+    print(
+        f"env={args.env} hidden={args.hidden} batch={sam.cfg.algo.batch_size} nstep={sam.cfg.algo.nstep} "
+        f"compile={sam.cfg.algo.compile} device={args.device} ({where}); timed {args.rounds} x {args.steps} env steps each"
+    )
     print(f"{'learner':8s} {'env steps/s':>12s} {'updates/s':>10s}")
     for name in ("ddpg", "sam"):
         print(f"{name:8s} {steps[name] / times[name]:12.1f} {updates[name] / times[name]:10.1f}")

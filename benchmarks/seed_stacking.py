@@ -7,7 +7,7 @@ Builds K SAM workers (seeds 0..K-1, default compiled config) in this process, fi
 
 * **one at a time**: each seed's own compiled update (``SAM.update_discriminator`` +
   ``SAM.update_actor_critic``), K times;
-* **stacked** (:class:`ail.algos.sam_compiled.StackedSteps`): each seed prepares its own batch
+* **stacked** (:class:`ail.algos.sam.compiled.StackedSteps`): each seed prepares its own batch
   (own replay, generators, Pop-Art), the four gradient/target computations run once for all K
   seeds under ``vmap`` over their stacked parameters, and each seed applies its own slice (own
   clipping and Adam state);
@@ -17,6 +17,7 @@ It checks that the stacked update gives each seed the same parameters as its own
 float tolerance), then prints seed-updates/s for both and the ratio, with and without collection.
 The issue-8 target is a ratio >= 2.5 at K = 4 (docs/performance.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite  # noqa: E402 - the suite's config composition
 
-from ail.algos.sam import Worker  # noqa: E402
-from ail.algos.sam_compiled import StackedSteps  # noqa: E402
+from ail.algos.sam.compiled import StackedSteps  # noqa: E402
+from ail.algos.sam.learner import Worker  # noqa: E402
 from ail.demos import load_demos  # noqa: E402
 
 
@@ -101,8 +102,10 @@ def main(argv: list[str]) -> int:
     print(f"  update one at a time  {one * 1e3:6.2f} ms   ({1 / one:7.1f} seed-updates/s)")
     print(f"  update stacked        {many * 1e3:6.2f} ms   ({1 / many:7.1f} seed-updates/s)   ratio {one / many:.2f}")
     print(f"  collection (per step) {collect * 1e3:6.2f} ms   (not shared by stacking)")
-    print(f"  with collection: one at a time {1 / (one + collect):.1f}, stacked {1 / (many + collect):.1f} seed-updates/s, "
-          f"ratio {(one + collect) / (many + collect):.2f} (target >= 2.5)")
+    print(
+        f"  with collection: one at a time {1 / (one + collect):.1f}, stacked {1 / (many + collect):.1f} seed-updates/s, "
+        f"ratio {(one + collect) / (many + collect):.2f} (target >= 2.5)"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ so background load hits both alike; only the ratios are meant to travel between 
 Each worker reports env steps/s, gradient updates/s and its peak resident memory (ru_maxrss).
 Writes ``OUT.json`` and ``OUT.md`` (the machine, the commands, the table) when ``--out`` is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ def _sam_cfg(env: str, extra: tuple[str, ...] = ()) -> Any:
 def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
     """SAM as configured; ``compiled=False``: the eager update (``algo.compile=false``).
     The warm-up past learning_starts also absorbs torch.compile's one-off compilation."""
-    from ail.algos.sam import Worker
+    from ail.algos.sam.learner import Worker
     from ail.demos import load_demos
 
     cfg = _sam_cfg(env, (f"algo.compile={str(compiled).lower()}",))
@@ -65,8 +66,13 @@ def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
     while w.model.num_timesteps < s0 + steps:
         w.iterate()
     dt = time.perf_counter() - t0
-    return {"env_steps": w.model.num_timesteps - s0, "updates": w.model._n_updates - u0, "seconds": dt,
-            "hidden": list(cfg.algo.network.hidden), "batch_size": int(cfg.algo.batch_size)}
+    return {
+        "env_steps": w.model.num_timesteps - s0,
+        "updates": w.model._n_updates - u0,
+        "seconds": dt,
+        "hidden": list(cfg.algo.network.hidden),
+        "batch_size": int(cfg.algo.batch_size),
+    }
 
 
 def worker_offpolicy(algo: str, env: str, steps: int) -> dict[str, Any]:
@@ -81,19 +87,43 @@ def worker_offpolicy(algo: str, env: str, steps: int) -> dict[str, Any]:
     venv = make_vec_env(env, n_envs=1, seed=0)
     act_dim = venv.action_space.shape[0]
     cls = {"ddpg": DDPG, "td3": TD3}[algo]
-    model = cls("MlpPolicy", venv, learning_starts=LEARNING_STARTS, batch_size=batch, train_freq=1, gradient_steps=1,
-                action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
-                policy_kwargs={"net_arch": hidden}, seed=0, device="cpu")
+    model = cls(
+        "MlpPolicy",
+        venv,
+        learning_starts=LEARNING_STARTS,
+        batch_size=batch,
+        train_freq=1,
+        gradient_steps=1,
+        action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
+        policy_kwargs={"net_arch": hidden},
+        seed=0,
+        device="cpu",
+    )
     model.learn(WARMUP)
     s0, u0, t0 = model.num_timesteps, model._n_updates, time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
-    return {"env_steps": model.num_timesteps - s0, "updates": model._n_updates - u0, "seconds": time.perf_counter() - t0,
-            "hidden": hidden, "batch_size": batch}
+    return {
+        "env_steps": model.num_timesteps - s0,
+        "updates": model._n_updates - u0,
+        "seconds": time.perf_counter() - t0,
+        "hidden": hidden,
+        "batch_size": batch,
+    }
 
 
 def _gail_cfg(env: str, steps: int, runs: str) -> Any:
-    return _compose(["algo=gail", f"env={env}", f"train.env_steps={steps}", f"eval.every={10 * steps}", "eval.episodes=1",
-                     "eval.final_episodes=1", "runtime.progress=false", f"paths.runs={runs}"])
+    return _compose(
+        [
+            "algo=gail",
+            f"env={env}",
+            f"train.env_steps={steps}",
+            f"eval.every={10 * steps}",
+            "eval.episodes=1",
+            "eval.final_episodes=1",
+            "runtime.progress=false",
+            f"paths.runs={runs}",
+        ]
+    )
 
 
 def worker_ppo(env: str, steps: int) -> dict[str, Any]:
@@ -122,8 +152,11 @@ def worker_gail(env: str, steps: int) -> dict[str, Any]:
         with open(run_dir / "metrics.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         # Between the step-0 evaluation and the last one (one episode each): training only.
-        return {"env_steps": int(rows[-1]["env_steps"]), "updates": int(rows[-1]["updates"]),
-                "seconds": float(rows[-1]["wall_time"]) - float(rows[0]["wall_time"])}
+        return {
+            "env_steps": int(rows[-1]["env_steps"]),
+            "updates": int(rows[-1]["updates"]),
+            "seconds": float(rows[-1]["wall_time"]) - float(rows[0]["wall_time"]),
+        }
 
 
 def worker_replay_bytes(env: str, transitions: int) -> dict[str, Any]:
@@ -131,8 +164,8 @@ def worker_replay_bytes(env: str, transitions: int) -> dict[str, Any]:
     peak memory of actually filling the compact one (numpy allocates lazily: untouched pages cost nothing)."""
     from stable_baselines3.common.buffers import ReplayBuffer
 
+    from ail.algos.sam.replay import CompactReplayBuffer
     from ail.envs import make_env
-    from ail.replay import CompactReplayBuffer
 
     e = make_env(env)
     out: dict[str, Any] = {"transitions": transitions, "obs_dim": int(e.observation_space.shape[0])}
@@ -176,9 +209,15 @@ def run_worker(args: argparse.Namespace) -> int:
 # ----- the suite ---------------------------------------------------------------------------------
 def _spawn(worker: str, env: str, steps: int) -> subprocess.Popen:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, "--env", env, "--steps", str(steps)]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # One compile worker: SAM's torch.compile must not spill onto the other learner's core.
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"})
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # One compile worker: SAM's torch.compile must not spill onto the other learner's core.
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"},
+    )
 
 
 def _collect(proc: subprocess.Popen, name: str) -> dict[str, Any]:
@@ -209,30 +248,48 @@ def machine() -> dict[str, Any]:
         pass
     import torch
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
     m = result["machine"]
-    lines = ["## Measured side by side", "", "Generated by `" + command + "` (`benchmarks/suite.py`); every figure below comes from that one run.", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}; "
-             "one torch thread per learner; the two learners of a comparison run at the same time, one process each.", "",
-             "| comparison | env | learner | env steps/s | updates/s | peak memory (MB) | ratio (ours / SB3) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Measured side by side",
+        "",
+        "Generated by `" + command + "` (`benchmarks/suite.py`); every figure below comes from that one run.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}; "
+        "one torch thread per learner; the two learners of a comparison run at the same time, one process each.",
+        "",
+        "| comparison | env | learner | env steps/s | updates/s | peak memory (MB) | ratio (ours / SB3) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in result["comparisons"]:
         ours, theirs = c["ours"], c["baseline"]
         o, t = c["results"][ours], c["results"][theirs]
         key = "updates_per_s" if c["metric"] == "updates/s" else "env_steps_per_s"
         ratio = o[key] / t[key]
         for name, r in ((theirs, t), (ours, o)):
-            lines.append(f"| {ours} vs {theirs} | {c['env']} | {name} | {r['env_steps_per_s']:.1f} | {r['updates_per_s']:.1f} | "
-                         f"{r['peak_rss_mb']:.0f} | " + (f"**{ratio:.2f}** ({c['metric']})" if name == ours else "") + " |")
+            lines.append(
+                f"| {ours} vs {theirs} | {c['env']} | {name} | {r['env_steps_per_s']:.1f} | {r['updates_per_s']:.1f} | "
+                f"{r['peak_rss_mb']:.0f} | " + (f"**{ratio:.2f}** ({c['metric']})" if name == ours else "") + " |"
+            )
     rp = result["replay"]
-    lines += ["", f"Replay memory for {rp['transitions']:,} {result['replay_env']} transitions (obs dim {rp['obs_dim']}): "
-              f"SB3's `ReplayBuffer` allocates {rp['sb3']['bytes'] / 1e9:.2f} GB ({rp['sb3']['obs_dtype']} observations and "
-              f"next observations); SAM's `CompactReplayBuffer` {rp['compact']['bytes'] / 1e9:.2f} GB "
-              f"({rp['compact']['obs_dtype']}, each observation once), ratio {rp['compact']['bytes'] / rp['sb3']['bytes']:.2f}; "
-              f"the process that filled every row of it peaked at {rp['compact_filled_rss_mb'] / 1024:.2f} GB resident."]
+    lines += [
+        "",
+        f"Replay memory for {rp['transitions']:,} {result['replay_env']} transitions (obs dim {rp['obs_dim']}): "
+        f"SB3's `ReplayBuffer` allocates {rp['sb3']['bytes'] / 1e9:.2f} GB ({rp['sb3']['obs_dtype']} observations and "
+        f"next observations); SAM's `CompactReplayBuffer` {rp['compact']['bytes'] / 1e9:.2f} GB "
+        f"({rp['compact']['obs_dtype']}, each observation once), ratio {rp['compact']['bytes'] / rp['sb3']['bytes']:.2f}; "
+        f"the process that filled every row of it peaked at {rp['compact_filled_rss_mb'] / 1024:.2f} GB resident.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -267,11 +324,16 @@ def main(argv: list[str]) -> int:
         return 2
     command = "python benchmarks/suite.py " + " ".join(argv)
     comparisons = []
-    for ours, base, steps, metric in (("sam", "ddpg", args.steps, "updates/s"), ("sam_eager", "ddpg", args.steps, "updates/s"),
-                                      ("sam", "td3", args.steps, "updates/s"), ("gail", "ppo", args.gail_steps, "env steps/s")):
+    for ours, base, steps, metric in (
+        ("sam", "ddpg", args.steps, "updates/s"),
+        ("sam_eager", "ddpg", args.steps, "updates/s"),
+        ("sam", "td3", args.steps, "updates/s"),
+        ("gail", "ppo", args.gail_steps, "env steps/s"),
+    ):
         print(f"[bench] {ours} vs {base} on {args.env} ...", flush=True)
-        comparisons.append({"ours": ours, "baseline": base, "env": args.env, "metric": metric, "steps": steps,
-                            "results": pair(ours, base, args.env, steps)})
+        comparisons.append(
+            {"ours": ours, "baseline": base, "env": args.env, "metric": metric, "steps": steps, "results": pair(ours, base, args.env, steps)}
+        )
     replay = _collect(_spawn("replay", args.replay_env, 1_000_000), "replay")
     result = {"machine": machine(), "command": command, "comparisons": comparisons, "replay": replay, "replay_env": args.replay_env}
     text = markdown(result, command.strip())

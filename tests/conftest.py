@@ -1,4 +1,5 @@
 """Shared helpers: run the real launch.py in a subprocess with outputs under a temp dir."""
+
 from __future__ import annotations
 
 import csv
@@ -45,8 +46,14 @@ def assert_preemption_resumes_exactly(args: list[str], runs: Path, run_dir: Call
     ref = launch(args + ["experiment=ref"], runs, timeout=900)
     assert ref.returncode == 0, ref.stderr
     cut_args = args + ["experiment=cut"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     metrics = run_dir("cut") / "metrics.csv"
     deadline = time.time() + 300
     while not (metrics.exists() and len(metrics.read_text().splitlines()) > rows):
@@ -77,8 +84,13 @@ def assert_kills_anywhere_resume_exactly(args: list[str], runs: Path, run_dir: C
     rng = random.Random(seed)
     cut = args + ["experiment=cut"]
     for k in range(kills):
-        proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut, f"paths.runs={runs}"], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "launch.py"), *cut, f"paths.runs={runs}"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(rng.uniform(0.5, length + 0.5))
         proc.send_signal(signal.SIGKILL if k % 2 == 0 else signal.SIGTERM)
         _, err = proc.communicate(timeout=300)

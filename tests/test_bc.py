@@ -1,4 +1,5 @@
 """BC's loss math, and a learning check that a broken BC (actions decoupled from states) fails."""
+
 from __future__ import annotations
 
 import math

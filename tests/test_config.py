@@ -1,8 +1,10 @@
 """Composition of the four axes (all 55 algo x env pairs, single and multirun) and early validation."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import launch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -10,7 +12,6 @@ from omegaconf import OmegaConf
 from ail.config import CONF_DIR, check_overrides, group_options, register_resolvers
 from ail.envs import ENV_IDS
 from ail.errors import ConfigError
-from conftest import launch
 
 ALGOS = ["bc", "gail", "sam", "mgail", "dyna"]
 
@@ -84,13 +85,23 @@ def test_bad_overrides_rejected_early(argv, message):
         check_overrides(argv)
 
 
-@pytest.mark.parametrize("arg, expect", [("algo=nope", "unknown algo 'nope'"), ("env=pong", "unknown env 'pong'"),
-                                         ("logger=x", "unknown logger 'x'"), ("eval.every=0", "eval.every=0 is invalid"),
-                                         ("runtime.device=tpu", "runtime.device=tpu is invalid; accepted: cpu, cuda, cuda:N"),
-                                         ("runtime.device=cuda", "runtime.device=cuda is not supported with algo=bc, which computes on the CPU"),
-                                         ("task=expert runtime.device=cuda:0", "not supported with task=expert"),
-                                         pytest.param("algo=sam runtime.device=cuda", "sees 0 CUDA device(s); accepted here: cpu",
-                                                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible"))])
+@pytest.mark.parametrize(
+    "arg, expect",
+    [
+        ("algo=nope", "unknown algo 'nope'"),
+        ("env=pong", "unknown env 'pong'"),
+        ("logger=x", "unknown logger 'x'"),
+        ("eval.every=0", "eval.every=0 is invalid"),
+        ("runtime.device=tpu", "runtime.device=tpu is invalid; accepted: cpu, cuda, cuda:N"),
+        ("runtime.device=cuda", "runtime.device=cuda is not supported with algo=bc, which computes on the CPU"),
+        ("task=expert runtime.device=cuda:0", "not supported with task=expert"),
+        pytest.param(
+            "algo=sam runtime.device=cuda",
+            "sees 0 CUDA device(s); accepted here: cpu",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible"),
+        ),
+    ],
+)
 def test_launch_bad_input_is_one_line(runs, arg, expect):
     proc = launch(arg.split(), runs)
     assert proc.returncode == 2

@@ -1,4 +1,5 @@
 """Demonstration format, selection, GAIL subsampling and every malformed-file case."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ def test_format_contents(demo_file):
     ends = np.cumsum(data["ep_lengths"]) - 1
     # Exactly the last step of each episode ends it; the expert survives, so it is truncation.
     assert np.array_equal(np.flatnonzero(data["terminated"] | data["truncated"]), ends)
-    assert np.allclose(data["ep_returns"], [data["rewards"][s:e + 1].sum() for s, e in zip(ends - data["ep_lengths"] + 1, ends)])
+    assert np.allclose(data["ep_returns"], [data["rewards"][s : e + 1].sum() for s, e in zip(ends - data["ep_lengths"] + 1, ends)])
     # next_obs of step t is obs of step t+1 inside an episode.
     inner = np.setdiff1d(np.arange(T - 1), ends)
     assert np.array_equal(data["next_obs"][inner], data["obs"][inner + 1])

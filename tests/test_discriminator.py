@@ -1,4 +1,5 @@
 """The shared discriminator: rewards, gradient penalty, label smoothing, entropy, encodings, learning."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
-from ail.discriminator import Discriminator, check_reward_for_task, label_smoothing_from_cfg, reward_from_logits
+from ail.discriminator import Discriminator, check_reward_for_task, label_smoothing, reward_from_logits
 from ail.errors import ConfigError, TrainingError
 
 BOX_OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -90,9 +92,9 @@ def test_label_smoothing_is_one_sided():
     _, logs = disc.loss(e_obs, e_act, p_obs, p_act, entropy_weight=1.0)
     p = torch.sigmoid(f_all).detach().double()
     assert logs["d_entropy"] == pytest.approx(float(-(p * p.log() + (1 - p) * (1 - p).log()).mean()), rel=1e-4)
-    assert label_smoothing_from_cfg(None) is None and label_smoothing_from_cfg([0.7, 1.2]) == (0.7, 1.2)
-    with pytest.raises(ConfigError, match="label_smoothing"):
-        label_smoothing_from_cfg([1.2, 0.7])
+    assert label_smoothing(OmegaConf.create({"label_smoothing": None})) is None
+    assert label_smoothing(OmegaConf.create({"label_smoothing": [0.7, 1.2]})) == (0.7, 1.2)
+    assert label_smoothing(OmegaConf.create({"label_smoothing": 0.9})) == 0.9
 
 
 def test_discrete_actions_are_one_hot_and_onehot_needs_discrete():
@@ -120,7 +122,9 @@ def test_observation_normalisation_and_absorbing_indicator():
     # Statistics travel with the state dict (checkpoints).
     other = Discriminator(obs_space, BOX_ACT, absorbing=True)
     other.load_state_dict(disc.state_dict())
-    assert np.allclose(other.obs_rms.mean, disc.obs_rms.mean) and torch.equal(other.features(real[:4], np.zeros((4, 2))), disc.features(real[:4], np.zeros((4, 2))))
+    assert np.allclose(other.obs_rms.mean, disc.obs_rms.mean) and torch.equal(
+        other.features(real[:4], np.zeros((4, 2))), disc.features(real[:4], np.zeros((4, 2)))
+    )
 
 
 @pytest.mark.parametrize("spectral", [False, True])

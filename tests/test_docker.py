@@ -1,4 +1,5 @@
 """The docker images cannot be built here (no daemon): lint them and check they install as README.md does."""
+
 from __future__ import annotations
 
 import re
@@ -6,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import REPO
 
 DOCKERFILES = sorted((REPO / "docker").glob("*.Dockerfile"))

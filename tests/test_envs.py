@@ -1,4 +1,5 @@
 """Env registry, terminated vs truncated, and the absorbing-state wrapper."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Shipped experts meet their bars; expert training saves, resumes, never overwrites; bad expert dirs."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import REPO, launch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -18,7 +20,6 @@ from ail.errors import ConfigError
 from ail.evaluation import evaluate
 from ail.experts import BARS, SHORTFALLS, expert_info, shipped_expert_dirs
 from ail.paths import experts_root
-from conftest import REPO, launch
 
 # Bars (issues 2 and 3): the mean deterministic return over 50 episodes a shipped expert must reach.
 SHIPPED = [d.name for d in shipped_expert_dirs()]
@@ -41,8 +42,10 @@ def test_shipped_expert_meets_bar(name):
     # Either stays far above the random policy (benchmarks/expert_quality.py runs all 50 episodes).
     episodes = 10 if info["env_id"].split("-")[0] not in ("Humanoid", "Ant") else 5
     ret = evaluate(expert.predict, name, episodes, seed=777)
-    bar = min(info["random_return_mean"] + 0.9 * (info["return_mean"] - info["random_return_mean"]),
-              info["return_mean"] - 3 * info["return_std"] / np.sqrt(episodes))
+    bar = min(
+        info["random_return_mean"] + 0.9 * (info["return_mean"] - info["random_return_mean"]),
+        info["return_mean"] - 3 * info["return_std"] / np.sqrt(episodes),
+    )
     assert bar > info["random_return_mean"] + 0.25 * (info["return_mean"] - info["random_return_mean"]), bar
     assert ret.mean() >= bar, (ret, bar)
 
@@ -51,17 +54,36 @@ def test_shipped_expert_meets_bar(name):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_fresh_clone_imitates_every_shipped_expert_without_training_one(tmp_path, name):
     # Demonstrations come from the shipped expert on first use (a 4-trajectory set keeps this short).
-    proc = launch(["algo=bc", f"env={name}", "demos=4", "demo_set.trajectories=4", "algo.updates=20", "algo.eval_every=20",
-                   "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false", f"paths.demos={tmp_path / 'demos'}"],
-                  tmp_path / "runs")
+    proc = launch(
+        [
+            "algo=bc",
+            f"env={name}",
+            "demos=4",
+            "demo_set.trajectories=4",
+            "algo.updates=20",
+            "algo.eval_every=20",
+            "eval.episodes=1",
+            "eval.final_episodes=1",
+            "runtime.progress=false",
+            f"paths.demos={tmp_path / 'demos'}",
+        ],
+        tmp_path / "runs",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "normalised score" in proc.stdout
 
 
 def _tiny_expert_args(tmp_path, total=3000):
-    return ["task=expert", "env=cartpole", f"env.expert.total_steps={total}", "env.expert.eval_every=1000",
-            "env.expert.eval_episodes=2", "env.expert.normalize=true", "runtime.progress=false",
-            f"paths.experts={tmp_path / 'experts'}"]
+    return [
+        "task=expert",
+        "env=cartpole",
+        f"env.expert.total_steps={total}",
+        "env.expert.eval_every=1000",
+        "env.expert.eval_episodes=2",
+        "env.expert.normalize=true",
+        "runtime.progress=false",
+        f"paths.experts={tmp_path / 'experts'}",
+    ]
 
 
 @pytest.mark.slow
@@ -72,8 +94,7 @@ def test_expert_train_save_load_and_no_overwrite(tmp_path):
     d = tmp_path / "experts" / "cartpole"
     assert {"model.zip", "vecnormalize.pkl", "expert.json", "policy.json"} <= {p.name for p in d.iterdir()}
     info = json.loads((d / "expert.json").read_text())
-    for key in ("algorithm", "env_id", "training_steps", "return_mean", "return_std", "return_min", "return_max",
-                "random_return_mean", "versions"):
+    for key in ("algorithm", "env_id", "training_steps", "return_mean", "return_std", "return_min", "return_max", "random_return_mean", "versions"):
         assert key in info
     assert info["env_id"] == "CartPole-v1" and info["eval_episodes"] == 50
     # load_expert applies VecNormalize itself: same actions as SB3 with the saved statistics.
@@ -111,7 +132,9 @@ def test_expert_training_resumes_after_sigterm(tmp_path):
     resumed = launch(_tiny_expert_args(tmp_path, total=total), runs)
     assert "resuming cartpole" in resumed.stdout
     # Longer selection evaluations on resume re-score the kept best instead of comparing apples with pears.
-    args = [a if not a.startswith("env.expert.eval_episodes") else "env.expert.eval_episodes=4" for a in _tiny_expert_args(tmp_path, total=total + 1000)]
+    args = [
+        a if not a.startswith("env.expert.eval_episodes") else "env.expert.eval_episodes=4" for a in _tiny_expert_args(tmp_path, total=total + 1000)
+    ]
     rebased = launch(args + ["expert.replace=true"], runs)
     assert rebased.returncode == 0, rebased.stderr
     assert "eval_episodes 2 -> 4: best re-scored" in rebased.stdout
@@ -157,6 +180,7 @@ def test_a_raised_target_continues_a_run_that_confirmed_the_old_one(tmp_path):
     same = launch(args + ["expert.replace=true"], runs)
     assert same.returncode == 0 and "training on" not in same.stdout, same.stderr
 
+
 def test_corrupt_or_foreign_expert_is_reported(tmp_path):
     src = experts_root() / "cartpole"
     bad = tmp_path / "cartpole"
@@ -180,9 +204,22 @@ def test_a_best_that_failed_its_confirmation_gives_way_to_the_next_policy_at_the
 
     from ail import experts
 
-    cfg = OmegaConf.create({"env": {"name": "inverteddoublependulum", "expert": {
-        "algo": "sac", "eval_episodes": 2, "eval_every": 10, "target_return": 9340, "confirm_episodes": 3, "normalize": False,
-        "hyperparams": {}}}})
+    cfg = OmegaConf.create(
+        {
+            "env": {
+                "name": "inverteddoublependulum",
+                "expert": {
+                    "algo": "sac",
+                    "eval_episodes": 2,
+                    "eval_every": 10,
+                    "target_return": 9340,
+                    "confirm_episodes": 3,
+                    "normalize": False,
+                    "hyperparams": {},
+                },
+            }
+        }
+    )
     trainer = experts.ExpertTrainer(cfg, tmp_path)
     scores = iter([9359.8, 9359.1, 9359.0])
     confirmations = iter([9241.0, 9359.0])
@@ -209,10 +246,18 @@ def test_a_best_that_failed_its_confirmation_gives_way_to_the_next_policy_at_the
 @pytest.mark.slow
 def test_an_off_policy_expert_resumes_with_its_replay_buffer(tmp_path):
     runs = tmp_path / "runs"
-    args = ["task=expert", "env=inverteddoublependulum", "env.expert.eval_every=300", "env.expert.eval_episodes=1",
-            "env.expert.target_return=1e9", "env.expert.hyperparams.learning_starts=100",
-            "env.expert.hyperparams.batch_size=32", "env.expert.hyperparams.buffer_size=5000",
-            "runtime.progress=false", f"paths.experts={tmp_path / 'experts'}"]
+    args = [
+        "task=expert",
+        "env=inverteddoublependulum",
+        "env.expert.eval_every=300",
+        "env.expert.eval_episodes=1",
+        "env.expert.target_return=1e9",
+        "env.expert.hyperparams.learning_starts=100",
+        "env.expert.hyperparams.batch_size=32",
+        "env.expert.hyperparams.buffer_size=5000",
+        "runtime.progress=false",
+        f"paths.experts={tmp_path / 'experts'}",
+    ]
     first = launch(args + ["env.expert.total_steps=600"], runs)
     assert first.returncode == 0, first.stderr
     ckpt = runs / "default" / "expert-inverteddoublependulum" / "seed0" / "checkpoints"

@@ -1,4 +1,5 @@
 """GAIL end to end: both generators, bad input, NaN handling, exact resume, learning."""
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,25 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, launch, read_metrics, without_wall_time
 from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import Demos, load_demos
 from ail.errors import ConfigError, TrainingError
-from conftest import REPO, launch, read_metrics, without_wall_time
 
 # 8 envs x 256 steps: one round = 2048 env steps and 16 discriminator minibatches of 128.
-TINY = ["algo=gail", "env=cartpole", "algo.ppo.n_steps=256", "algo.trpo.n_steps=256", "train.env_steps=4096", "eval.every=2048",
-        "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
+TINY = [
+    "algo=gail",
+    "env=cartpole",
+    "algo.ppo.n_steps=256",
+    "algo.trpo.n_steps=256",
+    "train.env_steps=4096",
+    "eval.every=2048",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "runtime.progress=false",
+]
 
 
 def gail_dir(runs: Path, exp: str = "default", generator: str = "ppo", seed: int = 0) -> Path:
@@ -50,8 +60,8 @@ def test_gail_runs_end_to_end_with_either_generator(runs, generator):
         (["env=hopper", "algo.reward=log_d"], "algo.reward=log_d is negative every step"),
         (["env=mountaincar", "algo.reward=minimax"], "algo.reward=minimax is positive every step"),
         (["env=hopper", "algo.discriminator.action_encoding=onehot"], "action_encoding=onehot needs a discrete action space"),
-        (["algo.reward=airl"], "unknown reward 'airl'; accepted: minimax, log_d, logit"),
-        (["algo.discriminator.epochs=0"], "must be positive integers"),
+        (["algo.reward=airl"], "algo.reward=airl is invalid; accepted: minimax, log_d, logit"),
+        (["algo.discriminator.epochs=0"], "algo.discriminator.epochs=0 is invalid; accepted: a positive integer"),
     ],
 )
 def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
@@ -72,7 +82,9 @@ def test_demos_whose_actions_do_not_fit_the_env_are_refused():
     with pytest.raises(ConfigError, match="accepts 0..1"):
         check_demos_match_env(_with_actions(cartpole, np.full(len(cartpole), 3)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
     with pytest.raises(ConfigError, match="demonstration actions have shape"):
-        check_demos_match_env(_with_actions(cartpole, np.zeros((len(cartpole), 2), np.float32)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (3,)))
+        check_demos_match_env(
+            _with_actions(cartpole, np.zeros((len(cartpole), 2), np.float32)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (3,))
+        )
     with pytest.raises(ConfigError, match="observations have shape"):
         check_demos_match_env(cartpole, gym.spaces.Box(-1, 1, (11,)), gym.spaces.Discrete(2))
 
@@ -87,8 +99,10 @@ def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_chec
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=TINY[:4] + ["train.env_steps=20480", "eval.every=2048", "eval.episodes=1",
-                                                      "runtime.progress=false", f"paths.runs={tmp_path}"])
+        cfg = compose(
+            "config",
+            overrides=TINY[:4] + ["train.env_steps=20480", "eval.every=2048", "eval.episodes=1", "runtime.progress=false", f"paths.runs={tmp_path}"],
+        )
     calls = {"n": 0}
     real_loss = Discriminator.loss
 
@@ -108,8 +122,15 @@ def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_chec
     assert all(np.isfinite(float(r["return_mean"])) for r in read_metrics(tmp_path / "run"))
 
 
-RESUME = ["algo=gail", "env=cartpole", "train.env_steps=16384", "eval.every=2048", "eval.episodes=2", "eval.final_episodes=2",
-          "runtime.progress=false"]
+RESUME = [
+    "algo=gail",
+    "env=cartpole",
+    "train.env_steps=16384",
+    "eval.every=2048",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "runtime.progress=false",
+]
 
 
 @pytest.mark.slow
@@ -119,8 +140,13 @@ def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator, vec_
     ref = launch(args + ["experiment=ref"], runs)
     assert ref.returncode == 0, ref.stderr
     cut_args = args + ["experiment=cut"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), *cut_args, f"paths.runs={runs}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = gail_dir(runs, "cut", generator) / "metrics.csv"
     from test_train_e2e import _wait_rows
 
@@ -157,8 +183,19 @@ def test_gail_imitates_hopper_beyond_what_the_survival_bonus_explains(runs):
     # healthy reward, 1 per step: about 1000 per episode, a normalised score of about 0.3. 0.5 needs
     # hopping forward. Seed 0 scored 0.712 at 151,552 steps with 2026-11-22's packages (0.98 with an
     # earlier install: docs/results.md); training is independent of how often it is evaluated.
-    proc = launch(["algo=gail", "env=hopper", "train.env_steps=151552", "eval.every=151552", "eval.episodes=1",
-                   "eval.final_episodes=10", "runtime.progress=false"], runs, timeout=900)
+    proc = launch(
+        [
+            "algo=gail",
+            "env=hopper",
+            "train.env_steps=151552",
+            "eval.every=151552",
+            "eval.episodes=1",
+            "eval.final_episodes=10",
+            "runtime.progress=false",
+        ],
+        runs,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((runs / "default" / "gail-ppo-hopper-d4" / "seed0" / "summary.json").read_text())
     assert summary["demo_pairs"] == 200  # 4 trajectories, every 20th pair

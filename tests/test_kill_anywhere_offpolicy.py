@@ -1,5 +1,6 @@
 """Kill-anywhere for SAM and MGAIL (see test_kill_anywhere.py): runs killed at random instants and
 relaunched each time end exactly as an uninterrupted run."""
+
 from __future__ import annotations
 
 from conftest import assert_kills_anywhere_resume_exactly

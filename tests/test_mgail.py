@@ -1,5 +1,6 @@
 """MGAIL and Dyna-AIL end to end: the real launch.py, bad input, planning without the env,
 determinism, exact resume after preemption, and short learning tests."""
+
 from __future__ import annotations
 
 import json
@@ -8,17 +9,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
-from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 
-TINY_MGAIL = ["algo=mgail", "env=cartpole", "train.env_steps=2500", "eval.every=800", "algo.warmup_steps=700",
-              "algo.prep_iters=20", "algo.block_iters=10", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
-TINY_DYNA = ["algo=dyna", "env=hopper", "train.env_steps=1200", "eval.every=400", "algo.warmup_steps=350", "algo.learn_iters=2",
-             "algo.fm_iters=3", "algo.plan_iters=3", "algo.plan_steps=5", "algo.plan_batch=8", "eval.episodes=1",
-             "eval.final_episodes=1", "runtime.progress=false"]
+TINY_MGAIL = [
+    "algo=mgail",
+    "env=cartpole",
+    "train.env_steps=2500",
+    "eval.every=800",
+    "algo.warmup_steps=700",
+    "algo.prep_iters=20",
+    "algo.block_iters=10",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "runtime.progress=false",
+]
+TINY_DYNA = [
+    "algo=dyna",
+    "env=hopper",
+    "train.env_steps=1200",
+    "eval.every=400",
+    "algo.warmup_steps=350",
+    "algo.learn_iters=2",
+    "algo.fm_iters=3",
+    "algo.plan_iters=3",
+    "algo.plan_steps=5",
+    "algo.plan_batch=8",
+    "eval.episodes=1",
+    "eval.final_episodes=1",
+    "runtime.progress=false",
+]
 
 
 def run_dir(runs: Path, label: str, env: str, exp: str = "default") -> Path:
@@ -79,7 +102,7 @@ def test_bad_input_is_one_line_before_any_run_dir(runs, base, overrides, expecte
 
 
 def test_planning_never_steps_the_real_env():
-    from ail.algos.dyna import Dyna
+    from ail.algos.model_based.dyna import Dyna
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -118,8 +141,19 @@ def test_preempted_runs_resume_to_the_uninterrupted_curve(runs, base, label, env
 def test_both_imitate_the_cartpole_expert_within_a_short_budget(runs, algo, steps):
     # Seed 0 first scores >= 0.9 at 10k (MGAIL) and 32k (Dyna-AIL) env steps; with a D that does
     # not learn (algo.discriminator.lr=1e-12) both end at -0.03 and never reach 0.9 (measured).
-    proc = launch([f"algo={algo}", "env=cartpole", f"train.env_steps={steps}", "eval.every=5000", "eval.episodes=5",
-                   "eval.final_episodes=5", "runtime.progress=false"], runs, timeout=900)
+    proc = launch(
+        [
+            f"algo={algo}",
+            "env=cartpole",
+            f"train.env_steps={steps}",
+            "eval.every=5000",
+            "eval.episodes=5",
+            "eval.final_episodes=5",
+            "runtime.progress=false",
+        ],
+        runs,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     label = "mgail" if algo == "mgail" else "dyna-tp10"
     summary = json.loads((run_dir(runs, label, "cartpole") / "summary.json").read_text())
@@ -136,7 +170,7 @@ def test_a_diverging_forward_model_stops_unrolls_but_not_the_run(runs):
 
 
 def test_the_averaged_policy_follows_the_trained_one_at_its_rate():
-    from ail.algos.mgail import MGAIL
+    from ail.algos.model_based.mgail import MGAIL
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -151,8 +185,8 @@ def test_the_averaged_policy_follows_the_trained_one_at_its_rate():
 
 
 def test_expert_starts_put_the_simulator_in_the_demonstrated_state():
+    from ail.algos.model_based.unroll import reset_to_states
     from ail.envs import make_vec_env
-    from ail.model_based import reset_to_states
 
     demos = load_demos("hopper", 4)
     venv = make_vec_env("hopper", n_envs=3, seed=0)
@@ -167,7 +201,18 @@ def test_expert_starts_put_the_simulator_in_the_demonstrated_state():
 
 @pytest.mark.slow
 def test_mgail_collects_from_expert_states_and_resumes_exactly(runs):
-    args = ["algo=mgail", "env=hopper", "train.env_steps=5000", "eval.every=1600", "algo.warmup_steps=700", "algo.prep_iters=10",
-            "algo.block_iters=5", "algo.collect_every=3", "algo.collect_start=expert", "eval.episodes=1", "eval.final_episodes=1",
-            "runtime.progress=false"]
+    args = [
+        "algo=mgail",
+        "env=hopper",
+        "train.env_steps=5000",
+        "eval.every=1600",
+        "algo.warmup_steps=700",
+        "algo.prep_iters=10",
+        "algo.block_iters=5",
+        "algo.collect_every=3",
+        "algo.collect_start=expert",
+        "eval.episodes=1",
+        "eval.final_episodes=1",
+        "runtime.progress=false",
+    ]
     assert_preemption_resumes_exactly(args, runs, lambda exp: run_dir(runs, "mgail", "hopper", exp))

@@ -1,4 +1,5 @@
 """MGAIL / Dyna-AIL math: the re-parameterised unroll, Gumbel straight-through, forward models, trust region."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -8,11 +9,11 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from ail.diff_policy import DiffPolicy, gumbel_softmax_st, tanh_squash
+from ail.algos.model_based.diff_policy import DiffPolicy, gumbel_softmax_st, tanh_squash
+from ail.algos.model_based.forward_model import ForwardModel
+from ail.algos.model_based.natural_gradient import mean_kl, natural_gradient_step
+from ail.algos.model_based.unroll import RealUnroller, imagined_unroll, replay_sequences
 from ail.discriminator import Discriminator
-from ail.forward_model import ForwardModel
-from ail.model_based import RealUnroller, imagined_unroll, replay_sequences
-from ail.natural_gradient import mean_kl, natural_gradient_step
 
 A = np.array([[0.9, 0.2], [-0.1, 0.8]])
 B = np.array([[0.5], [0.3]])
@@ -213,7 +214,7 @@ def test_discriminator_encoded_actions_match_index_actions():
 
 
 def test_clip_bound_clips_values_passes_gradients_and_reports_the_overshoot():
-    from ail.diff_policy import overshoot, straight_through_clip
+    from ail.algos.model_based.diff_policy import overshoot, straight_through_clip
 
     low, high = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 2.0])
     x = torch.tensor([[1.5, 1.0], [-3.0, -1.0]], requires_grad=True)

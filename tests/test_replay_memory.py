@@ -1,4 +1,5 @@
 """CompactReplayBuffer: observations once, float32, and exactly what SB3's layout gives SAM."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from ail.replay import CompactReplayBuffer, buffer_state, load_buffer_state
+from ail.algos.sam.replay import CompactReplayBuffer, buffer_state, load_buffer_state
 
 OBS = spaces.Box(-np.inf, np.inf, (5,), np.float64)
 ACT = spaces.Box(-1, 1, (2,), np.float32)

@@ -1,4 +1,5 @@
 """Golden tests of ``python -m ail.report`` on synthetic run directories."""
+
 from __future__ import annotations
 
 import csv
@@ -10,21 +11,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO
 
 from ail.report import band, mean_curve, report
 from ail.sweep_failures import write_failure
-from conftest import REPO
 
 EXPERT, RANDOM = 1000.0, 0.0
 
 
-def make_run(root: Path, label: str, algo: str, seed: int, returns: list[float], steps_per_eval: int = 1000,
-             complete: bool = True, demos: int = 4, env: str = "hopper", budget: int | None = None) -> Path:
+def make_run(
+    root: Path,
+    label: str,
+    algo: str,
+    seed: int,
+    returns: list[float],
+    steps_per_eval: int = 1000,
+    complete: bool = True,
+    demos: int = 4,
+    env: str = "hopper",
+    budget: int | None = None,
+) -> Path:
     d = root / f"{label}-{env}-d{demos}" / f"seed{seed}"
     d.mkdir(parents=True)
     steps = [i * steps_per_eval for i in range(len(returns))] if algo != "bc" else [0] * len(returns)
-    cfg = {"task": "train", "algo": {"name": algo, "label": label}, "env": {"name": env, "id": "Hopper-v5"},
-           "demos": demos, "seed": seed, "train": {"env_steps": budget or steps[-1]}}
+    cfg = {
+        "task": "train",
+        "algo": {"name": algo, "label": label},
+        "env": {"name": env, "id": "Hopper-v5"},
+        "demos": demos,
+        "seed": seed,
+        "train": {"env_steps": budget or steps[-1]},
+    }
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     with open(d / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -32,9 +49,19 @@ def make_run(root: Path, label: str, algo: str, seed: int, returns: list[float],
         for i, (s, r) in enumerate(zip(steps, returns)):
             w.writerow([s, i, i, r, 0, r, r, (r - RANDOM) / (EXPERT - RANDOM)])
     if complete:
-        summary = {"status": "complete", "algo": algo, "env": env, "demos": demos, "seed": seed, "env_steps": steps[-1],
-                   "final_return_mean": returns[-1], "normalized_score": returns[-1] / EXPERT,
-                   "expert_return": EXPERT, "random_return": RANDOM, "demo_returns": [900.0, 1000.0, 1100.0, 1000.0]}
+        summary = {
+            "status": "complete",
+            "algo": algo,
+            "env": env,
+            "demos": demos,
+            "seed": seed,
+            "env_steps": steps[-1],
+            "final_return_mean": returns[-1],
+            "normalized_score": returns[-1] / EXPERT,
+            "expert_return": EXPERT,
+            "random_return": RANDOM,
+            "demo_returns": [900.0, 1000.0, 1100.0, 1000.0],
+        }
         (d / "summary.json").write_text(json.dumps(summary))
     return d
 
@@ -42,8 +69,8 @@ def make_run(root: Path, label: str, algo: str, seed: int, returns: list[float],
 @pytest.fixture
 def experiment(tmp_path: Path) -> Path:
     root = tmp_path / "runs" / "exp"
-    make_run(root, "sam", "sam", 0, [0, 500, 950, 980])    # reaches 0.9 at 2000
-    make_run(root, "sam", "sam", 1, [0, 920, 960, 1000])   # reaches 0.9 at 1000
+    make_run(root, "sam", "sam", 0, [0, 500, 950, 980])  # reaches 0.9 at 2000
+    make_run(root, "sam", "sam", 1, [0, 920, 960, 1000])  # reaches 0.9 at 1000
     make_run(root, "sam", "sam", 2, [0, 100], complete=False, budget=3000)  # still running
     make_run(root, "gail-ppo", "gail", 0, [0, 100, 300, 600], steps_per_eval=10000)  # never reaches 0.9
     make_run(root, "gail-ppo", "gail", 1, [0, 200, 400, 800], steps_per_eval=10000)
@@ -109,18 +136,19 @@ def test_band_is_mean_plus_minus_std_clipped_to_the_seeds_range() -> None:
 
 def test_cli_writes_and_rejects_bad_input(experiment: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    ok = subprocess.run([sys.executable, "-m", "ail.report", str(experiment), "--out", str(out)], cwd=REPO,
-                        capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "ail.report", str(experiment), "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stderr
     assert "warning: incomplete run" in ok.stderr and "warning: failed run" in ok.stderr
     assert (out / "table.md").is_file() and (out / "figure_d4.png").is_file()
-    bad = subprocess.run([sys.executable, "-m", "ail.report", str(tmp_path / "nope"), "--out", str(out)], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "ail.report", str(tmp_path / "nope"), "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a directory" in bad.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    none = subprocess.run([sys.executable, "-m", "ail.report", str(empty), "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    none = subprocess.run([sys.executable, "-m", "ail.report", str(empty), "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert none.returncode == 2 and "no training run directories" in none.stderr
 
 
@@ -129,8 +157,9 @@ def test_without_out_the_tables_go_to_stdout_one_row_per_variant_and_column_per_
     make_run(root, "dyna-tp5", "dyna", 0, [100, 850, 920])
     make_run(root, "dyna-tp5", "dyna", 1, [500, 960, 970])
     make_run(root, "dyna-tp50", "dyna", 0, [200, 300, 400])
-    proc = subprocess.run([sys.executable, "-m", "ail.report", str(root), "--threshold", "0.8", "0.9", "0.95"],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ail.report", str(root), "--threshold", "0.8", "0.9", "0.95"], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {line.split(" | ")[0].strip("| "): line for line in proc.stdout.splitlines() if line.startswith("| dyna")}
     assert set(rows) == {"dyna-tp5", "dyna-tp50"}
@@ -143,6 +172,7 @@ def test_without_out_the_tables_go_to_stdout_one_row_per_variant_and_column_per_
 
 def test_bad_threshold_is_one_line(tmp_path: Path) -> None:
     make_run(tmp_path / "runs", "sam", "sam", 0, [0, 900])
-    proc = subprocess.run([sys.executable, "-m", "ail.report", str(tmp_path / "runs"), "--threshold", "0.9", "2"],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ail.report", str(tmp_path / "runs"), "--threshold", "0.9", "2"], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threshold 2.0 is invalid; accepted: normalised scores in (0, 1.5]"

@@ -1,4 +1,5 @@
 """Which config changes a stored run accepts on relaunch (ail.run: keys that never change what a run computes)."""
+
 from __future__ import annotations
 
 from ail.run import _comparable, _first_difference
@@ -8,14 +9,24 @@ def _diff(stored: dict, new: dict):
     return _first_difference(_comparable(stored), _comparable(new))
 
 
-STORED = {"task": "train", "experiment": "old", "seed": 0, "env": {"name": "hopper", "expert": {"algo": "ppo"}},
-          "algo": {"name": "gail", "label": "gail", "n_envs": 1, "compile": True, "policy": {"lr": 1e-3}},
-          "train": {"env_steps": 10, "seeds_per_process": 1}}
+STORED = {
+    "task": "train",
+    "experiment": "old",
+    "seed": 0,
+    "env": {"name": "hopper", "expert": {"algo": "ppo"}},
+    "algo": {"name": "gail", "label": "gail", "n_envs": 1, "compile": True, "policy": {"lr": 1e-3}},
+    "train": {"env_steps": 10, "seeds_per_process": 1},
+}
 
 
 def test_naming_and_execution_keys_may_change():
-    new = {**STORED, "experiment": "new", "env": {"name": "hopper", "termination": "failure", "expert": {"algo": "sac"}},
-           "algo": {**STORED["algo"], "label": "gail-ppo", "compile": False}, "train": {"env_steps": 10, "seeds_per_process": 4}}
+    new = {
+        **STORED,
+        "experiment": "new",
+        "env": {"name": "hopper", "termination": "failure", "expert": {"algo": "sac"}},
+        "algo": {**STORED["algo"], "label": "gail-ppo", "compile": False},
+        "train": {"env_steps": 10, "seeds_per_process": 4},
+    }
     assert _diff(STORED, new) is None
 
 

@@ -1,4 +1,5 @@
 """The plug-in reward VecEnv wrapper, and mid-episode env snapshots."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The run directory under concurrent launches, stale files and bad input (one test per defect found on
 the pre-contract main), through the real launch.py."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TINY_BC, launch, read_metrics, without_wall_time
 
 
@@ -21,8 +21,9 @@ def bc_dir(runs: Path, exp: str = "default") -> Path:
 
 def test_a_second_launch_into_a_held_run_directory_is_refused_and_the_first_finishes_cleanly(runs):
     args = [a for a in TINY_BC if not a.startswith("algo.updates")] + ["algo.updates=3000", "algo.eval_every=300"]
-    first = subprocess.Popen([sys.executable, str(REPO / "launch.py"), *args, f"paths.runs={runs}"], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), *args, f"paths.runs={runs}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     metrics = bc_dir(runs) / "metrics.csv"
     deadline = time.time() + 120
     while not metrics.is_file():
@@ -75,7 +76,7 @@ def test_an_unwritable_runs_directory_is_one_line(tmp_path):
         subprocess.run(["chattr", "-i", str(runs)], check=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: paths.runs={runs}") and "cannot be written" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {runs}/") and "accepted: paths.runs=DIR" in lines[0], proc.stderr
 
 
 @pytest.mark.parametrize("bad", ["algo.eval_every=0", "algo.batch_size=0", "algo.updates=-3"])
@@ -92,8 +93,16 @@ def test_bc_evaluates_every_eval_every_updates(runs):
 
 
 def test_gail_past_its_budget_says_so(runs):
-    args = ["algo=gail", "env=cartpole", "algo.ppo.n_steps=256", "train.env_steps=3000", "eval.every=2048",
-            "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false"]
+    args = [
+        "algo=gail",
+        "env=cartpole",
+        "algo.ppo.n_steps=256",
+        "train.env_steps=3000",
+        "eval.every=2048",
+        "eval.episodes=1",
+        "eval.final_episodes=1",
+        "runtime.progress=false",
+    ]
     proc = launch(args, runs)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((runs / "default" / "gail-ppo-cartpole-d4" / "seed0" / "summary.json").read_text())

@@ -1,5 +1,6 @@
 """SAM end to end: the real launch.py, bad input, reward recomputation, absorbing states,
 two gloo workers, exact resume after preemption, determinism, and a short learning test."""
+
 from __future__ import annotations
 
 import json
@@ -8,16 +9,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 from hydra import compose, initialize_config_dir
 
-from ail.algos.sam import Worker
+from ail.algos.sam.learner import Worker
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
-from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 
-TINY = ["algo=sam", "env=invertedpendulum", "train.env_steps=600", "eval.every=300", "algo.learning_starts=200",
-        "algo.batch_size=32", "algo.discriminator.batch_size=32", "eval.episodes=2", "eval.final_episodes=2",
-        "runtime.progress=false"]
+TINY = [
+    "algo=sam",
+    "env=invertedpendulum",
+    "train.env_steps=600",
+    "eval.every=300",
+    "algo.learning_starts=200",
+    "algo.batch_size=32",
+    "algo.discriminator.batch_size=32",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "runtime.progress=false",
+]
 
 
 def sam_dir(runs: Path, exp: str = "default", env: str = "invertedpendulum", seed: int = 0) -> Path:
@@ -35,7 +45,7 @@ def test_sam_runs_end_to_end(runs):
     for col in ("d_loss", "d_grad_penalty", "critic_loss", "actor_loss", "reward_mean", "param_noise_sigma"):
         assert col in rows[-1] and np.isfinite(float(rows[-1][col])), col
     policy = json.loads((d / "policy" / "policy.json").read_text())
-    assert policy["class"] == "ail.algos.sam_nets.SAMPolicy"
+    assert policy["class"] == "ail.algos.sam.nets.SAMPolicy"
 
 
 @pytest.mark.parametrize(
@@ -114,8 +124,18 @@ def test_same_seed_gives_the_same_curve(runs):
     assert without_wall_time(read_metrics(sam_dir(runs, "a"))) == without_wall_time(read_metrics(sam_dir(runs, "b")))
 
 
-RESUME = ["algo=sam", "env=invertedpendulum", "train.env_steps=1500", "eval.every=300", "algo.learning_starts=200",
-          "algo.batch_size=32", "algo.discriminator.batch_size=32", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
+RESUME = [
+    "algo=sam",
+    "env=invertedpendulum",
+    "train.env_steps=1500",
+    "eval.every=300",
+    "algo.learning_starts=200",
+    "algo.batch_size=32",
+    "algo.discriminator.batch_size=32",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "runtime.progress=false",
+]
 
 
 @pytest.mark.slow
@@ -132,15 +152,26 @@ def test_sam_imitates_the_invertedpendulum_expert_within_8k_steps(runs):
     # (algo.critic.lr=0) scores near 0. This test does not catch a broken discriminator: on
     # InvertedPendulum any reward that pays for surviving teaches balancing (measured: with
     # algo.discriminator.lr=0 SAM still scores 1.0), so D's learning is tested on Reacher below.
-    proc = launch(["algo=sam", "env=invertedpendulum", "train.env_steps=8000", "eval.every=8000", "eval.episodes=1",
-                   "eval.final_episodes=10", "runtime.progress=false"], runs, timeout=900)
+    proc = launch(
+        [
+            "algo=sam",
+            "env=invertedpendulum",
+            "train.env_steps=8000",
+            "eval.every=8000",
+            "eval.episodes=1",
+            "eval.final_episodes=10",
+            "runtime.progress=false",
+        ],
+        runs,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((sam_dir(runs) / "summary.json").read_text())
     assert summary["normalized_score"] >= 0.9, summary
 
 
 def test_sb3_save_and_load_keep_the_td3_part(tmp_path):
-    from ail.algos.sam_agent import SAM
+    from ail.algos.sam.agent import SAM
 
     w = _worker([])
     for _ in range(250):

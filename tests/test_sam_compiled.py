@@ -1,34 +1,52 @@
-"""SAM's compiled update (ail/algos/sam_compiled.py) against the eager one (ail/algos/sam_agent.py).
+"""SAM's compiled update (ail/algos/sam/compiled.py) against the eager one (ail/algos/sam/agent.py).
 
 From one saved state, one discriminator update and one actor-critic update are taken on each
 path; every parameter, optimiser moment and Pop-Art statistic must agree to float tolerance.
 The functional math is checked uncompiled for several configurations (fast), and compiled with
 torch.compile for the default one (slow: ~1 min of compilation).
 """
+
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
-from ail.algos.sam import Worker
-from ail.algos.sam_compiled import Compiled, CompiledSteps, StackedSteps
-from ail.config import CONF_DIR, register_resolvers
-from ail.demos import load_demos
 from conftest import launch
+from hydra import compose, initialize_config_dir
 from test_sam import TINY
 
+from ail.algos.sam.compiled import Compiled, CompiledSteps, StackedSteps
+from ail.algos.sam.learner import Worker
+from ail.config import CONF_DIR, register_resolvers
+from ail.demos import load_demos
+
 # tests/test_sam.py's TINY shapes, so the compiled test reuses the graphs cached by its runs.
-BASE = ["algo=sam", "env=invertedpendulum", "algo.learning_starts=300", "algo.batch_size=32", "algo.discriminator.batch_size=32",
-        "runtime.progress=false"]
+BASE = [
+    "algo=sam",
+    "env=invertedpendulum",
+    "algo.learning_starts=300",
+    "algo.batch_size=32",
+    "algo.discriminator.batch_size=32",
+    "runtime.progress=false",
+]
 VARIANTS = {
     "default": [],
-    "td3-mse-no-popart-stored-rewards": ["algo.critic.n_critics=2", "algo.critic.target_noise=0.2", "algo.critic.popart=false",
-                                         "algo.critic.loss=mse", "algo.recompute_rewards=false", "algo.actor.q_scale=0.5"],
-    "one-step-only-no-penalty-entropy": ["algo.nstep=1", "algo.discriminator.grad_penalty=0", "algo.discriminator.entropy_weight=0.01",
-                                         "algo.discriminator.label_smoothing=null", "algo.critic.weight_decay=0.1"],
+    "td3-mse-no-popart-stored-rewards": [
+        "algo.critic.n_critics=2",
+        "algo.critic.target_noise=0.2",
+        "algo.critic.popart=false",
+        "algo.critic.loss=mse",
+        "algo.recompute_rewards=false",
+        "algo.actor.q_scale=0.5",
+    ],
+    "one-step-only-no-penalty-entropy": [
+        "algo.nstep=1",
+        "algo.discriminator.grad_penalty=0",
+        "algo.discriminator.entropy_weight=0.01",
+        "algo.discriminator.label_smoothing=null",
+        "algo.critic.weight_decay=0.1",
+    ],
 }
 
 

@@ -5,24 +5,25 @@ The GPU path keeps replay, expert pairs and every random draw on the CPU, in the
 order, so from one checkpoint an update on either device consumes the same batch and noise:
 the parameters it gives must agree to float tolerance (GPU and CPU kernels sum in other orders).
 """
+
 from __future__ import annotations
 
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
-import numpy as np
+from conftest import launch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from test_sam import TINY, sam_dir
+from test_sam_compiled import BASE, VARIANTS
 
-from ail.algos.sam import Worker
+from ail.algos.sam.learner import Worker
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
 from ail.policy import load_policy
-from conftest import launch
-from test_sam import TINY, sam_dir
-from test_sam_compiled import BASE, VARIANTS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runtime.device=cuda)")
 
@@ -62,8 +63,9 @@ def test_a_cpu_checkpoint_resumes_on_the_gpu_and_its_updates_match_the_cpus(vari
             assert logs["cuda"][k] == pytest.approx(v, rel=1e-3, abs=1e-4), k
     if compiled:  # the GPU ran CUDA graphs, not a fallback
         fast = gpu.model.fast
-        assert fast.cuda_graphs and all(f.compiled is not None and f.mode == "reduce-overhead"
-                                        for f in (fast.d_grads, fast.targets, fast.critic_grads, fast.actor_grads))
+        assert fast.cuda_graphs and all(
+            f.compiled is not None and f.mode == "reduce-overhead" for f in (fast.d_grads, fast.targets, fast.critic_grads, fast.actor_grads)
+        )
     want, got = _state(cpu), _state(gpu)
     assert want.keys() == got.keys()
     for k in want:
@@ -114,8 +116,20 @@ def test_gloo_workers_on_the_gpu_are_refused_in_one_line(runs):
 @pytest.mark.slow
 def test_sam_imitates_the_invertedpendulum_expert_on_the_gpu(runs):
     # The CPU learning test (tests/test_sam.py) with the networks on the GPU.
-    proc = launch(["algo=sam", "env=invertedpendulum", "train.env_steps=8000", "eval.every=8000", "eval.episodes=1",
-                   "eval.final_episodes=10", "runtime.progress=false", "runtime.device=cuda"], runs, timeout=900)
+    proc = launch(
+        [
+            "algo=sam",
+            "env=invertedpendulum",
+            "train.env_steps=8000",
+            "eval.every=8000",
+            "eval.episodes=1",
+            "eval.final_episodes=10",
+            "runtime.progress=false",
+            "runtime.device=cuda",
+        ],
+        runs,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((sam_dir(runs) / "summary.json").read_text())
     assert summary["normalized_score"] >= 0.9, summary

@@ -1,5 +1,6 @@
 """SAM's pieces of math, each against a hand computation: n-step windows, Pop-Art, parameter
 noise, OU noise, weight-decay scope, and gradient averaging across two gloo workers."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,10 @@ from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 from torch import nn
 
 from ail import distributed
-from ail.algos.sam_nets import SAMPolicy
-from ail.exploration import AdaptiveParamNoise, perturbable
-from ail.popart import PopArt
-from ail.replay import lookahead, nstep_targets
+from ail.algos.sam.exploration import AdaptiveParamNoise, perturbable
+from ail.algos.sam.nets import SAMPolicy
+from ail.algos.sam.popart import PopArt
+from ail.algos.sam.replay import lookahead, nstep_targets
 
 GAMMA = 0.9
 

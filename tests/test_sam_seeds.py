@@ -1,12 +1,12 @@
 """K seeds of SAM in one process (train.seeds_per_process): each seed's run directory is what it
 would be alone, preemption resumes every seed exactly, and bad combinations are refused."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import yaml
-
 from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 from test_sam import RESUME, TINY, sam_dir
 

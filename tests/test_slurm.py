@@ -2,6 +2,7 @@
 
 Skipped, with the reason, only where the Slurm packages cannot be installed (not root, no apt).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,17 +15,28 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from conftest import REPO, launch, read_metrics, without_wall_time
 
 pytestmark = pytest.mark.slow
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 # A tiny GAIL run: env steps, evaluations and a checkpoint every 2048 steps, about 10 s of work.
-TINY_GAIL = ["algo=gail", "env=cartpole", "train.env_steps=20000", "eval.every=2048", "eval.episodes=2",
-             "eval.final_episodes=2", "runtime.progress=false"]
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
-         "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=30"]
+TINY_GAIL = [
+    "algo=gail",
+    "env=cartpole",
+    "train.env_steps=20000",
+    "eval.every=2048",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "runtime.progress=false",
+]
+SLURM = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2",
+    "hydra.launcher.timeout_min=10",
+    "hydra.launcher.signal_delay_s=30",
+]
 
 
 def _free_port() -> int:
@@ -36,8 +48,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "AIL_SLURM_DIR": str(state), "AIL_SLURMCTLD_PORT": str(_free_port()),
-           "AIL_SLURMD_PORT": str(_free_port())}
+    env = {**os.environ, "AIL_SLURM_DIR": str(state), "AIL_SLURMCTLD_PORT": str(_free_port()), "AIL_SLURMD_PORT": str(_free_port())}
     install = subprocess.run(["bash", str(CLUSTER), "install"], env=env, capture_output=True, text=True, timeout=600)
     if install.returncode != 0:
         pytest.skip(f"Slurm packages cannot be installed here: {install.stderr.strip() or install.stdout.strip()}")
@@ -78,8 +89,7 @@ def test_a_preempted_job_is_requeued_and_resumes_exactly(slurm_env: dict[str, st
     ref = launch([*TINY_GAIL, "seed=0", "experiment=ref"], runs, timeout=600)
     assert ref.returncode == 0, ref.stderr
     cmd = [sys.executable, str(REPO / "launch.py"), "-m", *TINY_GAIL, "seed=0", "experiment=cut", *SLURM, f"paths.runs={runs}"]
-    sweep = subprocess.Popen(cmd, cwd=REPO, env={**slurm_env, "WANDB_MODE": "offline"}, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(cmd, cwd=REPO, env={**slurm_env, "WANDB_MODE": "offline"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = _run_dir(runs, "cut", 0) / "metrics.csv"
     deadline = time.time() + 300
     while not (metrics.exists() and len(metrics.read_text().splitlines()) > 3):
@@ -118,9 +128,24 @@ def test_a_preempted_job_is_requeued_and_resumes_exactly(slurm_env: dict[str, st
 
 def test_a_failed_job_leaves_the_others_and_is_reported_with_its_run_dir(slurm_env: dict[str, str], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    out = launch(["-m", "algo=bc", "env=cartpole", "demos=4,999", "algo.updates=100", "algo.eval_every=50",
-                  "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false", "experiment=fail", *SLURM],
-                 runs, env=slurm_env, timeout=600)
+    out = launch(
+        [
+            "-m",
+            "algo=bc",
+            "env=cartpole",
+            "demos=4,999",
+            "algo.updates=100",
+            "algo.eval_every=50",
+            "eval.episodes=2",
+            "eval.final_episodes=2",
+            "runtime.progress=false",
+            "experiment=fail",
+            *SLURM,
+        ],
+        runs,
+        env=slurm_env,
+        timeout=600,
+    )
     assert out.returncode == 1
     assert (runs / "fail" / "bc-cartpole-d4" / "seed0" / "summary.json").is_file()
     bad = runs / "fail" / "bc-cartpole-d999" / "seed0"

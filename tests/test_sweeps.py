@@ -1,4 +1,5 @@
 """Every sweep file in sweeps/ composes, gives each job its own run directory, and one really runs."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, launch
 from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
-from conftest import REPO, launch
 
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
@@ -46,8 +47,18 @@ def test_every_job_of_a_sweep_composes_into_its_own_run_directory(name: str):
 @pytest.mark.slow
 def test_a_sweep_file_runs_through_the_real_launcher(tmp_path: Path):
     runs = tmp_path / "runs"
-    tiny = ["seed=0", "train.env_steps=800", "algo.warmup_steps=300", "eval.episodes=1", "eval.final_episodes=1",
-            "eval.every=800", "algo.batch_size=16", "algo.prep_iters=3", "algo.block_iters=3", "runtime.progress=false"]
+    tiny = [
+        "seed=0",
+        "train.env_steps=800",
+        "algo.warmup_steps=300",
+        "eval.episodes=1",
+        "eval.final_episodes=1",
+        "eval.every=800",
+        "algo.batch_size=16",
+        "algo.prep_iters=3",
+        "algo.block_iters=3",
+        "runtime.progress=false",
+    ]
     proc = launch(["--config-dir", str(REPO / "sweeps"), "--config-name", "mgail_forward_model", "-m", *tiny], runs, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = sorted(str(p.parent.relative_to(runs)) for p in runs.rglob("summary.json"))
@@ -58,14 +69,27 @@ def test_a_sweep_file_runs_through_the_real_launcher(tmp_path: Path):
 @pytest.mark.parametrize("launcher", ["local", "local_parallel"])
 def test_a_failed_job_does_not_stop_the_sweep_and_is_reported_by_run_directory(tmp_path: Path, launcher: str):
     runs = tmp_path / "runs"
-    proc = launch(["-m", "algo=bc", "env=cartpole", "demos=999,4", "algo.updates=100", "algo.eval_every=50",
-                   "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false", f"hydra/launcher={launcher}"],
-                  runs, timeout=600)
+    proc = launch(
+        [
+            "-m",
+            "algo=bc",
+            "env=cartpole",
+            "demos=999,4",
+            "algo.updates=100",
+            "algo.eval_every=50",
+            "eval.episodes=1",
+            "eval.final_episodes=1",
+            "runtime.progress=false",
+            f"hydra/launcher={launcher}",
+        ],
+        runs,
+        timeout=600,
+    )
     assert proc.returncode == 1
     assert (runs / "default" / "bc-cartpole-d4" / "seed0" / "summary.json").is_file()  # ran after the failure
     bad = runs / "default" / "bc-cartpole-d999" / "seed0"
     assert not bad.exists()  # nothing half-written for the bad job
-    lines = [l for l in proc.stderr.splitlines() if l.startswith(f"  {bad}: ")]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(f"  {bad}: ")]
     assert len(lines) == 1 and "accepted: 1..10" in lines[0], proc.stderr[-2000:]
     assert "error: 1 job(s) failed:" in proc.stderr
 

@@ -1,4 +1,5 @@
 """The real launch.py end to end on tiny budgets: run dir contract, logging, determinism, resume, sweeps."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO, TINY_BC, launch, read_metrics, without_wall_time
 
 from ail import load_policy
 from ail.evaluation import evaluate
-from conftest import REPO, TINY_BC, launch, read_metrics, without_wall_time
 
 
 def run_dir(runs: Path, exp: str = "default", name: str = "bc-cartpole-d4", seed: int = 0) -> Path:
@@ -96,8 +97,7 @@ def _wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120)
     raise AssertionError(f"{path} never reached {n} rows")
 
 
-LONG_BC = ["env=cartpole", "algo.updates=1200", "algo.eval_every=100", "eval.episodes=2", "eval.final_episodes=2",
-           "runtime.progress=false"]
+LONG_BC = ["env=cartpole", "algo.updates=1200", "algo.eval_every=100", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
 
 
 @pytest.mark.slow
@@ -141,8 +141,21 @@ def test_tensorboard_and_wandb_offline(runs):
 
 @pytest.mark.slow
 def test_multirun_sweep_over_envs_and_seeds(runs):
-    proc = launch(["-m", "algo=bc", "env=cartpole,acrobot", "seed=0,1", "algo.updates=100", "algo.eval_every=100",
-                   "eval.episodes=1", "eval.final_episodes=1", "runtime.progress=false"], runs, timeout=600)
+    proc = launch(
+        [
+            "-m",
+            "algo=bc",
+            "env=cartpole,acrobot",
+            "seed=0,1",
+            "algo.updates=100",
+            "algo.eval_every=100",
+            "eval.episodes=1",
+            "eval.final_episodes=1",
+            "runtime.progress=false",
+        ],
+        runs,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     for env in ("cartpole", "acrobot"):
         for seed in (0, 1):
@@ -152,8 +165,9 @@ def test_multirun_sweep_over_envs_and_seeds(runs):
 
 @pytest.mark.slow
 def test_bc_learns_cartpole(runs):
-    proc = launch(["env=cartpole", "algo.updates=1500", "algo.eval_every=500", "eval.episodes=5", "eval.final_episodes=10",
-                   "runtime.progress=false"], runs)
+    proc = launch(
+        ["env=cartpole", "algo.updates=1500", "algo.eval_every=500", "eval.episodes=5", "eval.final_episodes=10", "runtime.progress=false"], runs
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir(runs) / "summary.json").read_text())
     assert summary["normalized_score"] >= 0.9, summary

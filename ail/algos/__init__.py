@@ -1,1 +1,1 @@
-"""One module per algorithm; each exposes ``train(run: ail.run.Run) -> None``."""
+"""One module per algorithm, each with an :class:`ail.algorithm.Learner` subclass named by ``conf/algo/<name>.yaml: learner``."""

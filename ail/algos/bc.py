@@ -10,6 +10,7 @@ statistics; the saved policy applies that itself. BC takes no environment steps:
 ``algo.updates`` gradient steps, ``eval.every`` counts gradient steps too, and ``env_steps``
 stays 0 in its metrics.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,6 @@ from ail.activations import activation as activation_class
 from ail.algorithm import Learner
 from ail.demos import Demos, check_demos_match_env
 from ail.envs import make_env
-from ail.errors import ConfigError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.seeding import rng_state, set_random_seed, set_rng_state
 
@@ -33,8 +33,11 @@ def build_policy(observation_space: Any, action_space: Any, net_arch: list[int],
 
     act_cls = activation_class(activation, "algo.activation")
     return ActorCriticPolicy(
-        observation_space, action_space, lr_schedule=lambda _: lr,
-        net_arch=dict(pi=list(net_arch), vf=[]), activation_fn=act_cls,
+        observation_space,
+        action_space,
+        lr_schedule=lambda _: lr,
+        net_arch=dict(pi=list(net_arch), vf=[]),
+        activation_fn=act_cls,
     )
 
 
@@ -55,14 +58,9 @@ class BC(Learner):
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
-        for key in ("updates", "batch_size"):
-            v = cfg.algo[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ConfigError(f"algo.{key}={v} is invalid; accepted: a positive integer")
         env = make_env(cfg.env.name)
         check_demos_match_env(demos, env.observation_space, env.action_space)
         env.close()
-        activation_class(str(cfg.algo.activation), "algo.activation")
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
@@ -119,8 +117,13 @@ class BC(Learner):
         save_policy(path, self.policy, self.normalizer, meta={"algo": "bc", "env": self.cfg.env.name})
 
     def state_dict(self, i: int = 0) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "rng": rng_state(), "updates": self._updates}
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": rng_state(),
+            "updates": self._updates,
+        }
 
     def load_state_dict(self, i: int, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])

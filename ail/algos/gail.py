@@ -17,6 +17,7 @@ reward is not rescaled); D keeps its own statistics. Expert pairs may be subsamp
 (``algo.demo_subsample``: every k-th pair from a random offset per trajectory).
 A checkpoint holds everything, simulator states included, so a resumed run continues exactly.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from ail.activations import activation
 from ail.algorithm import Learner
 from ail.demos import Demos, check_demos_match_env
-from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing_from_cfg
+from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
 from ail.errors import ConfigError
@@ -77,13 +78,12 @@ def build_generator(a: Any, venv: Any, seed: int) -> Any:
     cls = generator_class(name)
     hyper = {k: parse_schedule(v) for k, v in OmegaConf.to_container(a[name], resolve=True).items()}  # "lin_1e-3": linear decay
     p = a.policy
-    policy_kwargs = dict(net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)), activation_fn=activation(str(p.activation), "algo.policy.activation"))
+    policy_kwargs = dict(
+        net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)), activation_fn=activation(str(p.activation), "algo.policy.activation")
+    )
     if isinstance(venv.action_space, gym.spaces.Box):
         policy_kwargs["log_std_init"] = float(p.log_std_init)
     return cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs, **hyper)
-
-
-VEC_ENVS = ("dummy", "subproc")  # SB3 DummyVecEnv (envs stepped in this process) | SubprocVecEnv (one process each)
 
 
 class GAIL(Learner):
@@ -94,27 +94,17 @@ class GAIL(Learner):
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         a = cfg.algo
-        d = a.discriminator
-        generator_class(str(a.generator))
-        if str(a.vec_env) not in VEC_ENVS:
-            raise ConfigError(f"algo.vec_env={a.vec_env} is invalid; accepted: {', '.join(VEC_ENVS)}")
-        if int(a.n_envs) <= 0:
-            raise ConfigError(f"algo.n_envs={a.n_envs} is invalid; accepted: a positive integer")
         check_reward_for_task(str(a.reward), str(cfg.env.termination), False, bool(a.allow_biased_reward))
-        label_smoothing_from_cfg(OmegaConf.to_container(d, resolve=True)["label_smoothing"])
-        if int(d.epochs) <= 0 or int(d.batch_size) <= 0:
-            raise ConfigError(f"algo.discriminator.epochs/batch_size must be positive integers, got {d.epochs}/{d.batch_size}")
-        activation(str(a.policy.activation), "algo.policy.activation")
         env = make_env(cfg.env.name)
         check_demos_match_env(demos, env.observation_space, env.action_space)
-        build_discriminator(env.observation_space, env.action_space, d)
+        build_discriminator(env.observation_space, env.action_space, a.discriminator)  # e.g. one-hot actions for a Box space
         env.close()
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
         a = self.a = cfg.algo
         d = a.discriminator
-        self.smoothing = label_smoothing_from_cfg(OmegaConf.to_container(d, resolve=True)["label_smoothing"])
+        self.smoothing = label_smoothing(d)
         seed = int(cfg.seed)
         set_random_seed(seed, int(cfg.runtime.threads))
         self.venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=seed, subprocess=str(a.vec_env) == "subproc")
@@ -156,11 +146,18 @@ class GAIL(Learner):
         for _ in range(int(d.epochs)):
             perm = torch.randperm(n, generator=self.g)
             for start in range(0, n - batch + 1, batch):
-                idx = perm[start:start + batch]
+                idx = perm[start : start + batch]
                 e_idx = torch.randint(len(self.expert_obs), (batch,), generator=self.g)
-                loss, logs = disc.loss(self.expert_obs[e_idx], self.expert_act[e_idx], obs[idx.numpy()], actions[idx.numpy()],
-                                       grad_penalty=float(d.grad_penalty), label_smoothing=self.smoothing,
-                                       entropy_weight=float(d.entropy_weight), generator=self.g)
+                loss, logs = disc.loss(
+                    self.expert_obs[e_idx],
+                    self.expert_act[e_idx],
+                    obs[idx.numpy()],
+                    actions[idx.numpy()],
+                    grad_penalty=float(d.grad_penalty),
+                    label_smoothing=self.smoothing,
+                    entropy_weight=float(d.entropy_weight),
+                    generator=self.g,
+                )
                 self.d_opt.zero_grad()
                 loss.backward()
                 self.d_opt.step()
@@ -187,11 +184,13 @@ class GAIL(Learner):
             new_rewards = roll["rewards"]
         model.train()
         self.rounds += 1
-        logs.update({
-            "reward_mean": float(new_rewards.mean()),
-            "train_true_return": float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan"),
-            **self.sb3.train_logs(),
-        })
+        logs.update(
+            {
+                "reward_mean": float(new_rewards.mean()),
+                "train_true_return": float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan"),
+                **self.sb3.train_logs(),
+            }
+        )
         return [logs]
 
     def acting_policy(self, i: int = 0) -> LoadedPolicy:
@@ -202,14 +201,24 @@ class GAIL(Learner):
         return LoadedPolicy(self.model.policy, normalizer)
 
     def save_policy(self, i: int, path: Path) -> None:
-        save_policy(path, self.model.policy, self.acting_policy().normalizer,
-                    meta={"algo": "gail", "generator": str(self.a.generator), "env": self.cfg.env.name})
+        save_policy(
+            path,
+            self.model.policy,
+            self.acting_policy().normalizer,
+            meta={"algo": "gail", "generator": str(self.a.generator), "env": self.cfg.env.name},
+        )
 
     def state_dict(self, i: int = 0) -> dict[str, Any]:
         return {
-            "sb3": self.sb3.state_dict(), "env_states": get_vec_env_states(self.venv), "wrapper_obs": self.reward_venv.state(),
-            "obs_rms": getattr(self.gen_env, "obs_rms", None), "old_obs": getattr(self.gen_env, "old_obs", None),
-            "disc": self.disc.state_dict(), "d_opt": self.d_opt.state_dict(), "g": self.g.get_state(), "rng": rng_state(),
+            "sb3": self.sb3.state_dict(),
+            "env_states": get_vec_env_states(self.venv),
+            "wrapper_obs": self.reward_venv.state(),
+            "obs_rms": getattr(self.gen_env, "obs_rms", None),
+            "old_obs": getattr(self.gen_env, "old_obs", None),
+            "disc": self.disc.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "g": self.g.get_state(),
+            "rng": rng_state(),
             "rounds": self.rounds,
         }
 

@@ -9,12 +9,13 @@ Gaussian ``||mu_new - mu_old||^2 / (2 sigma^2)`` (normalised units), categorical
 The paper's variant used TRPO with a score-function gradient; keeping the pathwise gradient
 and adding only the trust region is this project's reading (docs/mgail_dyna.md).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ail.diff_policy import DiffPolicy
+from ail.algos.model_based.diff_policy import DiffPolicy
 
 
 def mean_kl(policy: DiffPolicy, states: torch.Tensor, old_head: torch.Tensor) -> torch.Tensor:
@@ -23,7 +24,7 @@ def mean_kl(policy: DiffPolicy, states: torch.Tensor, old_head: torch.Tensor) ->
     if policy.discrete:
         logp_old = F.log_softmax(old_head, -1)
         return (logp_old.exp() * (logp_old - F.log_softmax(head, -1))).sum(-1).mean()
-    return (head - old_head).pow(2).sum(-1).mean() / (2.0 * policy.noise_std ** 2)
+    return (head - old_head).pow(2).sum(-1).mean() / (2.0 * policy.noise_std**2)
 
 
 def conjugate_gradient(fvp, b: torch.Tensor, iters: int = 10, tol: float = 1e-10) -> torch.Tensor:
@@ -44,8 +45,9 @@ def conjugate_gradient(fvp, b: torch.Tensor, iters: int = 10, tol: float = 1e-10
     return x
 
 
-def natural_gradient_step(policy: DiffPolicy, loss: torch.Tensor, states: torch.Tensor, max_kl: float,
-                          damping: float = 0.1, cg_iters: int = 10) -> tuple[bool, float]:
+def natural_gradient_step(
+    policy: DiffPolicy, loss: torch.Tensor, states: torch.Tensor, max_kl: float, damping: float = 0.1, cg_iters: int = 10
+) -> tuple[bool, float]:
     """Apply one trust-region step to ``policy``; returns (applied, KL of the step taken)."""
     params = [p for p in policy.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -68,7 +70,7 @@ def natural_gradient_step(policy: DiffPolicy, loss: torch.Tensor, states: torch.
         return False, 0.0
     full_step = (2.0 * max_kl / shs) ** 0.5 * step_dir
     old = torch.nn.utils.parameters_to_vector(params).detach().clone()
-    for frac in (0.5 ** k for k in range(10)):
+    for frac in (0.5**k for k in range(10)):
         torch.nn.utils.vector_to_parameters(old - frac * full_step, params)
         with torch.no_grad():
             kl = float(mean_kl(policy, states, old_head))

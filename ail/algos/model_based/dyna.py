@@ -12,21 +12,19 @@ One iteration (all counts are config keys, ``conf/algo/dyna.yaml``):
    policy step on ``sum_t gamma^t (-log D)`` (eq. 8). D never sees imagined data.
 
 ``policy_update=trpo`` (the paper's section 5 variant) replaces each policy Adam step by a
-natural-gradient step under a KL trust region (:mod:`ail.natural_gradient`).
+natural-gradient step under a KL trust region (:mod:`ail.algos.model_based.natural_gradient`).
 Every real env step counts towards ``train.env_steps``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
-from ail.algos.mb_learner import ModelBasedLearner
+from ail.algos.model_based.learner import ModelBasedLearner
+from ail.algos.model_based.unroll import check_horizon, episode_limit
 from ail.demos import Demos
-from ail.errors import ConfigError
-from ail.model_based import check_horizon, episode_limit, positive
-
-POLICY_UPDATES = ("adam", "trpo")
 
 
 class Dyna(ModelBasedLearner):
@@ -37,13 +35,6 @@ class Dyna(ModelBasedLearner):
         super().validate(cfg, demos)
         a = cfg.algo
         check_horizon(a.plan_steps, "algo.plan_steps", episode_limit(cfg.env.name))
-        for key in ("learn_iters", "plan_batch", "fm_iters"):
-            positive(a[key], f"algo.{key}")
-        if not isinstance(a.plan_iters, int) or a.plan_iters < 0:
-            raise ConfigError(f"algo.plan_iters={a.plan_iters} is invalid; accepted: an integer >= 0 (0 = no planning)")
-        if str(a.policy_update) not in POLICY_UPDATES:
-            raise ConfigError(f"algo.policy_update={a.policy_update} is invalid; accepted: {', '.join(POLICY_UPDATES)}")
-        positive(a.max_kl, "algo.max_kl", integer=False)
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)

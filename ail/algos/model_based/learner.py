@@ -1,8 +1,9 @@
 """The state MGAIL and Dyna-AIL share (envs, D, forward model, policy, replay) and its single steps.
 
-Each algorithm file (:mod:`ail.algos.mgail`, :mod:`ail.algos.dyna`) is only a schedule of these
-steps; the math is in :mod:`ail.model_based`, :mod:`ail.forward_model`, :mod:`ail.diff_policy`.
+Each algorithm file (:mod:`ail.algos.model_based.mgail`, :mod:`ail.algos.model_based.dyna`) is only a schedule of these
+steps; the math is in :mod:`ail.algos.model_based.unroll`, :mod:`ail.algos.model_based.forward_model`, :mod:`ail.algos.model_based.diff_policy`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -12,20 +13,29 @@ from typing import Any, Optional, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from ail.algorithm import Learner
+from ail.algos.model_based.diff_policy import DiffPolicy
+from ail.algos.model_based.forward_model import build_forward_model
+from ail.algos.model_based.natural_gradient import natural_gradient_step
+from ail.algos.model_based.unroll import (
+    RealUnroller,
+    Unrolled,
+    check_horizon,
+    encode_actions,
+    episode_limit,
+    imagined_unroll,
+    policy_step,
+    replay_sequences,
+    reset_to_states,
+)
 from ail.demos import Demos, check_demos_match_env
-from ail.diff_policy import ACTION_BOUNDS, DiffPolicy
-from ail.discriminator import build_discriminator, label_smoothing_from_cfg
+from ail.discriminator import build_discriminator, label_smoothing
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
-from ail.forward_model import KINDS, build_forward_model
-from ail.model_based import (RealUnroller, Unrolled, check_horizon, encode_actions, episode_limit, imagined_unroll, policy_step,
-                             positive, replay_sequences, reset_to_states)
-from ail.natural_gradient import natural_gradient_step
 from ail.policy import LoadedPolicy, save_policy
 from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
 
@@ -40,33 +50,13 @@ class ModelBasedLearner(Learner):
         """Checks both algorithms need before any training (subclasses add their own, then call this)."""
         a = cfg.algo
         check_horizon(a.unroll_steps, "algo.unroll_steps", episode_limit(cfg.env.name))
-        for key in ("n_envs", "batch_size", "replay_size"):
-            positive(a[key], f"algo.{key}")
-        if not isinstance(a.warmup_steps, int) or a.warmup_steps < 0:
-            raise ConfigError(f"algo.warmup_steps={a.warmup_steps} is invalid; accepted: an integer >= 0")
         warmup = max(1, int(a.warmup_steps) // int(a.n_envs)) * int(a.n_envs)
         if int(cfg.train.env_steps) <= warmup:
-            raise ConfigError(f"train.env_steps={cfg.train.env_steps} is spent by the warm-up alone ({warmup} env steps: "
-                              f"algo.warmup_steps={a.warmup_steps} over algo.n_envs={a.n_envs}), so no update would run; "
-                              f"accepted: train.env_steps > {warmup}, or a smaller algo.warmup_steps")
-        positive(a.policy.lr, "algo.policy.lr", integer=False)
-        if not 0.0 <= float(a.policy.average) <= 1.0:
-            raise ConfigError(f"algo.policy.average={a.policy.average} is invalid; accepted: a number in [0, 1] (0 = off)")
-        if str(a.policy.action_bound) not in ACTION_BOUNDS:
-            raise ConfigError(f"algo.policy.action_bound={a.policy.action_bound} is invalid; accepted: {', '.join(ACTION_BOUNDS)}")
-        if not float(a.policy.bound_penalty) >= 0:
-            raise ConfigError(f"algo.policy.bound_penalty={a.policy.bound_penalty} is invalid; accepted: a number >= 0")
-        if str(a.policy.lr_schedule) not in ("constant", "linear"):
-            raise ConfigError(f"algo.policy.lr_schedule={a.policy.lr_schedule} is invalid; accepted: constant, linear")
-        positive(a.forward_model.lr, "algo.forward_model.lr", integer=False)
-        positive(a.discriminator.lr, "algo.discriminator.lr", integer=False)
-        positive(a.forward_model.max_error, "algo.forward_model.max_error", integer=False)
-        positive(a.forward_model.plan_bound, "algo.forward_model.plan_bound", integer=False)
-        if str(a.forward_model.kind) not in KINDS:
-            raise ConfigError(f"algo.forward_model.kind={a.forward_model.kind} is invalid; accepted: {', '.join(KINDS)}")
-        if not 0.0 < float(a.gamma) <= 1.0:
-            raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: a number in (0, 1]")
-        label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
+            raise ConfigError(
+                f"train.env_steps={cfg.train.env_steps} is spent by the warm-up alone ({warmup} env steps: "
+                f"algo.warmup_steps={a.warmup_steps} over algo.n_envs={a.n_envs}), so no update would run; "
+                f"accepted: train.env_steps > {warmup}, or a smaller algo.warmup_steps"
+            )
         env = make_env(cfg.env.name)
         check_demos_match_env(demos, env.observation_space, env.action_space)
         env.close()
@@ -82,9 +72,14 @@ class ModelBasedLearner(Learner):
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32)
         self.expert_act = encode_actions(torch.as_tensor(demos.actions), space)
-        self.policy = DiffPolicy(self.venv.observation_space, space, net_arch=list(a.policy.net_arch),
-                                 noise_std=float(a.policy.noise_std), temperature=float(a.policy.temperature),
-                                 action_bound=str(a.policy.action_bound))
+        self.policy = DiffPolicy(
+            self.venv.observation_space,
+            space,
+            net_arch=list(a.policy.net_arch),
+            noise_std=float(a.policy.noise_std),
+            temperature=float(a.policy.temperature),
+            action_bound=str(a.policy.action_bound),
+        )
         self.policy.set_statistics(demos.obs, None if self.discrete else np.asarray(demos.actions, dtype=np.float64))
         # The evaluated and saved policy: a Polyak average of the trained one when algo.policy.average > 0.
         self.avg_rate = float(a.policy.average)
@@ -95,14 +90,19 @@ class ModelBasedLearner(Learner):
         self.p_opt = torch.optim.Adam(self.policy.parameters(), lr=float(a.policy.lr))
         self.f_opt = torch.optim.Adam(self.fm.parameters(), lr=float(a.forward_model.lr))
         self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(a.discriminator.lr))
-        self.smoothing = label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
-        self.replay = ReplayBuffer(int(a.replay_size) // int(a.n_envs), self.venv.observation_space, space, device="cpu",
-                                   n_envs=int(a.n_envs), handle_timeout_termination=False)
+        self.smoothing = label_smoothing(a.discriminator)
+        self.replay = ReplayBuffer(
+            int(a.replay_size) // int(a.n_envs),
+            self.venv.observation_space,
+            space,
+            device="cpu",
+            n_envs=int(a.n_envs),
+            handle_timeout_termination=False,
+        )
         self.g = torch.Generator().manual_seed(self.seed)
         self.max_kl: Optional[float] = None
         self.np_rng = np.random.default_rng(self.seed)
-        self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma),
-                                     float(a.forward_model.max_error), self.g)
+        self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma), float(a.forward_model.max_error), self.g)
         # algo.collect_start=expert (MGAIL): collections start from random expert states in envs of their own.
         self.start_venv = None
         if str(a.get("collect_start", "live")) == "expert":
@@ -114,11 +114,22 @@ class ModelBasedLearner(Learner):
     def state_dict(self, i: int = 0) -> dict[str, Any]:
         u = self.unroller
         return {
-            "policy": self.policy.state_dict(), "policy_avg": self.policy_avg.state_dict(), "fm": self.fm.state_dict(), "disc": self.disc.state_dict(),
-            "p_opt": self.p_opt.state_dict(), "f_opt": self.f_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-            "replay": self.replay, "env_states": get_vec_env_states(self.venv), "last_obs": u.last_obs,
-            "env_steps": u.env_steps, "stopped_unrolls": u.stopped_unrolls, "g": self.g.get_state(),
-            "np_rng": self.np_rng.bit_generator.state, "rng": rng_state(), "counters": self.counters,
+            "policy": self.policy.state_dict(),
+            "policy_avg": self.policy_avg.state_dict(),
+            "fm": self.fm.state_dict(),
+            "disc": self.disc.state_dict(),
+            "p_opt": self.p_opt.state_dict(),
+            "f_opt": self.f_opt.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "replay": self.replay,
+            "env_states": get_vec_env_states(self.venv),
+            "last_obs": u.last_obs,
+            "env_steps": u.env_steps,
+            "stopped_unrolls": u.stopped_unrolls,
+            "g": self.g.get_state(),
+            "np_rng": self.np_rng.bit_generator.state,
+            "rng": rng_state(),
+            "counters": self.counters,
         }
 
     def load_state_dict(self, i: int, s: dict[str, Any]) -> None:
@@ -159,10 +170,17 @@ class ModelBasedLearner(Learner):
         e_idx = torch.randint(len(self.expert_obs), (n,), generator=self.g)
         self.disc.update_obs_stats(np.concatenate([batch.observations.numpy(), self.expert_obs[e_idx].numpy()]))
         self.disc.train()
-        loss, logs = self.disc.loss(self.expert_obs[e_idx], self.expert_act[e_idx], batch.observations,
-                                    encode_actions(batch.actions, self.venv.action_space),
-                                    grad_penalty=float(d.grad_penalty), label_smoothing=self.smoothing,
-                                    entropy_weight=float(d.entropy_weight), generator=self.g, encoded=True)
+        loss, logs = self.disc.loss(
+            self.expert_obs[e_idx],
+            self.expert_act[e_idx],
+            batch.observations,
+            encode_actions(batch.actions, self.venv.action_space),
+            grad_penalty=float(d.grad_penalty),
+            label_smoothing=self.smoothing,
+            entropy_weight=float(d.entropy_weight),
+            generator=self.g,
+            encoded=True,
+        )
         self.d_opt.zero_grad()
         loss.backward()
         self.d_opt.step()
@@ -199,14 +217,12 @@ class ModelBasedLearner(Learner):
     def policy_update_from(self, unrolled: Unrolled) -> dict[str, float]:
         """One policy step on a real unroll's cost, scored by D as it is now."""
         loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
-        return self._policy_step(loss, {"policy_loss": float(loss.detach()), "unroll_stopped": float(unrolled.stopped_early)},
-                                 unrolled)
+        return self._policy_step(loss, {"policy_loss": float(loss.detach()), "unroll_stopped": float(unrolled.stopped_early)}, unrolled)
 
     def planning_update(self, steps: int, batch: int) -> dict[str, float]:
         """Dyna-AIL's planning update: imagined rollouts of ``steps`` from replay states, no env."""
         start = self._replay_batch(batch).observations
-        unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, float(self.a.gamma),
-                                         float(self.a.forward_model.plan_bound), self.g)
+        unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, float(self.a.gamma), float(self.a.forward_model.plan_bound), self.g)
         loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
         return self._policy_step(loss, {"plan_loss": float(loss.detach()), "plan_kept": kept}, unrolled)
 
@@ -247,13 +263,20 @@ class ModelBasedLearner(Learner):
         return LoadedPolicy(self.policy_avg if self.avg_rate > 0 else self.policy)
 
     def evaluation_logs(self, i: int = 0) -> dict[str, float]:
-        return {**self.fm_errors(int(self.a.unroll_steps)), "unrolls_stopped": float(self.unroller.stopped_unrolls),
-                "policy_skipped": float(self.counters["policy_skipped"])}
+        return {
+            **self.fm_errors(int(self.a.unroll_steps)),
+            "unrolls_stopped": float(self.unroller.stopped_unrolls),
+            "policy_skipped": float(self.counters["policy_skipped"]),
+        }
 
     def save_policy(self, i: int, path: Path) -> None:
         save_policy(path, self.acting_policy().policy, meta={"algo": self.cfg.algo.name, "env": self.cfg.env.name})
 
     def summary(self, i: int = 0) -> dict[str, Any]:
         c = self.counters
-        return {"demo_pairs": len(self.demos), "iterations": c["iteration"], "unrolls_stopped": self.unroller.stopped_unrolls,
-                "policy_steps_skipped": c["policy_skipped"]}
+        return {
+            "demo_pairs": len(self.demos),
+            "iterations": c["iteration"],
+            "unrolls_stopped": self.unroller.stopped_unrolls,
+            "policy_steps_skipped": c["policy_skipped"],
+        }

@@ -17,6 +17,7 @@
 Observations are standardised with the expert data's statistics (fixed buffers). Acting
 deterministically returns the mean action / the argmax of the logits.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence

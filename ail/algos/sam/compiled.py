@@ -1,7 +1,7 @@
 """SAM's update step as compiled graphs (``algo.compile=true``).
 
 Why: with 64-unit MLPs and a 256 batch, every kernel is tiny, so the eager update in
-:mod:`ail.algos.sam_agent` spends most of its time dispatching a few hundred small ops per
+:mod:`ail.algos.sam.agent` spends most of its time dispatching a few hundred small ops per
 update. Here each gradient is ``torch.func.grad`` of a pure function of a parameter dict
 (``functional_call`` on the very modules SB3 owns), and ``torch.compile`` turns forward and
 backward into one fused graph. Going through ``torch.func`` also lets the compiler trace the
@@ -18,6 +18,7 @@ Where compilation is unavailable (no C++ compiler for inductor, an unsupported p
 first call fails, a one-line warning is printed, and the same functions run uncompiled through
 ``torch.func``: the run continues with identical math.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from ail.algos.sam.replay import nstep_return
 from ail.discriminator import reward_from_logits
-from ail.replay import nstep_return
 
 Params = dict[str, torch.Tensor]
 
@@ -80,10 +81,14 @@ class Compiled:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 failed = f"torch.compile(mode={self.mode!r})" if self.mode else "torch.compile"
                 self.compiled = self._next()
-                then = ("running it uncompiled" if self.compiled is None
-                        else f"trying torch.compile(mode={self.mode!r})" if self.mode else "trying torch.compile without CUDA graphs")
-                print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}",
-                      file=sys.stderr, flush=True)
+                then = (
+                    "running it uncompiled"
+                    if self.compiled is None
+                    else f"trying torch.compile(mode={self.mode!r})"
+                    if self.mode
+                    else "trying torch.compile without CUDA graphs"
+                )
+                print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}", file=sys.stderr, flush=True)
         return self.fn(*args)
 
 
@@ -106,6 +111,7 @@ class CompiledSteps:
 
         def d_loss(p: Params, x_e: torch.Tensor, x_p: torch.Tensor, y_e: torch.Tensor, eps: torch.Tensor) -> Any:
             """Discriminator.loss on features (see ail/discriminator.py); returns (loss, 7 logs)."""
+
             def f(x: torch.Tensor) -> torch.Tensor:
                 return functional_call(disc, p, (x,))
 
@@ -121,14 +127,27 @@ class CompiledSteps:
                 g = grad(lambda x: f(x).sum())(x_hat)  # grad_x f per sample (rows are independent)
                 gp = (g.norm(2, dim=1) - 1).pow(2).mean()
                 loss = loss + gp_w * gp
-            logs = torch.stack([loss, torch.sigmoid(f_e).mean(), torch.sigmoid(f_p).mean(), (f_e > 0).float().mean(),
-                                (f_p < 0).float().mean(), entropy, gp]).detach()
+            logs = torch.stack(
+                [loss, torch.sigmoid(f_e).mean(), torch.sigmoid(f_p).mean(), (f_e > 0).float().mean(), (f_p < 0).float().mean(), entropy, gp]
+            ).detach()
             return loss, logs
 
-        def targets(dp: Params, atp: Params, ctp: Params, x_win: Optional[torch.Tensor], r_stored: Optional[torch.Tensor],
-                    next_all: torch.Tensor, noise: Optional[torch.Tensor], term1: torch.Tensor, valid: torch.Tensor,
-                    length: torch.Tensor, terminal: torch.Tensor, v_abs: torch.Tensor, pop_mean: torch.Tensor,
-                    pop_sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def targets(
+            dp: Params,
+            atp: Params,
+            ctp: Params,
+            x_win: Optional[torch.Tensor],
+            r_stored: Optional[torch.Tensor],
+            next_all: torch.Tensor,
+            noise: Optional[torch.Tensor],
+            term1: torch.Tensor,
+            valid: torch.Tensor,
+            length: torch.Tensor,
+            terminal: torch.Tensor,
+            v_abs: torch.Tensor,
+            pop_mean: torch.Tensor,
+            pop_sigma: torch.Tensor,
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             """SAM._eager_targets: D's rewards on the windows, Q' on both bootstraps, y_1 and y_n (return units)."""
             b, n = valid.shape
             if x_win is not None:
@@ -184,18 +203,20 @@ class CompiledSteps:
 class StackedSteps:
     """One SAM update of K seeds at once: per-seed inputs, one vmapped call per step, per-seed finish.
 
-    ``models``: K :class:`ail.algos.sam_agent.SAM` agents built with ``compile`` on (their
+    ``models``: K :class:`ail.algos.sam.agent.SAM` agents built with ``compile`` on (their
     :class:`CompiledSteps` hold the functions and parameter views), identical in settings and
     shapes, each with its own replay, generators, Pop-Art statistics and optimisers. The stacked
     call gives each seed the gradients its own call would, to float tolerance
-    (tests/test_sam_compiled.py). Used by ``train.seeds_per_process=K`` (ail/algos/sam.py);
+    (tests/test_sam_compiled.py). Used by ``train.seeds_per_process=K`` (ail/algos/sam/learner.py);
     measured by benchmarks/seed_stacking.py (docs/performance.md).
     """
 
     def __init__(self, models: list[Any], enabled: bool = True):
         if not all(m.fast is not None and m._fast_d and m._fast_actor for m in models):
-            raise ValueError("StackedSteps needs agents built with the functional update (algo.compile=true or "
-                             "train.seeds_per_process>1) and without absorbing states, spectral norm or the reward-gradient actor term")
+            raise ValueError(
+                "StackedSteps needs agents built with the functional update (algo.compile=true or "
+                "train.seeds_per_process>1) and without absorbing states, spectral norm or the reward-gradient actor term"
+            )
         self.models, self.enabled = models, enabled
         fns = models[0].fast.functions  # closures over seed 0's modules: only their structure is used
         self.d = grad(fns["d_loss"], has_aux=True)
@@ -227,8 +248,14 @@ class StackedSteps:
     def update_actor_critic(self) -> list[dict[str, float]]:
         ms = self.models
         batches = [m.ac_batch() for m in ms]
-        r_win, y1, yn = self._call("t", self.t, self._params("disc"), self._params("actor_target"), self._params("critic_target"),
-                                   *self._stack([m.target_inputs(b) for m, b in zip(ms, batches)]))
+        r_win, y1, yn = self._call(
+            "t",
+            self.t,
+            self._params("disc"),
+            self._params("actor_target"),
+            self._params("critic_target"),
+            *self._stack([m.target_inputs(b) for m, b in zip(ms, batches)]),
+        )
         ins = self._stack([m.critic_inputs(b, r_win[k], y1[k], yn[k]) for k, (m, b) in enumerate(zip(ms, batches))])
         grads, loss = self._call("c", self.c, self._params("critic"), *ins)
         logs = [m.critic_finish(b, {n: g[k] for n, g in grads.items()}, loss[k]) for k, (m, b) in enumerate(zip(ms, batches))]
@@ -246,6 +273,6 @@ class StackedSteps:
 
     def train(self, gradient_steps: int) -> None:
         """``SAM.train`` for all K seeds at once (each seed's ``logs`` set as its own would be)."""
-        from ail.algos.sam_agent import train_agents  # here: sam_agent imports this module
+        from ail.algos.sam.agent import train_agents  # here: agent imports this module
 
         train_agents(self.models, gradient_steps, self.update_discriminator, self.update_actor_critic)

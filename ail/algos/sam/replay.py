@@ -14,6 +14,7 @@ The n-step target for row ``i`` is then
 ``y_n = sum_{k<L} gamma^k r_{i+k} + gamma^L * mask * Q'(next_obs[i+L-1])`` with the window's
 actual length ``L`` (1 <= L <= n).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,9 +52,7 @@ def sample_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator)
     return rows, envs
 
 
-def lookahead(
-    dones: np.ndarray, timeouts: np.ndarray, pos: int, full: bool, rows: np.ndarray, envs: np.ndarray, n: int
-) -> Windows:
+def lookahead(dones: np.ndarray, timeouts: np.ndarray, pos: int, full: bool, rows: np.ndarray, envs: np.ndarray, n: int) -> Windows:
     """Vectorised n-step windows. ``dones``/``timeouts``: ``(size, n_envs)``; ``rows``, ``envs``: ``(B,)``."""
     size = dones.shape[0]
     k = np.arange(n)
@@ -82,13 +81,23 @@ def nstep_targets(
     absorbing state's value when absorbing states are on.
     """
     dev = rewards.device
-    return nstep_return(rewards, *(torch.from_numpy(x).to(dev) for x in (windows.valid, windows.length, windows.terminal)),
-                        next_values, gamma, torch.as_tensor(terminal_value, device=dev))
+    return nstep_return(
+        rewards,
+        *(torch.from_numpy(x).to(dev) for x in (windows.valid, windows.length, windows.terminal)),
+        next_values,
+        gamma,
+        torch.as_tensor(terminal_value, device=dev),
+    )
 
 
 def nstep_return(
-    rewards: torch.Tensor, valid: torch.Tensor, length: torch.Tensor, terminal: torch.Tensor, next_values: torch.Tensor,
-    gamma: float, terminal_value: torch.Tensor,
+    rewards: torch.Tensor,
+    valid: torch.Tensor,
+    length: torch.Tensor,
+    terminal: torch.Tensor,
+    next_values: torch.Tensor,
+    gamma: float,
+    terminal_value: torch.Tensor,
 ) -> torch.Tensor:
     """The tensor core of :func:`nstep_targets` (also traced by SAM's compiled step):
     ``valid (B, n)`` bool, ``length (B,)`` int, ``terminal (B,)`` bool; float64 sums."""
@@ -114,8 +123,16 @@ class CompactReplayBuffer(ReplayBuffer):
     (tests/test_replay_memory.py).
     """
 
-    def __init__(self, buffer_size: int, observation_space: Any, action_space: Any, device: Any = "auto", n_envs: int = 1,
-                 optimize_memory_usage: bool = False, handle_timeout_termination: bool = True):
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: Any,
+        action_space: Any,
+        device: Any = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+    ):
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(f"CompactReplayBuffer stores flat Box observations, got {observation_space}")
         # Let SB3 size everything but the observations (allocated lazily by numpy, so never touched).
@@ -125,8 +142,9 @@ class CompactReplayBuffer(ReplayBuffer):
         self.finals: dict[tuple[int, int], np.ndarray] = {}
         self.pending = np.zeros((self.n_envs, *self.obs_shape), dtype=np.float32)
 
-    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
-            infos: list[dict[str, Any]]) -> None:
+    def add(
+        self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
         for e in range(self.n_envs):
             self.finals.pop((self.pos, e), None)  # the episode end this row held is overwritten
         self.observations[self.pos] = obs
@@ -172,8 +190,14 @@ def buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
     """The filled part of the buffer plus its cursor, for a checkpoint."""
     upto = buffer.buffer_size if buffer.full else buffer.pos
     if isinstance(buffer, CompactReplayBuffer):
-        return {"pos": buffer.pos, "full": buffer.full, "layout": "compact", "finals": dict(buffer.finals),
-                "pending": buffer.pending.copy(), **{f: getattr(buffer, f)[:upto].copy() for f in STATE_FIELDS}}
+        return {
+            "pos": buffer.pos,
+            "full": buffer.full,
+            "layout": "compact",
+            "finals": dict(buffer.finals),
+            "pending": buffer.pending.copy(),
+            **{f: getattr(buffer, f)[:upto].copy() for f in STATE_FIELDS},
+        }
     return {"pos": buffer.pos, "full": buffer.full, **{f: getattr(buffer, f)[:upto].copy() for f in BUFFER_FIELDS}}
 
 

@@ -6,6 +6,7 @@ by SB3), a linear output for the critic (in Pop-Art's normalised units when it i
 Hidden layers keep PyTorch's default init (sam-tf's critic used U(-3e-3, 3e-3) there too, a
 quirk not copied). Being a ``TD3Policy``, it saves, loads and predicts like any SB3 policy.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence

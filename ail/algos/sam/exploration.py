@@ -7,6 +7,7 @@ held for the whole episode. ``sigma`` adapts so the perturbed policy's actions s
 [-1, 1] action units): ``sigma *= factor`` when the distance is below the target, ``/= factor``
 otherwise. Action noise (SB3's ``OrnsteinUhlenbeckActionNoise``) is added on top, then clipped.
 """
+
 from __future__ import annotations
 
 import copy

@@ -2,7 +2,7 @@
 
 The policy is trained by backpropagating D's cost through a learned forward model along real
 trajectories (the state re-parameterisation ``s' = f(s, a) + stopgrad(s_env - f(s, a))``, see
-:mod:`ail.model_based`); no policy-gradient estimator, no reward. The schedule is mgail's
+:mod:`ail.algos.model_based.unroll`); no policy-gradient estimator, no reward. The schedule is mgail's
 ``driver.py::train_step``, every count a config key (``conf/algo/mgail.yaml``):
 
 0. **Warm-up**: ``warmup_steps`` noisy env steps (``n_envs`` in lock-step) fill the replay.
@@ -17,16 +17,16 @@ trajectories (the state re-parameterisation ``s' = f(s, a) + stopgrad(s_env - f(
 
 Every real env step, those inside the unrolls included, counts towards ``train.env_steps``.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from omegaconf import DictConfig
 
-from ail.algos.mb_learner import ModelBasedLearner
+from ail.algos.model_based.learner import ModelBasedLearner
 from ail.demos import Demos
 from ail.errors import ConfigError
-from ail.model_based import positive
 
 
 class MGAIL(ModelBasedLearner):
@@ -36,15 +36,11 @@ class MGAIL(ModelBasedLearner):
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         super().validate(cfg, demos)
         a = cfg.algo
-        if not isinstance(a.prep_iters, int) or a.prep_iters < 0:
-            raise ConfigError(f"algo.prep_iters={a.prep_iters} is invalid; accepted: an integer >= 0")
-        for key in ("block_iters", "collect_every", "collect_steps"):
-            positive(a[key], f"algo.{key}")
-        if str(a.collect_start) not in ("live", "expert"):
-            raise ConfigError(f"algo.collect_start={a.collect_start} is invalid; accepted: live, expert")
         if str(a.collect_start) == "expert" and getattr(demos, "qpos", None) is None:
-            raise ConfigError(f"algo.collect_start=expert needs simulator states in the demonstrations (MuJoCo tasks); "
-                              f"env={cfg.env.name} has none; accepted here: live")
+            raise ConfigError(
+                f"algo.collect_start=expert needs simulator states in the demonstrations (MuJoCo tasks); "
+                f"env={cfg.env.name} has none; accepted here: live"
+            )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -20,6 +20,7 @@ exceeds ``forward_model.max_error`` or the prediction is not finite (mgail's
 with no environment at all; a chain whose prediction is not finite or leaves
 ``|s_n| < forward_model.plan_bound`` (normalised units) stops contributing from that step on.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -30,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from ail.diff_policy import DiffPolicy
+from ail.algos.model_based.diff_policy import DiffPolicy
+from ail.algos.model_based.forward_model import ForwardModel
 from ail.discriminator import Discriminator
 from ail.envs import env_id
 from ail.errors import ConfigError
-from ail.forward_model import ForwardModel
 
 
 def episode_limit(env_name: str) -> Optional[int]:
@@ -48,12 +49,6 @@ def check_horizon(value: Any, key: str, limit: Optional[int]) -> None:
         raise ConfigError(f"{key}={value} is invalid; accepted: a positive integer (steps)")
     if limit is not None and value > limit:
         raise ConfigError(f"{key}={value} is longer than this task's episodes ({limit} steps); accepted: 1..{limit}")
-
-
-def positive(value: Any, key: str, integer: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and (not integer or float(value).is_integer())
-    if not ok:
-        raise ConfigError(f"{key}={value} is invalid; accepted: a positive {'integer' if integer else 'number'}")
 
 
 def encode_actions(actions: torch.Tensor, space: gym.Space) -> torch.Tensor:
@@ -96,8 +91,9 @@ class Unrolled:
 class RealUnroller:
     """Steps ``venv`` with the reparameterised policy, keeping the MGAIL state re-parameterisation."""
 
-    def __init__(self, venv: Any, policy: DiffPolicy, fm: ForwardModel, replay: ReplayBuffer, gamma: float,
-                 max_error: float, generator: torch.Generator):
+    def __init__(
+        self, venv: Any, policy: DiffPolicy, fm: ForwardModel, replay: ReplayBuffer, gamma: float, max_error: float, generator: torch.Generator
+    ):
         self.venv, self.policy, self.fm, self.replay = venv, policy, fm, replay
         self.gamma, self.max_error, self.g = float(gamma), float(max_error), generator
         self.discrete = isinstance(venv.action_space, gym.spaces.Discrete)
@@ -138,7 +134,7 @@ class RealUnroller:
         for _ in range(steps):
             obs_np = self.last_obs
             a, over = self.policy.rsample(s, self.g)
-            out.add(s, a, self.gamma ** age, over)
+            out.add(s, a, self.gamma**age, over)
             next_obs, real_next, dones = self._step(self.policy.to_env(a, self.discrete), obs_np, store)
             pred = self.fm.predict(s, a)
             real_t = torch.as_tensor(real_next, dtype=torch.float32)
@@ -175,8 +171,9 @@ def reset_to_states(venv: Any, qpos: np.ndarray, qvel: np.ndarray, rng: np.rando
     return np.asarray(obs, dtype=venv.observation_space.dtype)
 
 
-def imagined_unroll(policy: DiffPolicy, fm: ForwardModel, start_obs: torch.Tensor, steps: int, gamma: float,
-                    bound: float, generator: torch.Generator) -> tuple[Unrolled, float]:
+def imagined_unroll(
+    policy: DiffPolicy, fm: ForwardModel, start_obs: torch.Tensor, steps: int, gamma: float, bound: float, generator: torch.Generator
+) -> tuple[Unrolled, float]:
     """Rollouts of ``steps`` in the forward model alone from ``start_obs (B, obs_dim)``.
 
     Returns the pairs (weights zero for chains that diverged) and the fraction of chain-steps kept.
@@ -187,7 +184,7 @@ def imagined_unroll(policy: DiffPolicy, fm: ForwardModel, start_obs: torch.Tenso
     kept = 0.0
     for t in range(steps):
         a, over = policy.rsample(s, generator)
-        out.add(s, a, alive * gamma ** t, over)
+        out.add(s, a, alive * gamma**t, over)
         kept += float(alive.mean())
         nxt = fm.predict(s, a)
         ok = torch.isfinite(nxt).all(1) & (fm.normalize(nxt).abs() < bound).all(1)

@@ -5,7 +5,7 @@ One iteration, repeated until ``train.env_steps`` interactions (summed over work
 1. **Collect** ``schedule.env_steps`` steps per worker with the perturbed actor plus action
    noise (SB3 ``collect_rollouts``); the env reward never reaches the learner (it is zero in
    the buffer, or D's reward with ``recompute_rewards=false``) and is only logged.
-2. **Train** ``schedule.train_steps`` SAM training steps (:class:`ail.algos.sam_agent.SAM`).
+2. **Train** ``schedule.train_steps`` SAM training steps (:class:`ail.algos.sam.agent.SAM`).
 
 With ``algo.workers=K`` the main process is rank 0 (evaluation, logging, checkpoints) and
 K-1 spawned processes join it over gloo; each worker collects from its own env, so one
@@ -15,8 +15,9 @@ run continues exactly.
 
 With ``train.seeds_per_process=K`` one process instead runs K independent seeds
 (:class:`SAMLearner`), each a :class:`Worker` with its own run directory; they collect one after
-the other and train together, their updates stacked by :class:`ail.algos.sam_compiled.StackedSteps`.
+the other and train together, their updates stacked by :class:`ail.algos.sam.compiled.StackedSteps`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +26,7 @@ import math
 import os
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
@@ -38,20 +40,20 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail import distributed, train_loop
-from ail.algorithm import Learner
-from ail.demos import Demos, check_demos_match_env
-from ail.algos.sam_agent import SAM, SAMSettings
-from ail.algos.sam_compiled import StackedSteps
 from ail.activations import activation
-from ail.algos.sam_nets import SAMPolicy
-from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing_from_cfg
+from ail.algorithm import Learner
+from ail.algos.sam.agent import SAM, SAMSettings
+from ail.algos.sam.compiled import StackedSteps
+from ail.algos.sam.exploration import AdaptiveParamNoise
+from ail.algos.sam.nets import SAMPolicy
+from ail.algos.sam.replay import CompactReplayBuffer, buffer_state, load_buffer_state
+from ail.demos import Demos, check_demos_match_env
+from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import ENV_IDS, is_mujoco, make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
-from ail.exploration import AdaptiveParamNoise
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.preemption import Preempted
-from ail.replay import CompactReplayBuffer, buffer_state, load_buffer_state
 from ail.reward_wrapper import RewardVecEnvWrapper
 from ail.sb3_state import SB3Progress
 from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
@@ -59,11 +61,6 @@ from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
 # A worker that died leaves the others blocked in a collective: fail after this long instead of
 # gloo's 30 minutes. Rank 0's evaluations (the longest wait for the others) take seconds.
 WORKER_TIMEOUT = datetime.timedelta(minutes=10)
-
-
-def _positive(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name}={value} is invalid; accepted: a positive integer")
 
 
 def _d_space(space: gym.spaces.Box, absorbing: bool) -> gym.spaces.Box:
@@ -75,14 +72,26 @@ def _d_space(space: gym.spaces.Box, absorbing: bool) -> gym.spaces.Box:
 def settings_from_cfg(a: DictConfig, seeds_per_process: int = 1) -> SAMSettings:
     d = a.discriminator
     return SAMSettings(
-        nstep=int(a.nstep), one_step_loss=bool(a.one_step_loss), critic_loss=str(a.critic.loss),
-        weight_decay=float(a.critic.weight_decay), popart=bool(a.critic.popart),
-        d_steps=int(a.schedule.d_steps), g_steps=int(a.schedule.g_steps), d_batch_size=int(d.batch_size),
-        grad_penalty=float(d.grad_penalty), label_smoothing=label_smoothing_from_cfg(OmegaConf.to_container(d, resolve=True)["label_smoothing"]),
-        entropy_weight=float(d.entropy_weight), reward=str(a.reward), recompute_rewards=bool(a.recompute_rewards),
-        absorbing=bool(a.absorbing), q_scale=float(a.actor.q_scale), d_scale=float(a.actor.d_scale),
-        grad_clip=None if a.grad_clip is None else float(a.grad_clip), adapt_every=int(a.exploration.adapt_every),
-        compile=bool(a.get("compile", False)), stacked=int(seeds_per_process) > 1,
+        nstep=int(a.nstep),
+        one_step_loss=bool(a.one_step_loss),
+        critic_loss=str(a.critic.loss),
+        weight_decay=float(a.critic.weight_decay),
+        popart=bool(a.critic.popart),
+        d_steps=int(a.schedule.d_steps),
+        g_steps=int(a.schedule.g_steps),
+        d_batch_size=int(d.batch_size),
+        grad_penalty=float(d.grad_penalty),
+        label_smoothing=label_smoothing(d),
+        entropy_weight=float(d.entropy_weight),
+        reward=str(a.reward),
+        recompute_rewards=bool(a.recompute_rewards),
+        absorbing=bool(a.absorbing),
+        q_scale=float(a.actor.q_scale),
+        d_scale=float(a.actor.d_scale),
+        grad_clip=None if a.grad_clip is None else float(a.grad_clip),
+        adapt_every=int(a.exploration.adapt_every),
+        compile=bool(a.get("compile", False)),
+        stacked=int(seeds_per_process) > 1,
     )
 
 
@@ -98,16 +107,19 @@ class Worker:
         set_random_seed(wseed, int(cfg.runtime.threads))
         self.venv = make_vec_env(cfg.env.name, n_envs=1, seed=wseed)
         space = self.venv.observation_space
-        self.disc = build_discriminator(_d_space(space, bool(a.absorbing)), self.venv.action_space, a.discriminator,
-                                        absorbing=bool(a.absorbing)).to(self.device)
+        self.disc = build_discriminator(_d_space(space, bool(a.absorbing)), self.venv.action_space, a.discriminator, absorbing=bool(a.absorbing)).to(
+            self.device
+        )
         self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(a.discriminator.lr), fused=True)
-        if a.recompute_rewards:
-            fn = lambda obs, _a, _n, _d: np.zeros(len(obs), dtype=np.float32)  # noqa: E731 - D scores steps when they are sampled
-        else:
-            fn = lambda obs, act, _n, _d: self.model.d_reward(  # noqa: E731 - sam-tf: D's reward at collection time, never updated
-                torch.as_tensor(obs, dtype=torch.float32, device=self.device),
-                torch.as_tensor(act, dtype=torch.float32, device=self.device)).detach().cpu().numpy()
-        self.reward_venv = RewardVecEnvWrapper(self.venv, fn, record=False)
+        recompute = bool(a.recompute_rewards)
+
+        def reward(obs: np.ndarray, act: np.ndarray, _next: Any, _done: Any) -> np.ndarray:
+            if recompute:  # D scores steps when they are sampled
+                return np.zeros(len(obs), dtype=np.float32)
+            as_tensor = partial(torch.as_tensor, dtype=torch.float32, device=self.device)  # sam-tf: D's reward at collection, never updated
+            return self.model.d_reward(as_tensor(obs), as_tensor(act)).detach().cpu().numpy()
+
+        self.reward_venv = RewardVecEnvWrapper(self.venv, reward, record=False)
         self.env: Any = self.reward_venv
         if a.normalize_obs:
             self.env = VecNormalize(self.reward_venv, norm_obs=True, norm_reward=False, clip_obs=float(a.obs_clip), gamma=float(a.gamma))
@@ -120,15 +132,31 @@ class Worker:
         elif e.action_noise == "normal":
             noise = NormalActionNoise(np.zeros(act_dim), float(e.action_noise_sigma) * np.ones(act_dim))
         self.model = SAM(
-            SAMPolicy, self.env, learning_rate=float(a.critic.lr), buffer_size=int(a.buffer_size),
+            SAMPolicy,
+            self.env,
+            learning_rate=float(a.critic.lr),
+            buffer_size=int(a.buffer_size),
             replay_buffer_class=CompactReplayBuffer,  # observations once, float32: ~1.4 GB, not 5.6, for 1M Humanoid steps
-            learning_starts=int(a.learning_starts), batch_size=int(a.batch_size), tau=float(a.tau), gamma=float(a.gamma),
-            train_freq=(int(a.schedule.env_steps), "step"), gradient_steps=int(a.schedule.train_steps), action_noise=noise,
-            policy_delay=int(a.actor.policy_delay), target_policy_noise=float(a.critic.target_noise),
-            target_noise_clip=float(a.critic.target_noise_clip), seed=wseed, device=self.device, verbose=0,
-            policy_kwargs=dict(net_arch=list(a.network.hidden), activation_fn=activation(str(a.network.activation), "algo.network.activation"),
-                               n_critics=int(a.critic.n_critics), layer_norm=bool(a.network.layer_norm),
-                               optimizer_kwargs={"fused": True}),  # one kernel per Adam step, not one per tensor
+            learning_starts=int(a.learning_starts),
+            batch_size=int(a.batch_size),
+            tau=float(a.tau),
+            gamma=float(a.gamma),
+            train_freq=(int(a.schedule.env_steps), "step"),
+            gradient_steps=int(a.schedule.train_steps),
+            action_noise=noise,
+            policy_delay=int(a.actor.policy_delay),
+            target_policy_noise=float(a.critic.target_noise),
+            target_noise_clip=float(a.critic.target_noise_clip),
+            seed=wseed,
+            device=self.device,
+            verbose=0,
+            policy_kwargs=dict(
+                net_arch=list(a.network.hidden),
+                activation_fn=activation(str(a.network.activation), "algo.network.activation"),
+                n_critics=int(a.critic.n_critics),
+                layer_norm=bool(a.network.layer_norm),
+                optimizer_kwargs={"fused": True},
+            ),  # one kernel per Adam step, not one per tensor
         )
         for group in self.model.actor.optimizer.param_groups:
             group["lr"] = float(a.actor.lr)
@@ -149,14 +177,24 @@ class Worker:
     def snapshot(self) -> dict[str, Any]:
         m = self.model
         return {
-            "sb3": self.sb3.state_dict(), "train_steps": m.train_steps,
-            "env_states": get_vec_env_states(self.venv), "wrapper_obs": self.reward_venv.state(),
-            "obs_rms": getattr(self.env, "obs_rms", None), "old_obs": getattr(self.env, "old_obs", None),
-            "buffer": buffer_state(m.replay_buffer), "disc": self.disc.state_dict(), "d_opt": self.d_opt.state_dict(),
-            "popart": m.popart.state_dict() if m.popart else None, "action_noise": m.action_noise,
-            "param_noise": None if m.param_noise is None else {"sigma": m.param_noise.sigma, "perturbed": m.param_noise.perturbed.state_dict(),
-                                                               "last_distance": m.param_noise.last_distance},
-            "rng": rng_state(), "np_rng": m.rng.bit_generator.state, "gen": m.gen.get_state(), "iterations": self.iterations,
+            "sb3": self.sb3.state_dict(),
+            "train_steps": m.train_steps,
+            "env_states": get_vec_env_states(self.venv),
+            "wrapper_obs": self.reward_venv.state(),
+            "obs_rms": getattr(self.env, "obs_rms", None),
+            "old_obs": getattr(self.env, "old_obs", None),
+            "buffer": buffer_state(m.replay_buffer),
+            "disc": self.disc.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "popart": m.popart.state_dict() if m.popart else None,
+            "action_noise": m.action_noise,
+            "param_noise": None
+            if m.param_noise is None
+            else {"sigma": m.param_noise.sigma, "perturbed": m.param_noise.perturbed.state_dict(), "last_distance": m.param_noise.last_distance},
+            "rng": rng_state(),
+            "np_rng": m.rng.bit_generator.state,
+            "gen": m.gen.get_state(),
+            "iterations": self.iterations,
         }
 
     def restore(self, s: dict[str, Any]) -> None:
@@ -225,13 +263,14 @@ class SAMLearner(Learner):
     """``algo=sam``: K seeds in this process (``train.seeds_per_process``), each a :class:`Worker`.
 
     Seeds collect one after the other and train together (their updates stacked by
-    :class:`ail.algos.sam_compiled.StackedSteps`). With K > 1 each seed also keeps its own global
+    :class:`ail.algos.sam.compiled.StackedSteps`). With K > 1 each seed also keeps its own global
     random streams (numpy, torch, python: SB3's action noise draws from numpy's), swapped in around
     every phase that may draw from them, so each follows the stream it would alone.
     """
 
     max_seeds = 1024
     failure_hint = "lower algo.discriminator.lr or algo.critic.lr"
+
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         """Every check that needs no training, run before the run directory exists."""
@@ -239,40 +278,33 @@ class SAMLearner(Learner):
         env = make_env(cfg.env.name)
         if not isinstance(env.action_space, gym.spaces.Box):
             continuous = [n for n in ENV_IDS if is_mujoco(n)]  # every MuJoCo task here has Box actions
-            raise ConfigError(
-                f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; accepted envs: {', '.join(continuous)}"
-            )
+            raise ConfigError(f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; accepted envs: {', '.join(continuous)}")
         check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
-        label_smoothing_from_cfg(OmegaConf.to_container(a.discriminator, resolve=True)["label_smoothing"])
-        for key in ("workers", "nstep", "batch_size", "buffer_size"):
-            _positive(f"algo.{key}", a[key])
-        for key in ("env_steps", "train_steps", "d_steps", "g_steps"):
-            _positive(f"algo.schedule.{key}", a.schedule[key])
-        _positive("algo.discriminator.batch_size", a.discriminator.batch_size)
-        _positive("algo.critic.n_critics", a.critic.n_critics)
-        _positive("algo.actor.policy_delay", a.actor.policy_delay)
-        if str(a.critic.loss) not in ("huber", "mse"):
-            raise ConfigError(f"algo.critic.loss={a.critic.loss} is invalid; accepted: huber, mse")
-        if str(a.exploration.action_noise) not in ("ou", "normal", "none"):
-            raise ConfigError(f"algo.exploration.action_noise={a.exploration.action_noise} is invalid; accepted: ou, normal, none")
-        activation(str(a.network.activation), "algo.network.activation")
-        if not 0 < float(a.gamma) < 1:
-            raise ConfigError(f"algo.gamma={a.gamma} is invalid; accepted: 0 < gamma < 1")
-        if int(a.learning_starts) < 0:
-            raise ConfigError(f"algo.learning_starts={a.learning_starts} is invalid; accepted: an integer >= 0")
-        k = int(cfg.train.get("seeds_per_process", 1))
+        if int(cfg.train.env_steps) <= int(a.learning_starts) * int(a.workers):
+            raise ConfigError(
+                f"train.env_steps={cfg.train.env_steps} ends before learning starts (algo.learning_starts={a.learning_starts} "
+                f"per worker), so no update would run; accepted: train.env_steps > {int(a.learning_starts) * int(a.workers)}"
+            )
+        k = int(cfg.train.seeds_per_process)
         device = str(cfg.runtime.device)
         if device != "cpu" and int(a.workers) > 1:
-            raise ConfigError(f"algo.workers={a.workers} with runtime.device={device} is not supported (the workers average gradients over "
-                              f"gloo on the CPU); accepted on a GPU: algo.workers=1, and train.seeds_per_process=K for K seeds on one GPU")
+            raise ConfigError(
+                f"algo.workers={a.workers} with runtime.device={device} is not supported (the workers average gradients over "
+                f"gloo on the CPU); accepted on a GPU: algo.workers=1, and train.seeds_per_process=K for K seeds on one GPU"
+            )
         if k > 1 and int(a.workers) > 1:
             raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
         if k > 1:
-            for off, what in ((bool(a.absorbing), "algo.absorbing=true"), (bool(a.discriminator.spectral_norm), "algo.discriminator.spectral_norm=true"),
-                              (float(a.actor.d_scale) != 0, f"algo.actor.d_scale={a.actor.d_scale}")):
+            for off, what in (
+                (bool(a.absorbing), "algo.absorbing=true"),
+                (bool(a.discriminator.spectral_norm), "algo.discriminator.spectral_norm=true"),
+                (float(a.actor.d_scale) != 0, f"algo.actor.d_scale={a.actor.d_scale}"),
+            ):
                 if off:
-                    raise ConfigError(f"train.seeds_per_process={k} stacks SAM's functional update, which {what} does not use; "
-                                      f"accepted with {what}: train.seeds_per_process=1")
+                    raise ConfigError(
+                        f"train.seeds_per_process={k} stacks SAM's functional update, which {what} does not use; "
+                        f"accepted with {what}: train.seeds_per_process=1"
+                    )
         check_demos_match_env(demos, env.observation_space, env.action_space)
         build_discriminator(_d_space(env.observation_space, bool(a.absorbing)), env.action_space, a.discriminator, absorbing=bool(a.absorbing))
         env.close()

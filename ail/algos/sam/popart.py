@@ -12,6 +12,7 @@ The loss then compares the normalised prediction with the normalised target ``(y
 Statistics are a count-weighted running mean and variance of every target (scalar), with
 ``sigma = sqrt(max(var, min_var))`` (sam-tf: min_var = 1e-2, so sigma >= 0.1).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable, Optional

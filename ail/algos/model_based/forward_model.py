@@ -16,6 +16,7 @@ states ``(B, obs_dim)``, differentiable in both inputs.
 (MGAIL's code) predicts ``s'_n`` directly. The loss is ``0.5 * mean ||target - f||^2`` over
 normalised coordinates either way.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -123,6 +124,12 @@ def build_forward_model(fcfg: object, obs: np.ndarray, act_encoded: np.ndarray, 
     act_mean = act_encoded.mean(0) if continuous else np.zeros(act_dim)
     act_std = act_encoded.std(0) if continuous else np.ones(act_dim)
     return ForwardModel(
-        obs.mean(0), obs.std(0), act_mean, act_std,
-        kind=str(fcfg.kind), width=int(fcfg.width), decoder=list(fcfg.decoder), delta=bool(fcfg.delta),
+        obs.mean(0),
+        obs.std(0),
+        act_mean,
+        act_std,
+        kind=str(fcfg.kind),
+        width=int(fcfg.width),
+        decoder=list(fcfg.decoder),
+        delta=bool(fcfg.delta),
     )

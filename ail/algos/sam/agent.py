@@ -4,25 +4,26 @@ One training step (paper Algorithm 1; ``train(t_max)`` runs ``t_max`` of them):
 
 1. ``d_steps`` discriminator updates: a uniform replay batch (policy, label 0) against as many
    expert pairs (label 1, one-sided smoothing), gradient penalty (:mod:`ail.discriminator`).
-2. Every ``adapt_every`` training steps: adapt the parameter-noise scale (:mod:`ail.exploration`).
+2. Every ``adapt_every`` training steps: adapt the parameter-noise scale (:mod:`ail.algos.sam.exploration`).
 3. ``g_steps`` actor-critic updates, each followed by a Polyak update of both targets:
 
    * rewards ``r = reward(D(s, a))`` recomputed with the current D for every sampled step
      (``recompute_rewards``; off: the reward stored at collection time, as sam-tf did);
    * ``y_1 = r_0 + gamma (1 - term_0) Q'(s_1, mu'(s_1))`` and the n-step ``y_n``
-     (:mod:`ail.replay`) for the *same* sampled rows; ``Q'`` is the min over target heads;
+     (:mod:`ail.algos.sam.replay`) for the *same* sampled rows; ``Q'`` is the min over target heads;
    * with absorbing states a termination bootstraps from the absorbing state's value
      ``r_abs / (1 - gamma)`` (it loops on itself with D's reward ``r_abs``) instead of 0;
-   * Pop-Art (:mod:`ail.popart`) folds ``y_1`` and ``y_n`` into its statistics, rescales the
+   * Pop-Art (:mod:`ail.algos.sam.popart`) folds ``y_1`` and ``y_n`` into its statistics, rescales the
      online and target heads, and the loss compares normalised prediction and target;
    * ``L_critic = l(Q_n, y1_n) + l(Q_n, yn_n) + nu/2 * sum ||W_hidden||^2`` (l: Huber or MSE);
    * ``L_actor = -q_scale * mean Q(s, mu(s)) - d_scale * mean r(s, mu(s))`` (paper eq. 10-13:
      the reward-gradient term is off by default).
 
 Gradients are averaged across workers (:mod:`ail.distributed`) and clipped before each step.
-With ``compile`` on, the gradients and targets come from :mod:`ail.algos.sam_compiled` (the same
+With ``compile`` on, the gradients and targets come from :mod:`ail.algos.sam.compiled` (the same
 math as compiled graphs); the sampling, Pop-Art statistics and optimiser steps stay here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,12 +35,12 @@ import torch.nn.functional as F
 from stable_baselines3 import TD3
 
 from ail import distributed
-from ail.algos.sam_compiled import CompiledSteps, params_of, set_grads
+from ail.algos.sam.compiled import CompiledSteps, set_grads
+from ail.algos.sam.exploration import AdaptiveParamNoise
+from ail.algos.sam.popart import PopArt
+from ail.algos.sam.replay import lookahead, nstep_targets, sample_rows
 from ail.discriminator import LOSS_LOGS, Discriminator, reward_from_logits, sample_loss_noise
 from ail.errors import TrainingError
-from ail.exploration import AdaptiveParamNoise
-from ail.popart import PopArt
-from ail.replay import lookahead, nstep_targets, sample_rows
 from ail.seeding import derive_seed
 
 
@@ -63,7 +64,7 @@ class SAMSettings:
     d_scale: float = 0.0
     grad_clip: Optional[float] = 5.0
     adapt_every: int = 20
-    compile: bool = False  # torch.compile the update (ail/algos/sam_compiled.py)
+    compile: bool = False  # torch.compile the update (ail/algos/sam/compiled.py)
     stacked: bool = False  # one of K seeds whose updates are stacked: the functional update even uncompiled
 
 
@@ -96,8 +97,7 @@ class SAM(TD3):
         self.train_steps = 0
         self.logs: dict[str, float] = {}
         # Zero-copy torch views of SB3's replay arrays: sampling indexes them without numpy round trips.
-        self._t = {f: torch.from_numpy(getattr(self.replay_buffer, f)) for f in
-                   ("observations", "actions", "rewards", "dones", "timeouts")}
+        self._t = {f: torch.from_numpy(getattr(self.replay_buffer, f)) for f in ("observations", "actions", "rewards", "dones", "timeouts")}
         self.refresh_obs_stats()
         self._targets = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
         self._sources = list(self.critic.parameters()) + list(self.actor.parameters())
@@ -181,12 +181,12 @@ class SAM(TD3):
             torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip)
         optimizer.step()
         if self.fast is not None and self.fast.cuda_graphs:
-            for p in params:  # CUDA-graph outputs: overwritten by the next graph call (ail/algos/sam_compiled.py)
+            for p in params:  # CUDA-graph outputs: overwritten by the next graph call (ail/algos/sam/compiled.py)
                 p.grad = None
 
     # ----- one update of each module -----------------------------------------------------------
     # The compiled path is split in phases (inputs -> gradients -> finish) so that K seeds in one
-    # process (ail.algos.sam_compiled.StackedSteps) can run the middle phase for all of them in one call.
+    # process (ail.algos.sam.compiled.StackedSteps) can run the middle phase for all of them in one call.
     def _d_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Expert and policy pairs for D (its observation statistics updated with them)."""
         b = self.s.d_batch_size
@@ -224,8 +224,16 @@ class SAM(TD3):
         if self._fast_d:
             return self.d_finish(*self.fast.d_grads(self.fast.params["disc"], *self.d_inputs()))
         e_obs, e_act, p_obs, p_act = self._d_batch()
-        loss, logs = self.disc.loss(e_obs, e_act, p_obs, p_act, grad_penalty=self.s.grad_penalty,
-                                    label_smoothing=self.s.label_smoothing, entropy_weight=self.s.entropy_weight, generator=self.gen)
+        loss, logs = self.disc.loss(
+            e_obs,
+            e_act,
+            p_obs,
+            p_act,
+            grad_penalty=self.s.grad_penalty,
+            label_smoothing=self.s.label_smoothing,
+            entropy_weight=self.s.entropy_weight,
+            generator=self.gen,
+        )
         self._step(self.d_opt, loss, list(self.disc.parameters()))
         return logs
 
@@ -238,7 +246,9 @@ class SAM(TD3):
         """``min_k Q'_k(s', mu'(s'))`` in return units ``(B,)``."""
         next_act = self.actor_target(next_obs_n)
         if self.target_policy_noise > 0:
-            noise = (torch.randn(next_act.shape, generator=self.gen) * self.target_policy_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
+            noise = (torch.randn(next_act.shape, generator=self.gen) * self.target_policy_noise).clamp(
+                -self.target_noise_clip, self.target_noise_clip
+            )
             next_act = (next_act + self._dev(noise)).clamp(-1, 1)
         q = torch.cat(self.critic_target(next_obs_n, next_act), dim=1).min(dim=1).values
         return self.popart.denormalize(q) if self.popart else q
@@ -255,11 +265,16 @@ class SAM(TD3):
             # Both bootstraps in one pass of the target networks: s_1 (1-step) and s_L (n-step).
             next_n = self._norm(self._rows("next_observations", win.last, envs)) if n > 1 else next1[:0]
             return {
-                "rows": rows, "envs": envs, "win": win, "flat_rows": win.idx.reshape(-1), "flat_envs": np.repeat(envs, n),
+                "rows": rows,
+                "envs": envs,
+                "win": win,
+                "flat_rows": win.idx.reshape(-1),
+                "flat_envs": np.repeat(envs, n),
                 "next_all": torch.cat([next1, next_n]),
                 "term1": self._dev(torch.as_tensor(buf.dones[rows, envs].astype(bool) & ~buf.timeouts[rows, envs].astype(bool))),
                 "v_abs": self.absorbing_value() if s.absorbing else torch.zeros((), device=self.device),
-                "obs": self._norm(self._rows("observations", rows, envs)), "act": self._rows("actions", rows, envs),
+                "obs": self._norm(self._rows("observations", rows, envs)),
+                "act": self._rows("actions", rows, envs),
             }
 
     def popart_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,25 +288,38 @@ class SAM(TD3):
         with torch.no_grad():
             r_stored = x_win = None
             if s.recompute_rewards:
-                x_win = self.disc.features(self._d_obs(self._rows("observations", batch["flat_rows"], batch["flat_envs"])),
-                                           self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"])))
+                x_win = self.disc.features(
+                    self._d_obs(self._rows("observations", batch["flat_rows"], batch["flat_envs"])),
+                    self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"])),
+                )
             else:
                 r_stored = self._dev(torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32))
             noise = None
             if self.target_policy_noise > 0:
-                noise = (torch.randn((len(batch["next_all"]), self.actor.action_space.shape[0]), generator=self.gen)
-                         * self.target_policy_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
+                noise = (
+                    torch.randn((len(batch["next_all"]), self.actor.action_space.shape[0]), generator=self.gen) * self.target_policy_noise
+                ).clamp(-self.target_noise_clip, self.target_noise_clip)
                 noise = self._dev(noise)
-        return (x_win, r_stored, batch["next_all"], noise, batch["term1"], *(self._dev(torch.from_numpy(a)) for a in (win.valid, win.length, win.terminal)),
-                batch["v_abs"], *self.popart_inputs())
+        return (
+            x_win,
+            r_stored,
+            batch["next_all"],
+            noise,
+            batch["term1"],
+            *(self._dev(torch.from_numpy(a)) for a in (win.valid, win.length, win.terminal)),
+            batch["v_abs"],
+            *self.popart_inputs(),
+        )
 
     def _eager_targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s, buf, win, envs = self.s, self.replay_buffer, batch["win"], batch["envs"]
         b, n = win.idx.shape
         with torch.no_grad():
             if s.recompute_rewards:
-                r_win = self.d_reward(self._rows("observations", batch["flat_rows"], batch["flat_envs"]),
-                                      self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"]))).reshape(b, n)
+                r_win = self.d_reward(
+                    self._rows("observations", batch["flat_rows"], batch["flat_envs"]),
+                    self._env_action(self._rows("actions", batch["flat_rows"], batch["flat_envs"])),
+                ).reshape(b, n)
             else:
                 r_win = self._dev(torch.as_tensor(buf.rewards[win.idx, envs[:, None]], dtype=torch.float32))
             q_next = self._target_q(batch["next_all"])
@@ -375,10 +403,30 @@ class SAM(TD3):
     # ----- SB3 hooks ---------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
         # model.save() keeps SB3's TD3 part (policy, optimisers, settings); the adversarial state
-        # lives in the run's checkpoint (ail/algos/sam.py), as does the replay buffer.
+        # lives in the run's checkpoint (ail/algos/sam/learner.py), as does the replay buffer.
         return super()._excluded_save_params() + [
-            "disc", "d_opt", "s", "expert_obs", "expert_act", "expert_term", "param_noise", "popart", "rng", "gen",
-            "_t", "_targets", "_sources", "_obs_mean", "_obs_std", "_obs_clip", "_act_low", "_act_span", "logs", "fast", "_fast_d", "_fast_actor",
+            "disc",
+            "d_opt",
+            "s",
+            "expert_obs",
+            "expert_act",
+            "expert_term",
+            "param_noise",
+            "popart",
+            "rng",
+            "gen",
+            "_t",
+            "_targets",
+            "_sources",
+            "_obs_mean",
+            "_obs_std",
+            "_obs_clip",
+            "_act_low",
+            "_act_span",
+            "logs",
+            "fast",
+            "_fast_d",
+            "_fast_actor",
         ]
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
@@ -394,7 +442,9 @@ class SAM(TD3):
             scaled = np.clip(scaled + action_noise(), -1, 1)
         return self.policy.unscale_action(scaled), scaled
 
-    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: list) -> None:
+    def _store_transition(
+        self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: list
+    ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         venv = self._vec_normalize_env
         if venv is not None:
@@ -405,8 +455,9 @@ class SAM(TD3):
             self.param_noise.resample(self.actor, self.gen)
 
 
-def train_agents(agents: list[SAM], gradient_steps: int, update_d: Callable[[], list[dict[str, float]]],
-                 update_ac: Callable[[], list[dict[str, float]]]) -> None:
+def train_agents(
+    agents: list[SAM], gradient_steps: int, update_d: Callable[[], list[dict[str, float]]], update_ac: Callable[[], list[dict[str, float]]]
+) -> None:
     """The training steps of one agent or of K stacked ones (``update_*``: one log dict per agent).
 
     Sets each agent's ``logs`` to the means of its update logs plus its parameter-noise state.

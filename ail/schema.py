@@ -1,0 +1,401 @@
+"""The config schema: every key's type, range and choices, checked once per launch before any file.
+
+``conf/`` holds the values (one YAML per algorithm, environment and tuned pair); this module holds
+what a value may be. :func:`check_config` validates a composed job config against it at the start
+of the job, and :func:`check_override` validates a command-line override (each value of a sweep)
+before Hydra starts any job. A bad value ends the launch with one line,
+``error: <key>=<value> is invalid; accepted: <what is>``.
+
+Models forbid unknown keys, so a key in a YAML file that no code reads fails here. What the schema
+cannot say (a reward that works against how a task's episodes end, a horizon longer than the
+task's episodes, demonstrations of another space) each learner's ``validate`` checks, once.
+The schema holds no defaults: the YAML files are the only source of values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError, model_validator
+
+from ail.errors import ConfigError
+
+
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a boolean is not a number")
+    return v
+
+
+def _accepted(text: str, **constraints: Any) -> Any:
+    return Field(json_schema_extra={"accepted": text}, **constraints)
+
+
+Number = Annotated[float, BeforeValidator(_no_bool), _accepted("a number")]
+Flag = Annotated[StrictBool, _accepted("true or false")]
+PosInt = Annotated[StrictInt, _accepted("a positive integer", gt=0)]
+NonNegInt = Annotated[StrictInt, _accepted("an integer >= 0", ge=0)]
+PosNum = Annotated[float, BeforeValidator(_no_bool), _accepted("a positive number", gt=0)]
+NonNegNum = Annotated[float, BeforeValidator(_no_bool), _accepted("a number >= 0", ge=0)]
+Fraction = Annotated[float, BeforeValidator(_no_bool), _accepted("a number in [0, 1]", ge=0, le=1)]
+Discount = Annotated[float, BeforeValidator(_no_bool), _accepted("a number in (0, 1]", gt=0, le=1)]
+Layers = Annotated[list[PosInt], _accepted("a list of positive integers (layer widths)")]
+Activation = Literal["tanh", "relu", "elu", "leaky_relu"]  # ail.activations.ACTIVATIONS
+Reward = Literal["minimax", "log_d", "logit"]  # ail.discriminator.REWARDS
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----- shared groups ----------------------------------------------------------------------------
+class DiscriminatorConfig(Section):
+    """``algo.discriminator`` of every adversarial algorithm (:mod:`ail.discriminator`; base values: conf/discriminator/base.yaml)."""
+
+    hidden: Layers
+    activation: Activation
+    action_encoding: Literal["auto", "onehot", "raw"]
+    spectral_norm: Flag
+    layer_norm: Flag
+    normalize_obs: Flag
+    clip_obs: PosNum
+    lr: PosNum
+    batch_size: PosInt
+    epochs: PosInt
+    grad_penalty: NonNegNum
+    label_smoothing: Optional[Union[Number, tuple[Number, Number]]] = Field(
+        json_schema_extra={"accepted": "null, a number, or [low, high] with low <= high"}
+    )
+    entropy_weight: Number
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DiscriminatorConfig":
+        s = self.label_smoothing
+        if isinstance(s, tuple) and not s[0] <= s[1]:
+            raise ValueError(f"label_smoothing=[{s[0]}, {s[1]}] is invalid; accepted: [low, high] with low <= high")
+        return self
+
+
+class AlgoConfig(Section):
+    name: str
+    label: str
+    learner: str
+
+
+# ----- the algorithms ---------------------------------------------------------------------------
+class BCConfig(AlgoConfig):
+    updates: PosInt
+    eval_every: PosInt
+    batch_size: PosInt
+    lr: PosNum
+    weight_decay: NonNegNum
+    l2_weight: NonNegNum
+    ent_weight: Number
+    net_arch: Layers
+    activation: Activation
+    normalize_obs: Flag
+    obs_clip: PosNum
+
+
+class GAILPolicy(Section):
+    net_arch: Layers
+    activation: Activation
+    log_std_init: Number
+
+
+class SB3OnPolicy(BaseModel):
+    """SB3 keyword arguments (PPO or TRPO): the ones this platform relies on are checked, the rest go to SB3 as given."""
+
+    model_config = ConfigDict(extra="allow")
+    n_steps: PosInt
+    batch_size: PosInt
+    gamma: Discount
+
+
+class GAILConfig(AlgoConfig):
+    generator: Literal["ppo", "trpo"]
+    n_envs: PosInt
+    vec_env: Literal["dummy", "subproc"]
+    normalize_obs: Flag
+    reward: Reward
+    allow_biased_reward: Flag
+    relabel: Flag
+    demo_subsample: PosInt
+    policy: GAILPolicy
+    ppo: SB3OnPolicy
+    trpo: SB3OnPolicy
+    discriminator: DiscriminatorConfig
+
+
+class SAMSchedule(Section):
+    env_steps: PosInt
+    train_steps: PosInt
+    d_steps: PosInt
+    g_steps: PosInt
+
+
+class SAMNetwork(Section):
+    hidden: Layers
+    activation: Activation
+    layer_norm: Flag
+
+
+class SAMActor(Section):
+    lr: PosNum
+    q_scale: Number
+    d_scale: Number
+    policy_delay: PosInt
+
+
+class SAMCritic(Section):
+    lr: PosNum
+    n_critics: PosInt
+    loss: Literal["huber", "mse"]
+    weight_decay: NonNegNum
+    popart: Flag
+    target_noise: NonNegNum
+    target_noise_clip: NonNegNum
+
+
+class SAMExploration(Section):
+    param_noise: Optional[PosNum] = Field(json_schema_extra={"accepted": "null (off) or a positive number"})
+    adapt_every: PosInt
+    action_noise: Literal["ou", "normal", "none"]
+    action_noise_sigma: NonNegNum
+
+
+class SAMConfig(AlgoConfig):
+    workers: PosInt
+    reward: Reward
+    allow_biased_reward: Flag
+    absorbing: Flag
+    recompute_rewards: Flag
+    demo_subsample: PosInt
+    learning_starts: NonNegInt
+    buffer_size: PosInt
+    batch_size: PosInt
+    gamma: float = Field(gt=0, lt=1, json_schema_extra={"accepted": "0 < gamma < 1"})
+    tau: Discount
+    nstep: PosInt
+    one_step_loss: Flag
+    grad_clip: Optional[PosNum] = Field(json_schema_extra={"accepted": "null (off) or a positive number"})
+    compile: Flag
+    schedule: SAMSchedule
+    network: SAMNetwork
+    actor: SAMActor
+    critic: SAMCritic
+    exploration: SAMExploration
+    normalize_obs: Flag
+    obs_clip: PosNum
+    discriminator: DiscriminatorConfig
+
+
+class MBPolicy(Section):
+    net_arch: Layers
+    lr: PosNum
+    lr_schedule: Literal["constant", "linear"]
+    average: Fraction
+    noise_std: NonNegNum
+    temperature: PosNum
+    action_bound: Literal["tanh", "clip"]
+    bound_penalty: NonNegNum
+    grad_clip: PosNum
+
+
+class ForwardModel(Section):
+    kind: Literal["basic", "advanced"]
+    width: PosInt
+    decoder: Layers
+    delta: Flag
+    lr: PosNum
+    max_error: PosNum
+    plan_bound: PosNum
+
+
+class ModelBasedConfig(AlgoConfig):
+    n_envs: PosInt
+    unroll_steps: PosInt
+    gamma: Discount
+    cost_weight: Number
+    store_unroll: Flag
+    warmup_steps: NonNegInt
+    replay_size: PosInt
+    batch_size: PosInt
+    policy: MBPolicy
+    forward_model: ForwardModel
+    discriminator: DiscriminatorConfig
+
+
+class MGAILConfig(ModelBasedConfig):
+    prep_iters: NonNegInt
+    block_iters: PosInt
+    collect_every: PosInt
+    collect_steps: PosInt
+    collect_start: Literal["live", "expert"]
+
+
+class DynaConfig(ModelBasedConfig):
+    learn_iters: PosInt
+    fm_iters: PosInt
+    plan_iters: Annotated[StrictInt, _accepted("an integer >= 0 (0 = no planning)", ge=0)]
+    plan_steps: PosInt
+    plan_batch: PosInt
+    policy_update: Literal["adam", "trpo"]
+    max_kl: PosNum
+
+
+ALGOS: dict[str, type[AlgoConfig]] = {"bc": BCConfig, "gail": GAILConfig, "sam": SAMConfig, "mgail": MGAILConfig, "dyna": DynaConfig}
+
+
+# ----- the job ----------------------------------------------------------------------------------
+class TrainConfig(Section):
+    env_steps: PosInt
+    checkpoint_every: PosInt
+    seeds_per_process: PosInt
+
+
+class EvalConfig(Section):
+    every: PosInt
+    episodes: PosInt
+    final_episodes: PosInt
+
+
+class DemoSetConfig(Section):
+    trajectories: PosInt
+    deterministic: Flag
+    seed: NonNegInt
+    min_return: Optional[Number]
+    subsample: PosInt
+    select_seed: Optional[NonNegInt] = Field(json_schema_extra={"accepted": "null (the first `demos` trajectories) or an integer >= 0"})
+
+
+class RuntimeConfig(Section):
+    threads: PosInt
+    progress: Flag
+    device: str  # cpu | cuda | cuda:N: ail.config.check_device knows what this machine has
+
+
+class JobConfig(BaseModel):
+    """The top level; ``env``, ``logger`` and ``paths`` are checked where they are used (ail.envs, ail.logger, ail.paths)."""
+
+    model_config = ConfigDict(extra="allow")
+    task: Literal["train", "expert", "demos", "eval"]
+    experiment: str
+    demos: PosInt
+    seed: NonNegInt
+    train: TrainConfig
+    eval: EvalConfig
+    demo_set: DemoSetConfig
+    runtime: RuntimeConfig
+
+
+def _accepted_text(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[str]:
+    """What the field at ``loc`` accepts: its declared text, or its choices."""
+    field = None
+    for part in loc:
+        if not isinstance(part, str) or model is None or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        ann = field.annotation
+        model = next((a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)), None)  # type: ignore[assignment]
+    if field is None:
+        return None
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "accepted" in extra:
+        return str(extra["accepted"])
+    for meta in field.metadata:
+        if isinstance(getattr(meta, "json_schema_extra", None), dict) and "accepted" in meta.json_schema_extra:
+            return str(meta.json_schema_extra["accepted"])
+    choices = [a for a in (field.annotation, *get_args(field.annotation)) if get_origin(a) is Literal]
+    if choices:
+        return ", ".join(str(c) for c in get_args(choices[0]))
+    return None
+
+
+def _one_line(exc: ValidationError, model: type[BaseModel], prefix: str, value_of: Any) -> ConfigError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    while loc and not isinstance(loc[-1], str):  # an item of a list or pair: name the whole value
+        loc = loc[:-1]
+    key = prefix + ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        return ConfigError(f"{key} is not a config key; accepted keys here: {', '.join(_fields_at(model, loc[:-1]))}")
+    if err["type"] == "missing":
+        return ConfigError(f"{key} is missing from the config")
+    if err["type"] == "value_error" and isinstance(value_of(loc), dict):  # a model's own check (its message names the key)
+        return ConfigError(f"{key}.{str(err['msg']).removeprefix('Value error, ')}".lstrip("."))
+    # Hydra's text for the value (lists as [a, b]), not pydantic's echo of the part that failed.
+    value = value_of(loc)
+    accepted = _accepted_text(model, tuple(p for p in loc if isinstance(p, str))) or str(err["msg"])
+    return ConfigError(f"{key}={_show(value)} is invalid; accepted: {accepted}")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        ann = model.model_fields[part].annotation
+        model = next(a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel))
+    return sorted(model.model_fields)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: str) -> None:
+    def value_of(loc: tuple[Any, ...]) -> Any:
+        v = data
+        for part in loc:
+            try:
+                v = v[part]
+            except (KeyError, IndexError, TypeError):
+                return v
+        return v
+
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(exc, model, prefix, value_of) from None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Validate a composed job config (the algorithm's group too, for ``task=train``)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    _validate(JobConfig, data, "")
+    if data["task"] == "train":
+        algo = data["algo"]
+        if algo.get("name") not in ALGOS:
+            raise ConfigError(f"algo.name={algo.get('name')} has no schema; accepted: {', '.join(ALGOS)}")
+        _validate(ALGOS[algo["name"]], algo, "algo.")
+
+
+def check_override(key: str, value: Any, algos: list[str]) -> None:
+    """One command-line override ``key=value`` (``algo.*`` keys against each algorithm in ``algos``
+    that has the key), before any job starts."""
+    parts = key.split(".")
+    models: list[type[BaseModel]] = [ALGOS[a] for a in algos if a in ALGOS] if parts[0] == "algo" else [JobConfig]
+    path = parts[1:] if parts[0] == "algo" else parts
+    for model in models:
+        field = None
+        m: Optional[type[BaseModel]] = model
+        for part in path:
+            if m is None or part not in m.model_fields:
+                field = None
+                break
+            field = m.model_fields[part]
+            ann = field.annotation
+            m = next((a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if field is None or m is not None:
+            continue  # not a leaf of this schema (another algorithm's key, or a whole group)
+        try:
+            TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation).validate_python(value)
+        except ValidationError as exc:
+            accepted = _accepted_text(model, tuple(path)) or str(exc.errors()[0]["msg"])
+            raise ConfigError(f"{key}={_show(value)} is invalid; accepted: {accepted}") from None
