@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN, PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
@@ -28,7 +29,7 @@ from ail.evaluation import evaluate, random_policy_returns, stats
 from ail.paths import experts_root
 from ail.policy import LoadedPolicy, ObsNormalizer, load_policy_dir
 from ail.preemption import Preempted, PreemptionFlag
-from ail.provenance import git_sha, versions
+from ail.provenance import REPO_ROOT, git_sha, versions
 from ail.seeding import set_random_seed
 
 ALGOS = {"ppo": PPO, "sac": SAC, "td3": TD3, "dqn": DQN}
@@ -37,33 +38,16 @@ FINAL_EVAL_EPISODES = 50
 # InvertedDoublePendulum policy that fell in ~5% of starts (9359.7 on one 50-episode set, 8803.7 on another).
 CONFIRM_EPISODES = 100
 FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
-# The expert zoo's minimum returns (issue 3): mean over 50 deterministic episodes.
-BARS: dict[str, float] = {
-    "cartpole": 500,
-    "mountaincar": -110,
-    "acrobot": -85,
-    "invertedpendulum": 1000,
-    "hopper": 3000,
-    "inverteddoublependulum": 9300,
-    "reacher": -5,
-    "walker": 4000,
-    "halfcheetah": 5000,
-    "ant": 3000,
-    "humanoid": 5000,
-}
-# Shipped experts below their bar, each with the reason measured (docs/experts.md prints it).
-SHORTFALLS: dict[str, str] = {
-    "inverteddoublependulum": (
-        "9179.6 on the 50 evaluation starts, below the 9300 bar, because of one start (seed 100025) that every IDP expert "
-        "trained here fails: two PPO seeds, SAC at 30k and at 220k steps. On 300 other starts this SAC expert never fell "
-        "(9359.6, min 9359.0). The bar needs at least 6380 from that start. The start is recoverable: the three SAM "
-        "policies trained for 60k steps on 4 of this expert's demonstrations score 9358.6-9358.9 on it and 9359.6-9359.8 "
-        "on all 50 starts (docs/sam.md), although a planner with the true simulator (benchmarks/idp_hard_start.py) falls "
-        "there after 23 steps. A TD3 expert (zoo MuJoCo defaults, action noise 0.1; experiment=idp-td3) reached 9355.9 "
-        "over 50 selection episodes at 60k steps but fell about once per 50 episodes from 40k to 130k (selection "
-        "evaluations 9314-9331; 300-episode confirmation 9326.7, min 582.2), so it was not installed."
-    ),
-}
+BARS_FILE = REPO_ROOT / "experts" / "bars.yaml"
+
+
+def zoo_bars() -> tuple[dict[str, float], dict[str, str]]:
+    """The expert zoo's bars (minimum return per env) and, for shipped experts below theirs, the reason
+    measured: data in ``experts/bars.yaml``."""
+    data = yaml.safe_load(BARS_FILE.read_text())
+    return {k: float(v) for k, v in data["bars"].items()}, dict(data.get("shortfalls") or {})
+
+
 RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
 
 

@@ -139,6 +139,7 @@ class SAMNetwork(Section):
     hidden: Layers
     activation: Activation
     layer_norm: Flag
+    head_init: PosNum
 
 
 class SAMActor(Section):
@@ -154,12 +155,14 @@ class SAMCritic(Section):
     loss: Literal["huber", "mse"]
     weight_decay: NonNegNum
     popart: Flag
+    popart_min_var: PosNum
     target_noise: NonNegNum
     target_noise_clip: NonNegNum
 
 
 class SAMExploration(Section):
     param_noise: Optional[PosNum] = Field(json_schema_extra={"accepted": "null (off) or a positive number"})
+    param_noise_factor: Annotated[float, BeforeValidator(_no_bool), _accepted("a number > 1", gt=1)]
     adapt_every: PosInt
     action_noise: Literal["ou", "normal", "none"]
     action_noise_sigma: NonNegNum
@@ -235,6 +238,15 @@ class MGAILConfig(ModelBasedConfig):
     collect_start: Literal["live", "expert"]
 
 
+class TrustRegionConfig(Section):
+    max_kl: PosNum
+    cg_damping: NonNegNum
+    cg_iters: PosInt
+    backtrack_steps: PosInt
+    backtrack_ratio: Annotated[float, BeforeValidator(_no_bool), _accepted("a number in (0, 1)", gt=0, lt=1)]
+    kl_accept: PosNum
+
+
 class DynaConfig(ModelBasedConfig):
     learn_iters: PosInt
     fm_iters: PosInt
@@ -242,7 +254,7 @@ class DynaConfig(ModelBasedConfig):
     plan_steps: PosInt
     plan_batch: PosInt
     policy_update: Literal["adam", "trpo"]
-    max_kl: PosNum
+    trust_region: TrustRegionConfig
 
 
 ALGOS: dict[str, type[AlgoConfig]] = {"bc": BCConfig, "gail": GAILConfig, "sam": SAMConfig, "mgail": MGAILConfig, "dyna": DynaConfig}

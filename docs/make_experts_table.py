@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ail.experts import BARS, SHORTFALLS, shipped_expert_dirs
+from ail.experts import shipped_expert_dirs, zoo_bars
+
+BARS, SHORTFALLS = zoo_bars()
 
 ROOT = Path(__file__).resolve().parent.parent
 

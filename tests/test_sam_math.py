@@ -83,7 +83,7 @@ def _critic_like() -> tuple[nn.Sequential, nn.Sequential]:
 
 def test_popart_update_preserves_the_denormalised_outputs_of_online_and_target_critics():
     online, target = _critic_like()
-    popart = PopArt()
+    popart = PopArt(min_var=1e-2)
     popart.update(torch.randn(64) * 3 + 10, [online[-1], target[-1]])
     x = torch.randn(32, 4)
     before = [popart.denormalize(net(x)).detach().clone() for net in (online, target)]
@@ -95,14 +95,14 @@ def test_popart_update_preserves_the_denormalised_outputs_of_online_and_target_c
 
 
 def test_popart_statistics_match_numpy_over_all_targets_and_floor_sigma():
-    popart = PopArt()
+    popart = PopArt(min_var=1e-2)
     batches = [np.random.default_rng(i).normal(5, 2, 100) for i in range(3)]
     for b in batches:
         popart.update(torch.as_tensor(b), [])
     allv = np.concatenate(batches)
     assert float(popart.mean) == pytest.approx(allv.mean(), rel=1e-4)
     assert float(popart.sigma) == pytest.approx(allv.std(), rel=1e-3)
-    flat = PopArt()
+    flat = PopArt(min_var=1e-2)
     flat.update(torch.full((10,), 3.0), [])
     assert float(flat.sigma) == pytest.approx(0.1)  # sqrt(min_var = 1e-2)
     y = torch.tensor([7.0])
@@ -116,17 +116,17 @@ def _actor() -> nn.Sequential:
 
 def test_param_noise_grows_sigma_when_actions_barely_move_and_shrinks_it_when_they_move_too_much():
     actor, obs = _actor(), torch.randn(64, 3)
-    small = AdaptiveParamNoise(actor, initial_sigma=1e-4, target_distance=0.2)
+    small = AdaptiveParamNoise(actor, initial_sigma=1e-4, target_distance=0.2, factor=1.01)
     small.adapt(actor, obs, torch.Generator().manual_seed(0))
     assert small.sigma == pytest.approx(1e-4 * 1.01) and small.last_distance < 0.2
-    big = AdaptiveParamNoise(actor, initial_sigma=5.0, target_distance=0.2)
+    big = AdaptiveParamNoise(actor, initial_sigma=5.0, target_distance=0.2, factor=1.01)
     big.adapt(actor, obs, torch.Generator().manual_seed(0))
     assert big.sigma == pytest.approx(5.0 / 1.01) and big.last_distance > 0.2
 
 
 def test_param_noise_leaves_layernorm_alone_and_perturbs_everything_else():
     actor = _actor()
-    pn = AdaptiveParamNoise(actor, initial_sigma=0.5)
+    pn = AdaptiveParamNoise(actor, initial_sigma=0.5, target_distance=0.2, factor=1.01)
     pn.resample(actor, torch.Generator().manual_seed(1))
     names = {n for n, _ in perturbable(actor)}
     assert names == {"0.weight", "0.bias", "3.weight", "3.bias"}
@@ -153,7 +153,7 @@ def test_ou_noise_starts_at_zero_and_reaches_its_stationary_spread():
 def test_weight_decay_reaches_only_the_critics_hidden_kernels():
     obs_space = gym.spaces.Box(-1, 1, (5,), np.float32)
     act_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-    policy = SAMPolicy(obs_space, act_space, lambda _: 1e-3, net_arch=[8, 8], n_critics=2, layer_norm=True)
+    policy = SAMPolicy(obs_space, act_space, lambda _: 1e-3, net_arch=[8, 8], n_critics=2, layer_norm=True, head_init=3e-3)
     decayed = {id(w) for w in policy.critic.hidden_weights()}
     linears = [m for q in policy.critic.q_networks for m in q if isinstance(m, nn.Linear)]
     assert len(decayed) == 4  # two hidden kernels per head, two heads

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ail.algos.model_based.learner import ModelBasedLearner
+from ail.algos.model_based.natural_gradient import TrustRegion
 from ail.algos.model_based.unroll import check_horizon, episode_limit
 from ail.demos import Demos
 
@@ -39,7 +40,7 @@ class Dyna(ModelBasedLearner):
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
         if str(self.a.policy_update) == "trpo":
-            self.use_trust_region(float(self.a.max_kl))
+            self.use_trust_region(TrustRegion(**OmegaConf.to_container(self.a.trust_region, resolve=True)))
 
     def begin(self) -> None:
         self.unroller.collect(max(1, int(self.a.warmup_steps) // int(self.a.n_envs)))

@@ -19,7 +19,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from ail.algorithm import Learner
 from ail.algos.model_based.diff_policy import DiffPolicy
 from ail.algos.model_based.forward_model import build_forward_model
-from ail.algos.model_based.natural_gradient import natural_gradient_step
+from ail.algos.model_based.natural_gradient import TrustRegion, natural_gradient_step
 from ail.algos.model_based.unroll import (
     RealUnroller,
     Unrolled,
@@ -100,7 +100,7 @@ class ModelBasedLearner(Learner):
             handle_timeout_termination=False,
         )
         self.g = torch.Generator().manual_seed(self.seed)
-        self.max_kl: Optional[float] = None
+        self.trust_region: Optional[TrustRegion] = None
         self.np_rng = np.random.default_rng(self.seed)
         self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma), float(a.forward_model.max_error), self.g)
         # algo.collect_start=expert (MGAIL): collections start from random expert states in envs of their own.
@@ -206,9 +206,9 @@ class ModelBasedLearner(Learner):
         self.f_opt.step()
         return float(loss.detach())
 
-    def use_trust_region(self, max_kl: float) -> None:
-        """Policy steps become natural-gradient steps under ``KL <= max_kl`` (Dyna-AIL's TRPO rule)."""
-        self.max_kl = max_kl
+    def use_trust_region(self, region: TrustRegion) -> None:
+        """Policy steps become natural-gradient steps under ``KL <= region.max_kl`` (Dyna-AIL's TRPO rule)."""
+        self.trust_region = region
 
     def real_policy_update(self, steps: int) -> dict[str, float]:
         """MGAIL's update: one real unroll of ``steps`` in every env, backprop through f and D."""
@@ -233,8 +233,8 @@ class ModelBasedLearner(Learner):
             frac = max(0.0, 1.0 - self.env_steps / int(self.cfg.train.env_steps))
             for group in self.p_opt.param_groups:
                 group["lr"] = float(self.a.policy.lr) * frac
-        if self.max_kl is not None:
-            applied, kl = natural_gradient_step(self.policy, loss, torch.cat(unrolled.obs), self.max_kl)
+        if self.trust_region is not None:
+            applied, kl = natural_gradient_step(self.policy, loss, torch.cat(unrolled.obs), self.trust_region)
             logs["policy_kl"] = kl
         else:
             applied = policy_step(self.policy, self.p_opt, loss, float(self.a.policy.grad_clip))

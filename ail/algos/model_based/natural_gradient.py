@@ -2,15 +2,17 @@
 
 Given the loss gradient ``g`` (here the pathwise gradient through D and the forward model),
 solve ``F s = g`` by conjugate gradient, where ``F`` is the Fisher matrix of the policy at the
-unroll's states (Fisher-vector products by double backprop of the mean KL, plus ``damping``),
-and step ``theta <- theta - sqrt(2 delta / s^T F s) s``; halve the step until the mean
-``KL(pi_old || pi_new) <= 1.5 delta``. Policy KLs, with D's fixed exploration noise:
+unroll's states (Fisher-vector products by double backprop of the mean KL, plus ``cg_damping``),
+and step ``theta <- theta - sqrt(2 delta / s^T F s) s``; shrink the step (``backtrack_ratio``) until
+the mean ``KL(pi_old || pi_new) <= kl_accept * delta`` (:class:`TrustRegion`, ``algo.trust_region``). Policy KLs, with D's fixed exploration noise:
 Gaussian ``||mu_new - mu_old||^2 / (2 sigma^2)`` (normalised units), categorical on the logits.
 The paper's variant used TRPO with a score-function gradient; keeping the pathwise gradient
 and adding only the trust region is this project's reading (docs/mgail_dyna.md).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +47,27 @@ def conjugate_gradient(fvp, b: torch.Tensor, iters: int = 10, tol: float = 1e-10
     return x
 
 
-def natural_gradient_step(
-    policy: DiffPolicy, loss: torch.Tensor, states: torch.Tensor, max_kl: float, damping: float = 0.1, cg_iters: int = 10
-) -> tuple[bool, float]:
+@dataclass(frozen=True)
+class TrustRegion:
+    """The step's settings (``algo.trust_region``).
+
+    :param max_kl: the step is scaled to ``KL = max_kl`` under the quadratic model.
+    :param cg_damping: added to the Fisher-vector product (``F + damping * I``).
+    :param cg_iters: conjugate-gradient iterations for ``F^-1 g``.
+    :param backtrack_steps: halvings (``backtrack_ratio``) tried until the measured KL is accepted.
+    :param backtrack_ratio: step-size factor per backtracking try.
+    :param kl_accept: a step is accepted when its measured KL is at most ``kl_accept * max_kl``.
+    """
+
+    max_kl: float
+    cg_damping: float
+    cg_iters: int
+    backtrack_steps: int
+    backtrack_ratio: float
+    kl_accept: float
+
+
+def natural_gradient_step(policy: DiffPolicy, loss: torch.Tensor, states: torch.Tensor, region: TrustRegion) -> tuple[bool, float]:
     """Apply one trust-region step to ``policy``; returns (applied, KL of the step taken)."""
     params = [p for p in policy.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -62,19 +82,19 @@ def natural_gradient_step(
 
     def fvp(v: torch.Tensor) -> torch.Tensor:
         hv = torch.autograd.grad(flat_kl_grad @ v, params, retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+        return torch.cat([h.reshape(-1) for h in hv]) + region.cg_damping * v
 
-    step_dir = conjugate_gradient(fvp, g, cg_iters)
+    step_dir = conjugate_gradient(fvp, g, region.cg_iters)
     shs = float(step_dir @ fvp(step_dir))
     if not shs > 0:
         return False, 0.0
-    full_step = (2.0 * max_kl / shs) ** 0.5 * step_dir
+    full_step = (2.0 * region.max_kl / shs) ** 0.5 * step_dir
     old = torch.nn.utils.parameters_to_vector(params).detach().clone()
-    for frac in (0.5**k for k in range(10)):
+    for frac in (region.backtrack_ratio**k for k in range(region.backtrack_steps)):
         torch.nn.utils.vector_to_parameters(old - frac * full_step, params)
         with torch.no_grad():
             kl = float(mean_kl(policy, states, old_head))
-        if kl <= 1.5 * max_kl:
+        if kl <= region.kl_accept * region.max_kl:
             return True, kl
     torch.nn.utils.vector_to_parameters(old, params)
     return False, 0.0

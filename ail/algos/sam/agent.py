@@ -46,26 +46,27 @@ from ail.seeding import derive_seed
 
 @dataclass
 class SAMSettings:
-    nstep: int = 10
-    one_step_loss: bool = True
-    critic_loss: str = "huber"  # huber | mse
-    weight_decay: float = 1e-3
-    popart: bool = True
-    d_steps: int = 1
-    g_steps: int = 1
-    d_batch_size: int = 256
-    grad_penalty: float = 10.0
-    label_smoothing: Any = (0.7, 1.2)
-    entropy_weight: float = 0.0
-    reward: str = "minimax"
-    recompute_rewards: bool = True
-    absorbing: bool = False
-    q_scale: float = 1.0
-    d_scale: float = 0.0
-    grad_clip: Optional[float] = 5.0
-    adapt_every: int = 20
-    compile: bool = False  # torch.compile the update (ail/algos/sam/compiled.py)
-    stacked: bool = False  # one of K seeds whose updates are stacked: the functional update even uncompiled
+    nstep: int
+    one_step_loss: bool
+    critic_loss: str  # huber | mse
+    weight_decay: float
+    popart: bool
+    popart_min_var: float
+    d_steps: int
+    g_steps: int
+    d_batch_size: int
+    grad_penalty: float
+    label_smoothing: Any
+    entropy_weight: float
+    reward: str
+    recompute_rewards: bool
+    absorbing: bool
+    q_scale: float
+    d_scale: float
+    grad_clip: Optional[float]
+    adapt_every: int
+    compile: bool  # torch.compile the update (ail/algos/sam/compiled.py)
+    stacked: bool  # one of K seeds whose updates are stacked: the functional update even uncompiled
 
 
 class SAM(TD3):
@@ -91,7 +92,7 @@ class SAM(TD3):
         self.expert_act = torch.as_tensor(expert["actions"], dtype=torch.float32)
         self.expert_term = torch.as_tensor(expert["terminated"], dtype=torch.bool)
         self.param_noise = param_noise
-        self.popart = PopArt().to(self.device) if settings.popart else None
+        self.popart = PopArt(settings.popart_min_var).to(self.device) if settings.popart else None
         self.rng = np.random.default_rng(derive_seed("sam_replay", seed, distributed.rank()))
         self.gen = torch.Generator().manual_seed(derive_seed("sam_update", seed, distributed.rank()))
         self.train_steps = 0

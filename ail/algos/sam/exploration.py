@@ -26,7 +26,7 @@ def perturbable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
 class AdaptiveParamNoise:
     """Holds the perturbed actor and its noise scale ``sigma``."""
 
-    def __init__(self, actor: nn.Module, initial_sigma: float = 0.2, target_distance: float = 0.2, factor: float = 1.01):
+    def __init__(self, actor: nn.Module, initial_sigma: float, target_distance: float, factor: float):
         self.sigma = float(initial_sigma)
         self.target_distance = float(target_distance)
         self.factor = float(factor)

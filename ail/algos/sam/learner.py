@@ -77,6 +77,7 @@ def settings_from_cfg(a: DictConfig, seeds_per_process: int = 1) -> SAMSettings:
         critic_loss=str(a.critic.loss),
         weight_decay=float(a.critic.weight_decay),
         popart=bool(a.critic.popart),
+        popart_min_var=float(a.critic.popart_min_var),
         d_steps=int(a.schedule.d_steps),
         g_steps=int(a.schedule.g_steps),
         d_batch_size=int(d.batch_size),
@@ -155,12 +156,17 @@ class Worker:
                 activation_fn=activation(str(a.network.activation), "algo.network.activation"),
                 n_critics=int(a.critic.n_critics),
                 layer_norm=bool(a.network.layer_norm),
+                head_init=float(a.network.head_init),
                 optimizer_kwargs={"fused": True},
             ),  # one kernel per Adam step, not one per tensor
         )
         for group in self.model.actor.optimizer.param_groups:
             group["lr"] = float(a.actor.lr)
-        pn = None if e.param_noise is None else AdaptiveParamNoise(self.model.actor, float(e.param_noise), float(e.param_noise))
+        pn = (
+            None
+            if e.param_noise is None
+            else AdaptiveParamNoise(self.model.actor, float(e.param_noise), float(e.param_noise), float(e.param_noise_factor))
+        )
         expert = {"obs": demos.obs, "actions": demos.actions, "terminated": demos.terminated}
         self.model.setup_imitation(self.disc, self.d_opt, expert, settings_from_cfg(a, int(cfg.train.get("seeds_per_process", 1))), pn, seed)
         distributed.broadcast_module(self.model.policy)

@@ -17,7 +17,7 @@ from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
 
-def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool) -> nn.Sequential:
+def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool, head_init: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(n_in, int(width)), activation()]
@@ -25,8 +25,8 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module
             layers.append(nn.LayerNorm(int(width)))
         n_in = int(width)
     head = nn.Linear(n_in, n_out)
-    nn.init.uniform_(head.weight, -3e-3, 3e-3)
-    nn.init.uniform_(head.bias, -3e-3, 3e-3)
+    nn.init.uniform_(head.weight, -head_init, head_init)
+    nn.init.uniform_(head.bias, -head_init, head_init)
     layers.append(head)
     return nn.Sequential(*layers)
 
@@ -34,27 +34,27 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module
 class SAMActor(Actor):
     """``mu(s) = tanh(MLP(s))`` in [-1, 1]^act_dim (SB3 rescales to the env's bounds)."""
 
-    def __init__(self, *args: Any, layer_norm: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, layer_norm: bool, head_init: float, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.layer_norm = layer_norm
+        self.layer_norm, self.head_init = layer_norm, head_init
         act_dim = int(self.action_space.shape[0])
-        self.mu = nn.Sequential(mlp(self.features_dim, self.net_arch, act_dim, self.activation_fn, layer_norm), nn.Tanh())
+        self.mu = nn.Sequential(mlp(self.features_dim, self.net_arch, act_dim, self.activation_fn, layer_norm, head_init), nn.Tanh())
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "layer_norm": self.layer_norm}
+        return {**super()._get_constructor_parameters(), "layer_norm": self.layer_norm, "head_init": self.head_init}
 
 
 class SAMCritic(ContinuousCritic):
     """``n_critics`` Q heads over ``concat(s, a)``; :meth:`heads` are the last linear layers (Pop-Art)."""
 
-    def __init__(self, layer_norm: bool = True, **kwargs: Any):
+    def __init__(self, layer_norm: bool, head_init: float, **kwargs: Any):
         super().__init__(**kwargs)
         act_dim = int(self.action_space.shape[0])
         net_arch = kwargs["net_arch"]
         activation = kwargs.get("activation_fn", nn.ReLU)
         self.q_networks = []
         for idx in range(self.n_critics):
-            q_net = mlp(int(kwargs["features_dim"]) + act_dim, net_arch, 1, activation, layer_norm)
+            q_net = mlp(int(kwargs["features_dim"]) + act_dim, net_arch, 1, activation, layer_norm, head_init)
             self.add_module(f"qf{idx}", q_net)  # replaces SB3's plain MLP under the same name
             self.q_networks.append(q_net)
 
@@ -69,17 +69,17 @@ class SAMCritic(ContinuousCritic):
 class SAMPolicy(TD3Policy):
     """TD3Policy whose actor and critics are :class:`SAMActor` / :class:`SAMCritic`."""
 
-    def __init__(self, *args: Any, layer_norm: bool = True, **kwargs: Any):
-        self.layer_norm = layer_norm  # read by make_actor/make_critic during super().__init__
+    def __init__(self, *args: Any, layer_norm: bool, head_init: float, **kwargs: Any):
+        self.layer_norm, self.head_init = layer_norm, head_init  # read by make_actor/make_critic during super().__init__
         super().__init__(*args, **kwargs)
 
     def make_actor(self, features_extractor: Any = None) -> SAMActor:
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SAMActor(layer_norm=self.layer_norm, **kwargs).to(self.device)
+        return SAMActor(layer_norm=self.layer_norm, head_init=self.head_init, **kwargs).to(self.device)
 
     def make_critic(self, features_extractor: Any = None) -> SAMCritic:
         kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return SAMCritic(layer_norm=self.layer_norm, **kwargs).to(self.device)
+        return SAMCritic(layer_norm=self.layer_norm, head_init=self.head_init, **kwargs).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "layer_norm": self.layer_norm}
+        return {**super()._get_constructor_parameters(), "layer_norm": self.layer_norm, "head_init": self.head_init}

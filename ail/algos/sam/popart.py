@@ -26,7 +26,7 @@ Moments = tuple[float, float, float]  # (sum, sum of squares, count)
 class PopArt(nn.Module):
     """Scalar target statistics in float64 buffers (saved with the module)."""
 
-    def __init__(self, min_var: float = 1e-2):
+    def __init__(self, min_var: float):
         super().__init__()
         self.min_var = float(min_var)
         self.register_buffer("mean", torch.zeros((), dtype=torch.float64))
