@@ -95,13 +95,13 @@ def main(argv: list[str]) -> int:
     for _ in range(args.rounds):
         torch.use_deterministic_algorithms(sam_deterministic, warn_only=True)
         sync()
-        s0, u0, t0 = sam.model.num_timesteps, sam.model._n_updates, time.perf_counter()
+        s0, u0, t0 = sam.model.num_timesteps, sam.sb3.n_updates, time.perf_counter()
         while sam.model.num_timesteps < s0 + args.steps:
             sam.iterate()
         sync()
         times["sam"] += time.perf_counter() - t0
         steps["sam"] += sam.model.num_timesteps - s0
-        updates["sam"] += sam.model._n_updates - u0
+        updates["sam"] += sam.sb3.n_updates - u0
         torch.use_deterministic_algorithms(False)
         s0, u0, t0 = ddpg.num_timesteps, ddpg._n_updates, time.perf_counter()
         ddpg.learn(args.steps, reset_num_timesteps=False)

@@ -62,13 +62,13 @@ def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
     w = Worker(cfg, load_demos(env, 4), 0)
     while w.model.num_timesteps < WARMUP:
         w.iterate()
-    s0, u0, t0 = w.model.num_timesteps, w.model._n_updates, time.perf_counter()
+    s0, u0, t0 = w.model.num_timesteps, w.sb3.n_updates, time.perf_counter()
     while w.model.num_timesteps < s0 + steps:
         w.iterate()
     dt = time.perf_counter() - t0
     return {
         "env_steps": w.model.num_timesteps - s0,
-        "updates": w.model._n_updates - u0,
+        "updates": w.sb3.n_updates - u0,
         "seconds": dt,
         "hidden": list(cfg.algo.network.hidden),
         "batch_size": int(cfg.algo.batch_size),

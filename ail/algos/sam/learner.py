@@ -345,7 +345,7 @@ class SAMLearner(Learner):
 
     @property
     def updates(self) -> int:
-        return int(self.workers[0].model._n_updates)
+        return self.workers[0].sb3.n_updates
 
     @property
     def budget(self) -> int:
