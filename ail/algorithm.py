@@ -7,8 +7,11 @@ To add an algorithm ``foo``:
    runs one iteration of the algorithm (collect, update: read it top to bottom); the rest hands
    the train loop what it needs to evaluate, checkpoint and finish.
 2. Write ``conf/algo/foo.yaml`` with ``name: foo``, ``label: foo`` (run directories) and
-   ``learner: ail.algos.foo.FooLearner``, plus the algorithm's own keys.
-3. Add a test that ``launch.py algo=foo`` learns a small task (see ``tests/``).
+   ``learner: ail.algos.foo.FooLearner``, plus the algorithm's own keys (an adversarial one pulls
+   in the shared discriminator: ``defaults: [/discriminator@discriminator: base, _self_]``).
+3. Declare those keys' types, ranges and choices in :mod:`ail.schema` (a model, registered in
+   ``ALGOS["foo"]``): bad values are then refused, one line each, before anything runs.
+4. Add a test that ``launch.py algo=foo`` learns a small task (see ``tests/``).
 
 What an algorithm does **not** write: the training loop, evaluation cadence, progress bar,
 checkpoint files, preemption handling, first-reach thresholds, ``metrics.csv`` or
@@ -137,7 +140,11 @@ def learner_class(cfg: DictConfig) -> type[Learner]:
     module, _, name = target.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # the learner's module exists but one of its own imports fails: show that
+        raise ConfigError(f"algo={cfg.algo.name} has a config but no learner in this version ({target} is missing)") from None
+    except (AttributeError, ValueError):
         raise ConfigError(f"algo={cfg.algo.name} has a config but no learner in this version ({target} is missing)") from None
     if not (isinstance(cls, type) and issubclass(cls, Learner)):
         raise ConfigError(f"algo.learner={target} is not an ail.algorithm.Learner subclass")

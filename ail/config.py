@@ -82,7 +82,9 @@ def check_overrides(argv: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(args)
     except Exception as exc:  # noqa: BLE001 - Hydra's grammar errors: keep their first line
         raise ConfigError(f"cannot parse overrides {args}: {str(exc).splitlines()[0]}") from exc
-    algos = [str(v) for ov in overrides if ov.key_or_group == "algo" and ov.package is None for v in _values(ov)] or ["bc"]
+    algos = [str(v) for ov in overrides if ov.key_or_group == "algo" and ov.package is None for v in _values(ov)]
+    if not algos and not any(a.startswith(("--config-name", "-cn")) for a in argv):
+        algos = ["bc"]  # conf/config.yaml's default; a sweep file's own algo is only known once composed (checked per job)
     for ov in overrides:
         key = ov.key_or_group
         if ov.is_delete():

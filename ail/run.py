@@ -8,8 +8,10 @@ finished run, and ``.lock``.
 
 Why a kill or a second launch cannot corrupt it:
 
-- one writer: :class:`RunLock` is held from :meth:`Run.open` until the process ends;
-- every file but ``metrics.csv`` is replaced atomically (a per-process temporary, then rename);
+- one writer: :class:`RunLock` is held from :meth:`Run.open` to :meth:`Run.close` (or the process's end);
+- ``config.yaml``, ``meta.json``, ``checkpoints/last.pt`` and ``summary.json`` are replaced
+  atomically (a per-process temporary, then rename); ``policy/`` is written by the last step,
+  before ``summary.json``, so a launch killed while writing it writes it again;
 - ``metrics.csv`` only grows between checkpoints, and a launch cuts it back to its checkpoint
   (to its header when there is none) before it writes, so rows of a killed launch never stay.
 """
@@ -105,11 +107,15 @@ class RunLock:
         if self.fd is None:
             return
         run_dir = self.path.parent
-        if [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
-            self.path.unlink()
-            run_dir.rmdir()
-        os.close(self.fd)  # closing the descriptor releases the flock
-        self.fd = None
+        try:
+            if [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+                self.path.unlink()
+                run_dir.rmdir()
+        except OSError:
+            pass  # another launch is creating its lock here: the directory is its now
+        finally:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
 
 
 class Run:

@@ -1,10 +1,12 @@
-"""The one place that reaches into Stable-Baselines3's private attributes.
+"""The one place the learners reach into Stable-Baselines3's private training state.
 
 Our learners drive SB3 algorithms round by round (collect, then our own update, then SB3's)
 instead of through ``learn()``, and checkpoint them mid-training with their envs; SB3's public
 API has neither (``save()`` drops the rollout position: the last observation, episode starts,
 episode-info buffer, update count). Everything here is what ``learn()`` itself does or keeps
-between rounds, named once so an SB3 upgrade that renames it breaks one file.
+between rounds, named once so an SB3 upgrade that renames it breaks one file. (SAM's ``SAM(TD3)``
+subclass in ``ail/algos/sam/agent.py`` also overrides SB3's hooks, as SB3's docs describe for custom
+algorithms; its rewrite onto the public API is the next SAM issue's.)
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ reaches ``learner.budget``:
    normalised score reaches each of :data:`THRESHOLDS` goes to ``summary.json``.
 3. **Checkpoint** after every ``train.checkpoint_every``-th evaluation (the one at the start
    included), atomically: learner state and this loop's bookkeeping together.
-4. **Preemption.** SIGTERM/SIGUSR2 (Slurm) raise a flag; at the end of the iteration every
-   seed is checkpointed and :class:`ail.preemption.Preempted` ends the job (it resumes when
-   relaunched). With ``algo.workers > 1`` any worker's flag stops all of them together.
+4. **Preemption.** During the iterations SIGTERM/SIGUSR2 (Slurm) raise a flag; at the end of the
+   iteration every seed is checkpointed and :class:`ail.preemption.Preempted` ends the job (it
+   resumes when relaunched). With ``algo.workers > 1`` any worker's flag stops all of them
+   together. Outside the iterations (warm-up, the final evaluation) the signal ends the process at
+   once, which the checkpoints and ``metrics.csv``'s cut-back make safe too.
 5. **Numerical failure** (:class:`ail.errors.TrainingError`, e.g. NaN) stops with one line that
    names the progress, the checkpoint kept and the learner's ``failure_hint``.
 6. **Finish**: save the policy, the final evaluation, ``summary.json`` last.
@@ -126,9 +128,10 @@ def train(learner: Learner, runs: Sequence[Optional[Run]]) -> None:
             continue
         extra: dict[str, Any] = {**learner.summary(i), **books[i]["first_reach"], "budget": budget}
         if learner.progress > budget:
+            why = f" ({learner.iteration_note})" if learner.iteration_note else ""
             extra["budget_note"] = (
                 f"ran {learner.progress} {learner.unit}, {learner.progress - budget} past the budget of {budget}: "
-                f"{cfg.algo.name} stops only between iterations ({learner.iteration_note})"
+                f"{cfg.algo.name} stops only between iterations{why}"
             )
         with learner.seed_context(i):
             run.finish(lambda path, i=i: learner.save_policy(i, path), learner.acting_policy(i), learner.env_steps, learner.updates, extra=extra)

@@ -109,6 +109,7 @@ class ModelBasedLearner(Learner):
             self.start_venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=derive_seed("expert_starts", self.seed))
             self.expert_qpos, self.expert_qvel = demos.qpos, demos.qvel
         self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0}
+        self.iteration_note = f"a real unroll steps algo.n_envs = {a.n_envs} envs algo.unroll_steps = {a.unroll_steps} times"
 
     # ----- checkpoints ---------------------------------------------------------------------
     def state_dict(self, i: int = 0) -> dict[str, Any]:

@@ -48,6 +48,13 @@ class MGAIL(ModelBasedLearner):
         # last D step's and the last policy update's numbers whichever this iteration ran.
         self.logs: dict[str, float] = {}
 
+    def state_dict(self, i: int = 0) -> dict[str, Any]:
+        return {**super().state_dict(i), "logs": dict(self.logs)}
+
+    def load_state_dict(self, i: int, s: dict[str, Any]) -> None:
+        super().load_state_dict(i, s)
+        self.logs = dict(s["logs"])
+
     def begin(self) -> None:
         self.unroller.collect(max(1, int(self.a.warmup_steps) // int(self.a.n_envs)))
 

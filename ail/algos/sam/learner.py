@@ -325,6 +325,10 @@ class SAMLearner(Learner):
             self.workers.append(Worker(c, demos, distributed.rank()))  # seeds the global streams itself
             self.streams.append(rng_state() if len(self.seeds) > 1 else None)
         self.stacked = StackedSteps([w.model for w in self.workers], enabled=bool(cfg.algo.compile)) if len(self.seeds) > 1 else None
+        self.iteration_note = (
+            f"an iteration collects algo.schedule.env_steps = {cfg.algo.schedule.env_steps} steps in each of "
+            f"algo.workers = {cfg.algo.workers} workers"
+        )
 
     @contextlib.contextmanager
     def seed_context(self, i: int) -> Iterator[None]:
