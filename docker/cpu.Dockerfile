@@ -22,7 +22,7 @@ COPY . /ail
 
 # README step 1, with the package index of the CPU build of torch for the torch step.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install -e ".[test]"
+    && pip install -c constraints.txt -e ".[test]"
 
 # A smoke check at build time: the entry point composes its default config.
 RUN python launch.py --cfg job > /dev/null

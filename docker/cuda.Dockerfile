@@ -23,7 +23,7 @@ COPY . /ail
 
 # README step 1, verbatim.
 RUN pip install torch==2.13.0 \
-    && pip install -e ".[test]"
+    && pip install -c constraints.txt -e ".[test]"
 
 RUN python launch.py --cfg job > /dev/null
 

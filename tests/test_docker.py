@@ -28,9 +28,9 @@ def test_images_install_as_the_readme_does_and_run_launch_py(dockerfile) -> None
     readme = (REPO / "README.md").read_text()
     first = re.search(r"```bash\n(.+)\n", readme).group(1)  # README command 1
     steps = [s.strip() for s in first.split("&&") if s.strip().startswith("pip install")]
-    assert steps == ["pip install torch==2.13.0", 'pip install -e ".[test]"']
+    assert steps == ["pip install torch==2.13.0", 'pip install -c constraints.txt -e ".[test]"']
     text = dockerfile.read_text()
-    assert 'pip install -e ".[test]"' in text and "torch==2.13.0" in text
+    assert 'pip install -c constraints.txt -e ".[test]"' in text and "torch==2.13.0" in text
     assert 'ENTRYPOINT ["python", "launch.py"]' in text
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "runs" in ignored and "experts" not in ignored  # the shipped experts go into the image
