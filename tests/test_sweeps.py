@@ -11,6 +11,7 @@ from conftest import REPO, launch
 from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
+from ail.schema import check_config
 
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
@@ -33,13 +34,14 @@ def _combinations(name: str) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("name", SWEEPS)
-def test_every_job_of_a_sweep_composes_into_its_own_run_directory(name: str):
+def test_every_job_of_a_sweep_composes_into_its_own_valid_config_and_run_directory(name: str):
     register_resolvers()
     dirs = set()
     combos = _combinations(name)
     with initialize_config_dir(config_dir=str(REPO / "sweeps"), version_base=None):
         for combo in combos:
             cfg = compose(name, overrides=[*combo, f"hydra.searchpath=[file://{CONF_DIR}]"])
+            check_config(cfg)  # every job's values pass the schema
             dirs.add(f"{cfg.experiment}/{cfg.algo.label}-{cfg.env.name}-d{cfg.demos}/seed{cfg.seed}")
     assert len(dirs) == len(combos) > 1, sorted(dirs)
 
