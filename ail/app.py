@@ -104,7 +104,8 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
     cls.validate(cfg, demos)
     k = int(cfg.train.seeds_per_process)
     if k > cls.max_seeds:
-        raise ConfigError(f"train.seeds_per_process={k} is not supported by algo={cfg.algo.name}; accepted: 1..{cls.max_seeds}")
+        accepted = "1" if cls.max_seeds == 1 else f"1..{cls.max_seeds}"
+        raise ConfigError(f"train.seeds_per_process={k} is not supported by algo={cfg.algo.name}; accepted for algo={cfg.algo.name}: {accepted}")
     cfgs, dirs = [cfg], [Path(run_dir)]
     if k > 1:
         cfgs = []

@@ -103,14 +103,16 @@ class RunLock:
         self.fd = fd
 
     def release(self) -> None:
-        """Unlock; a directory that holds nothing but the lock (a launch refused before writing) is removed."""
+        """Unlock. Where this launch wrote no run (refused before its ``config.yaml``: a foreign or a
+        fresh directory) the lock file goes too, and the directory if that leaves it empty."""
         if self.fd is None:
             return
         run_dir = self.path.parent
         try:
-            if [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+            if not (run_dir / "config.yaml").exists():
                 self.path.unlink()
-                run_dir.rmdir()
+                if not any(run_dir.iterdir()):
+                    run_dir.rmdir()
         except OSError:
             pass  # another launch is creating its lock here: the directory is its now
         finally:

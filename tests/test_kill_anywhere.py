@@ -9,7 +9,7 @@ from test_gail import TINY as TINY_GAIL
 
 
 def test_bc_killed_anywhere_resumes_exactly(runs):
-    args = [a for a in TINY_BC if not a.startswith("algo.updates")] + ["algo.updates=2000", "algo.eval_every=200"]
+    args = [a for a in TINY_BC if not a.startswith("algo.updates")] + ["algo.updates=1000", "algo.eval_every=100"]
     assert_kills_anywhere_resume_exactly(args, runs, lambda e: runs / e / "bc-cartpole-d4" / "seed0", kills=5, seed=1)
 
 

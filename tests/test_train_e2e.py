@@ -46,21 +46,22 @@ def test_run_directory_contract(runs):
     ret = evaluate(policy.predict, "cartpole", 2, seed=summary["seed"] + 2_000_000)
     assert np.isclose(ret.mean(), summary["final_return_mean"])
     # A finished run relaunched does nothing and changes nothing.
-    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != "meta.json"}
+    # (meta.json records every launch; .lock names the last holder.)
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name not in ("meta.json", ".lock")}
     again = launch(TINY_BC, runs)
     assert again.returncode == 0 and "already complete" in again.stdout
-    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != "meta.json"} == before
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name not in ("meta.json", ".lock")} == before
 
 
 def test_resume_mismatch_is_refused_and_nothing_changes(runs):
     assert launch(TINY_BC, runs).returncode == 0
     d = run_dir(runs)
-    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != ".lock"}
     proc = launch(TINY_BC + ["algo.lr=0.5"], runs)
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()
     assert len(line) == 1 and "was created by a different config (algo.lr=0.001 there, 0.5 now)" in line[0]
-    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != ".lock"} == before
 
 
 def test_foreign_directory_is_not_touched(runs):

@@ -1,0 +1,97 @@
+"""The benchmark grid's report (ail/benchmark.py) on a synthetic grid of run directories whose numbers are known."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ail.benchmark import benchmark_report, bootstrap_ci, main
+
+EXPERT, RANDOM = 3000.0, 0.0
+
+
+def _run(root: Path, algo: str, label: str, env: str, seed: int, final: float, steps: list[int], scores: list[float]) -> Path:
+    d = root / f"{label}-{env}-d4" / f"seed{seed}"
+    d.mkdir(parents=True)
+    cfg = {
+        "task": "train",
+        "demos": 4,
+        "seed": seed,
+        "algo": {"name": algo, "label": label},
+        "env": {"name": env, "id": f"{env.title()}-v5"},
+        "train": {"env_steps": 0 if algo == "bc" else steps[-1]},
+    }
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with open(d / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["env_steps", "updates", "wall_time", "return_mean", "normalized_score"])
+        for s, sc in zip(steps, scores):
+            w.writerow([s, 0, 1.0, sc * EXPERT, sc])
+    summary = {
+        "status": "complete",
+        "normalized_score": final,
+        "env_steps": steps[-1],
+        "wall_time_s": 600.0 * (seed + 1),
+        "expert_return": EXPERT,
+        "random_return": RANDOM,
+        "demo_returns": [2900.0, 3000.0, 3100.0, 3000.0],
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+    return d
+
+
+@pytest.fixture
+def grid(tmp_path: Path) -> Path:
+    root = tmp_path / "benchmark"
+    for env, base in (("hopper", 0.9), ("walker", 0.6)):
+        for seed in range(3):
+            final = base + 0.05 * seed
+            steps = [0, 10_000, 30_000, 100_000, 300_000]
+            _run(root, "sam", "sam", env, seed, final, steps, [0.0, 0.3, 0.6, final - 0.01, final])
+            _run(root, "gail", "gail-ppo", env, seed, final - 0.3, [0, 100_000, 1_000_000], [0.0, 0.2, final - 0.3])
+            _run(root, "bc", "bc", env, seed, 0.5, [0, 0], [0.0, 0.5])
+    d = root / "sam-ant-d4" / "seed0"  # an incomplete cell: counted, not in the statistics
+    d.mkdir(parents=True)
+    cfg = {"task": "train", "demos": 4, "seed": 0, "algo": {"name": "sam", "label": "sam"}, "env": {"name": "ant", "id": "Ant-v5"},
+           "train": {"env_steps": 500000}}  # fmt: skip
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return root
+
+
+def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
+    out = tmp_path / "out"
+    result = benchmark_report([grid], out)
+    rows = {(r["env"], r["algo"]): r for r in result["rows"]}
+    sam = rows[("hopper", "sam")]
+    assert sam["seeds"] == 3 and sam["score_mean"] == pytest.approx(0.95)
+    assert 0.9 - 1e-9 <= sam["ci_low"] <= sam["score_mean"] <= sam["ci_high"] <= 1.0 + 1e-9
+    assert sam["reached"] == 3 and sam["steps_to_threshold"] == 100_000  # median first reach: 300k (seed 0), 100k, 100k
+    assert rows[("walker", "sam")]["reached"] == 0 and rows[("walker", "sam")]["steps_to_threshold"] is None
+    assert rows[("hopper", "sam")]["wall_minutes"] == pytest.approx(20.0)
+    assert rows[("ant", "sam")]["seeds"] == 0 and rows[("ant", "sam")]["runs"] == 1
+    table = (out / "table.md").read_text()
+    assert "| ant | sam | 0 of 1 | not complete |" in table and "| hopper | bc | 3 of 3 |" in table
+    # Aggregates: the IQM over 3 seeds x 2 tasks of SAM's scores (0.9..1.0 and 0.6..0.7) trims one from each end.
+    iqm, lo, hi = result["aggregate"]["sam"]["iqm"]
+    pooled = np.sort([0.9, 0.95, 1.0, 0.6, 0.65, 0.7])
+    assert iqm == pytest.approx(pooled[1:5].mean(), abs=0.03) and lo <= iqm <= hi
+    assert "| sam |" in (out / "aggregate.md").read_text()
+    for name in ("curves_hopper.png", "curves_walker.png", "aggregate_iqm.png", "profile.png"):
+        assert (out / name).stat().st_size > 10_000, name
+
+
+def test_the_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    v = np.array([0.2, 0.5, 0.9])
+    a, b = bootstrap_ci(v, np.random.default_rng(0)), bootstrap_ci(v, np.random.default_rng(0))
+    assert a == b and a[0] < v.mean() < a[1] and v.min() <= a[0] and a[1] <= v.max()
+    assert bootstrap_ci(np.array([0.7]), np.random.default_rng(0)) == (0.7, 0.7)
+
+
+def test_the_command_line_refuses_a_missing_directory(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a directory" in capsys.readouterr().err
