@@ -207,6 +207,17 @@ def _band(ax: Any, grid: np.ndarray, values: np.ndarray, rng: np.random.Generato
     ax.plot(grid, mean, color=color, lw=1.8, label=label)
 
 
+def _save_steps_figure(plt: Any, fig: Any, ax: Any, path: Path, ylabel: str) -> None:
+    """Axes against env steps: labels, grid, the legend beside the plot (never over a curve), saved and closed."""
+    ax.set_xlabel("environment interactions")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     """One task's curves (``runs``: its complete runs, every algorithm)."""
     plt = _plt()
@@ -240,13 +251,7 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     ax.set_xlim(x_min * 0.8, x_max * 1.25)
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.set_title(f"{runs[0].env_id}, {runs[0].demos} demonstrations")
-    ax.set_xlabel("environment interactions")
-    ax.set_ylabel("normalised score (expert = 1)")
-    ax.grid(alpha=0.3, which="both", lw=0.4)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save_steps_figure(plt, fig, ax, path, "normalised score (expert = 1)")
 
 
 def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
@@ -281,13 +286,7 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
         return None
     ax.axhline(1.0, color="tab:red", lw=1, ls="--", label="expert")
     ax.set_xscale("log")
-    ax.set_xlabel("environment interactions")
-    ax.set_ylabel("IQM normalised score across tasks")
-    ax.grid(alpha=0.3, which="both", lw=0.4)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save_steps_figure(plt, fig, ax, path, "IQM normalised score across tasks")
     return path
 
 
