@@ -79,11 +79,11 @@ def test_an_unwritable_runs_directory_is_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {runs}/") and "accepted: paths.runs=DIR" in lines[0], proc.stderr
 
 
-@pytest.mark.parametrize("bad", ["algo.eval_every=0", "algo.batch_size=0", "algo.updates=-3"])
-def test_a_bad_bc_value_fails_before_any_file_and_the_corrected_launch_runs(runs, bad):
-    proc = launch(TINY_BC + [bad], runs)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is invalid; accepted: a positive integer" in proc.stderr
-    assert not runs.exists() or not any(runs.rglob("*.yaml"))
+def test_a_bad_bc_value_fails_before_any_file_and_the_corrected_launch_runs(runs):
+    for bad in ("algo.eval_every=0", "algo.batch_size=0", "algo.updates=-3"):
+        proc = launch(TINY_BC + [bad], runs)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is invalid; accepted: a positive integer" in proc.stderr, bad
+        assert not runs.exists() or not any(runs.rglob("*.yaml"))
     assert launch(TINY_BC, runs).returncode == 0
 
 
