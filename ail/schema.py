@@ -389,25 +389,38 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def check_override(key: str, value: Any, algos: list[str]) -> None:
-    """One command-line override ``key=value`` (``algo.*`` keys against each algorithm in ``algos``
-    that has the key), before any job starts."""
+    """One command-line override ``key=value`` before any job starts: ``algo.*`` keys against each
+    algorithm in ``algos`` (a key none of them has is refused, as Hydra would, but in one line),
+    the job's own groups (train, eval, ...) against :class:`JobConfig`; env, logger and paths are
+    left to their own checks."""
     parts = key.split(".")
-    models: list[type[BaseModel]] = [ALGOS[a] for a in algos if a in ALGOS] if parts[0] == "algo" else [JobConfig]
-    path = parts[1:] if parts[0] == "algo" else parts
+    if parts[0] == "algo":
+        models: list[type[BaseModel]] = [ALGOS[a] for a in algos if a in ALGOS]
+        path = parts[1:]
+    elif parts[0] in JobConfig.model_fields:
+        models, path = [JobConfig], parts
+    else:
+        return
+    unknown: list[tuple[str, list[str]]] = []
     for model in models:
         field = None
         m: Optional[type[BaseModel]] = model
         for part in path:
             if m is None or part not in m.model_fields:
+                if m is not None and m.model_config.get("extra") != "allow":  # e.g. algo.ppo.*: any SB3 keyword
+                    unknown.append((part, sorted(m.model_fields)))
                 field = None
                 break
             field = m.model_fields[part]
             ann = field.annotation
             m = next((a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if field is None or m is not None:
-            continue  # not a leaf of this schema (another algorithm's key, or a whole group)
+            continue  # no such key here (see below), or a whole group
         try:
             TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation).validate_python(value)
         except ValidationError as exc:
             accepted = _accepted_text(model, tuple(path)) or str(exc.errors()[0]["msg"])
             raise ConfigError(f"{key}={_show(value)} is invalid; accepted: {accepted}") from None
+    if models and len(unknown) == len(models):
+        owner = f"algo={','.join(algos)}" if parts[0] == "algo" else "the job config"
+        raise ConfigError(f"{key} is not a key of {owner}; accepted keys there: {', '.join(unknown[0][1])}")

@@ -53,6 +53,12 @@ def test_overrides_are_checked_against_every_selected_algorithm_that_has_the_key
     check_override("algo.gamma", 1.0, ["mgail"])  # gamma in (0, 1] for MGAIL
     with pytest.raises(ConfigError, match=r"algo.gamma=1.0 is invalid; accepted: 0 < gamma < 1"):
         check_override("algo.gamma", 1.0, ["mgail", "sam"])
-    check_override("algo.plan_steps", -5, ["mgail"])  # not an MGAIL key: Hydra's own struct check refuses it
     with pytest.raises(ConfigError, match="eval.every=0 is invalid; accepted: a positive integer"):
         check_override("eval.every", 0, [])
+    with pytest.raises(ConfigError, match="algo.typo is not a key of algo=sam; accepted keys there: absorbing, "):
+        check_override("algo.typo", 1, ["sam"])
+    with pytest.raises(ConfigError, match="train.typo is not a key of the job config; accepted keys there: checkpoint_every, "):
+        check_override("train.typo", 1, [])
+    check_override("algo.ppo.ent_coef", 0.01, ["gail"])  # any SB3 keyword argument
+    check_override("algo.lr", 0.5, ["bc", "sam"])  # BC has it: Hydra refuses it for SAM's jobs
+    check_override("env.id", "Pendulum-v1", ["bc"])  # the env group is checked where it is used
