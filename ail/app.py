@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
+from ail.paths import remove_empty_dirs
 from ail.preemption import Preempted, hand_over, scheduler_handlers
 from ail.seeding import derive_seed
 
@@ -32,15 +33,6 @@ def _record_failure(message: str) -> None:
 
 def _output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
-
-
-def _remove_empty_dirs(out: Path, stop: Path) -> None:
-    """Hydra made the job's directory (and its parents); an error before any write leaves no trace."""
-    stop = stop.resolve()
-    out = out.resolve()
-    while out != stop and stop in out.parents and out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-        out = out.parent
 
 
 def task_expert(cfg: DictConfig) -> None:
@@ -70,7 +62,7 @@ def task_demos(cfg: DictConfig) -> None:
         f"[demos] {path}: {meta['n_trajectories']} trajectories, {meta['n_transitions']} transitions, "
         f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}"
     )
-    _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # the set lives under paths.demos: no run dir
+    remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # the set lives under paths.demos: no run dir
 
 
 def task_train(cfg: DictConfig) -> None:
@@ -140,7 +132,7 @@ def task_eval(cfg: DictConfig) -> None:
     ret = evaluate(policy.predict, cfg.env.name, int(cfg.eval.final_episodes), seed=derive_seed("eval_task", int(cfg.seed)))
     s = stats(ret)
     print(f"[eval] {target}: return {s['return_mean']:.1f} ± {s['return_std']:.1f} over {len(ret)} episodes")
-    _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # evaluating writes nothing
+    remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # evaluating writes nothing
 
 
 TASKS: dict[str, Callable[[DictConfig], None]] = {
@@ -163,7 +155,7 @@ def run(cfg: DictConfig) -> None:
         check_config(cfg)
         TASKS[cfg.task](cfg)
     except ConfigError as exc:
-        _remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))
+        remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
             sys.exit(2)

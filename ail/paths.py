@@ -57,6 +57,16 @@ class WritableRuns(Callback):
         self._check(config.hydra.sweep.dir)
 
 
+def remove_empty_dirs(out: Path, stop: Path) -> None:
+    """Remove ``out`` and its parents below ``stop`` while they are empty directories: Hydra (or
+    ail.train) named the job's directory before any check ran; an error before any write leaves no trace."""
+    stop = stop.resolve()
+    out = out.resolve()
+    while out != stop and stop in out.parents and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+        out = out.parent
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` in one step: a crash never leaves it half-written, and processes writing it
     at once (parallel jobs, test workers) each use their own temporary."""

@@ -13,6 +13,8 @@ from ail.config import CONF_DIR, check_overrides, group_options, register_resolv
 from ail.envs import ENV_IDS
 from ail.errors import ConfigError
 
+pytestmark = pytest.mark.xdist_group("test_config")  # its module-scoped fixture is built once
+
 ALGOS = ["bc", "gail", "sam", "mgail", "dyna"]
 
 

@@ -11,6 +11,8 @@ import pytest
 from ail.demos import DEMO_FORMAT_VERSION, DemoSpec, ensure_demos, load_demos, read_demo_file, save_demos
 from ail.errors import ConfigError
 
+pytestmark = pytest.mark.xdist_group("test_demos")  # its module-scoped fixture is built once
+
 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):

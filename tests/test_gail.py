@@ -134,7 +134,8 @@ RESUME = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("generator,vec_env", [("ppo", "dummy"), ("trpo", "dummy"), ("ppo", "subproc")])
+# PPO with in-process envs: tests/test_kill_anywhere.py.
+@pytest.mark.parametrize("generator,vec_env", [("trpo", "dummy"), ("ppo", "subproc")])
 def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator, vec_env):
     args = RESUME + [f"algo.generator={generator}", f"algo.vec_env={vec_env}"]
     ref = launch(args + ["experiment=ref"], runs)

@@ -1,6 +1,6 @@
 """Kill-anywhere: BC and GAIL runs SIGKILLed or SIGTERMed at random instants (before the first checkpoint,
 while one is written, during the final evaluation, after summary.json) and relaunched each time end
-exactly as an uninterrupted run. SAM and MGAIL: test_kill_anywhere_offpolicy.py (the other CI worker)."""
+exactly as an uninterrupted run. SAM and MGAIL: test_kill_anywhere_offpolicy.py."""
 
 from __future__ import annotations
 

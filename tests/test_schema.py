@@ -9,6 +9,8 @@ from ail.config import CONF_DIR, group_options, register_resolvers
 from ail.errors import ConfigError
 from ail.schema import ALGOS, check_config, check_override
 
+pytestmark = pytest.mark.xdist_group("test_schema")  # its module-scoped fixture is built once
+
 
 @pytest.fixture(scope="module")
 def compose_job():

@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 from conftest import REPO, launch, read_metrics, without_wall_time
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]  # one cluster per worker
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 # A tiny GAIL run: env steps, evaluations and a checkpoint every 2048 steps, about 10 s of work.

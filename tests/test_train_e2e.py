@@ -102,7 +102,9 @@ LONG_BC = ["env=cartpole", "algo.updates=1200", "algo.eval_every=100", "eval.epi
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGUSR2])
+# SIGKILL (and SIGTERM) at random instants: tests/test_kill_anywhere.py. Here: the clean stop's message
+# and launch record, for SIGTERM and Slurm's pre-timeout SIGUSR2.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
 def test_kill_and_relaunch_gives_the_uninterrupted_curve(runs, sig):
     ref = launch(LONG_BC + ["experiment=ref"], runs)
     assert ref.returncode == 0, ref.stderr

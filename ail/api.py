@@ -1,0 +1,150 @@
+"""The Python API: ``ail.train`` and ``ail.evaluate`` for notebooks and scripts.
+
+``ail.train("bc", "cartpole", demos=2, seed=0, overrides=["algo.updates=500"])`` is
+``python launch.py algo=bc env=cartpole demos=2 seed=0 algo.updates=500``: the same composed
+config (conf/), the same checks before any file is written, the same run directory (created,
+resumed, or found complete) and the same training. Bad input raises :class:`ail.errors.ConfigError`
+with the message launch.py prints after ``error:``; a numerical failure raises
+:class:`ail.errors.TrainingError`; SIGTERM/SIGUSR2 writes a checkpoint and raises
+:class:`ail.preemption.Preempted` (calling ``train`` again resumes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+from omegaconf import DictConfig, open_dict
+
+from ail.errors import ConfigError
+
+Act = Callable[[np.ndarray], np.ndarray]
+
+
+def compose(overrides: Sequence[str]) -> tuple[DictConfig, Path]:
+    """The job config ``launch.py OVERRIDES`` would run (checked by :mod:`ail.schema`) and its run directory.
+
+    :param overrides: Hydra overrides as on the command line, e.g. ``["algo=sam", "seed=1"]``; no sweeps.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ail.config import CONF_DIR, check_config, check_overrides, register_resolvers
+    from ail.paths import check_writable
+
+    overrides = [str(o) for o in overrides]
+    check_overrides(overrides)
+    register_resolvers()
+    # Hydra keeps one global composer; one left initialised by the caller would make ours fail.
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Hydra's composition errors: keep their first line
+        raise ConfigError(f"cannot compose {overrides}: {str(exc).splitlines()[0]}") from exc
+    run_dir = Path(str(cfg.hydra.run.dir))
+    with open_dict(cfg):
+        del cfg["hydra"]
+    check_config(cfg)
+    check_writable(Path(str(cfg.paths.runs)), "paths.runs")
+    return cfg, run_dir
+
+
+def train(
+    algo: str,
+    env: str,
+    demos: int = 4,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    runs: Optional[Union[str, Path]] = None,
+) -> Path:
+    """Train (or resume, or find complete) one run and return its run directory.
+
+    :param algo: ``bc``, ``gail``, ``sam``, ``mgail`` or ``dyna`` (conf/algo).
+    :param env: an env config name, e.g. ``hopper`` (conf/env).
+    :param demos: number of expert trajectories given to the learner.
+    :param seed: the run's seed; ``train.seeds_per_process=K`` in ``overrides`` also trains seeds
+        ``seed+1 .. seed+K-1`` in this process, each in its own sibling directory.
+    :param overrides: further Hydra overrides as on the command line, e.g. ``["train.env_steps=20000"]``.
+    :param runs: ``paths.runs`` (default: conf/config.yaml's ``runs``, relative to the working directory).
+    :return: the run directory ``<runs>/<experiment>/<algo>-<env>-d<demos>/seed<seed>``, holding
+        config.yaml, metrics.csv, summary.json and the saved policy (``ail.load_policy(path)``).
+    """
+    from ail.app import train_run
+    from ail.paths import remove_empty_dirs
+
+    args = [f"algo={algo}", f"env={env}", f"demos={demos}", f"seed={seed}", *overrides]
+    if runs is not None:
+        args.append(f"paths.runs={runs}")
+    cfg, run_dir = compose(args)
+    if cfg.task != "train":
+        raise ConfigError(f"task={cfg.task} is not ail.train's; accepted: task=train (launch.py runs the others)")
+    try:
+        return train_run(cfg, run_dir)[0]
+    except ConfigError:
+        remove_empty_dirs(run_dir, Path(str(cfg.paths.runs)))
+        raise
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Deterministic episodes of a policy.
+
+    :param returns: undiscounted return of each episode, shape ``(episodes,)``.
+    :param return_mean: mean of ``returns``.
+    :param return_std: standard deviation of ``returns``.
+    :param normalized_score: ``(return_mean - R_random) / (R_expert - R_random)`` with the env's
+        shipped expert (NaN when the env has none).
+    """
+
+    returns: np.ndarray
+    return_mean: float
+    return_std: float
+    normalized_score: float
+
+
+def evaluate(
+    policy: Union[str, Path, Act, object],
+    env: str,
+    episodes: int = 10,
+    seed: int = 0,
+    experts: Optional[Union[str, Path]] = None,
+) -> Evaluation:
+    """Run ``episodes`` deterministic episodes of ``policy`` on ``env``, as ``launch.py task=eval`` does.
+
+    :param policy: a run directory or saved-policy directory (``ail.load_policy``), a loaded policy
+        (anything with ``predict(obs) -> action``), or a function ``obs -> action`` on raw observations.
+    :param env: an env config name, e.g. ``hopper``.
+    :param episodes: number of episodes; episode ``i`` is reset with seed ``derive_seed("eval_task", seed) + i``.
+    :param seed: the evaluation's seed (``launch.py task=eval seed=S`` gives the same episodes).
+    :param experts: the experts directory for the normalised score (default: ``paths.experts``'s).
+    """
+    from ail.config import env_config
+    from ail.evaluation import evaluate as run_episodes
+    from ail.evaluation import normalized_score
+    from ail.experts import expert_info
+    from ail.policy import load_policy
+    from ail.seeding import derive_seed
+
+    if episodes < 1:
+        raise ConfigError(f"episodes={episodes} is invalid; accepted: a positive integer")
+    env_config(env)  # an unknown env is one ConfigError naming the accepted ones
+    if isinstance(policy, (str, Path)):
+        policy = load_policy(policy)
+    act = policy.predict if hasattr(policy, "predict") else policy
+    if not callable(act):
+        raise ConfigError(
+            f"policy {policy!r} is not usable; accepted: a run or policy directory, an object with predict(obs), or a function obs -> action"
+        )
+    returns = run_episodes(act, env, episodes, seed=derive_seed("eval_task", seed))
+    try:
+        info = expert_info(env, experts)
+        score = normalized_score(float(np.mean(returns)), float(info["return_mean"]), float(info["random_return_mean"]))
+    except ConfigError:
+        score = float("nan")
+    return Evaluation(returns=returns, return_mean=float(np.mean(returns)), return_std=float(np.std(returns)), normalized_score=score)
