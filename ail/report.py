@@ -6,9 +6,15 @@
 Writes into ``--out`` (without it, prints ``table.md`` and writes nothing):
 
 - ``figure_d<N>.png``: SAM-Figure-2-style panels, one per task: the deterministic evaluation return
-  against environment interactions (log axis); every seed's evaluations as points, the mean across
-  seeds as a line with a ± one-std band (clipped to the seeds' own range); the demonstrations given to the learner in red (mean line,
-  ± std band, dotted min, dashed max). Learners that take no interactions (BC) are a flat line.
+  against environment interactions (log axis from the first evaluation, step 0 at the left edge);
+  every seed's evaluations as points, the mean across seeds as a line with a ± one-std band
+  (clipped to the seeds' own range); the demonstrations given to the learner in red (mean line, ± std
+  band, dotted min, dashed max), or named at the top when they are far above the curves' scale.
+  Learners that take no interactions (BC) are a flat line. One legend, below the panels
+  (:mod:`ail.figures`).
+- ``--aggregate``: per demonstrations count, ``aggregate_d<N>.md``, ``profile_d<N>.png`` and
+  ``aggregate_iqm_d<N>.png``: IQM and mean across tasks with stratified-bootstrap intervals
+  (:mod:`ail.aggregate`, the benchmark's own).
 - ``table.md`` / ``table.csv``: MGAIL-Table-1-style cells (mean ± std over seeds of the final
   return and normalised score per algorithm x task x demonstrations) and, per ``--threshold`` (default
   0.9), the env steps at which each seed's evaluation first reached that normalised score.
@@ -32,6 +38,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import yaml
+
+from ail.figures import panel_figure, save
 
 GroupKey = tuple[str, str, int]  # (label, env, demos)
 
@@ -392,77 +400,10 @@ def _meta(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-COLORS = ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:gray"]
-
-
-def figure(path: Path, runs: list[RunRecord], demos: int) -> None:
-    """One panel per task for the runs given ``demos`` demonstrations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
-
-    chosen = [r for r in runs if r.demos == demos and r.env != "?" and len(r.steps)]
-    envs = sorted({r.env for r in chosen})
-    labels = sorted({r.label for r in chosen})
-    color = {lab: COLORS[i % len(COLORS)] for i, lab in enumerate(labels)}
-    cols = min(3, len(envs))
-    rows_n = (len(envs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.0 * rows_n), squeeze=False)
-    for ax, env in zip(axes.flat, envs):
-        here = [r for r in chosen if r.env == env]
-        interacting = [r for r in here if r.budget > 0 and (r.steps > 0).any()]
-        x_max = max((int(r.steps.max()) for r in interacting), default=1000)
-        x_min = min((int(r.steps[r.steps > 0].min()) for r in interacting), default=100)
-        for lab in labels:
-            group = [r for r in here if r.label == lab]
-            if not group:
-                continue
-            # Complete runs only, so the mean never mixes curves of different lengths; a group with
-            # none complete yet (a sweep in progress) is drawn from what its runs have logged.
-            done = [r for r in group if r.status == "complete"]
-            partial = "" if done else ", incomplete"
-            group = done or group
-            c = color[lab]
-            seeds = len(group)
-            if all(r.budget == 0 for r in group):  # BC: no interactions, its final return as a level
-                final = [r.summary.get("final_return_mean", r.returns[-1]) for r in group]
-                ax.axhline(float(np.mean(final)), color=c, ls="-.", lw=1.5, label=f"{lab} (no env steps, {seeds} seeds{partial})")
-                continue
-            for r in group:
-                keep = r.steps > 0
-                ax.scatter(r.steps[keep], r.returns[keep], s=6, color=c, alpha=0.35, linewidths=0)
-            grid, mean, std = mean_curve(group)
-            keep = grid > 0
-            ax.plot(grid[keep], mean[keep], color=c, lw=1.8, label=f"{lab} ({seeds} seeds{partial})")
-            _, lo, hi = band(group)
-            ax.fill_between(grid[keep], lo[keep], hi[keep], color=c, alpha=0.2, lw=0)
-        ref = demo_returns(here[0])
-        if ref is not None and len(ref):
-            m, s = float(ref.mean()), float(ref.std())
-            ax.axhline(m, color="tab:red", lw=1.5, label=f"demonstrations ({len(ref)})")
-            ax.axhspan(m - s, m + s, color="tab:red", alpha=0.12, lw=0)
-            ax.axhline(float(ref.min()), color="tab:red", lw=1, ls=":")
-            ax.axhline(float(ref.max()), color="tab:red", lw=1, ls="--")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(x_min * 0.8, x_max * 1.25)
-        ax.set_title(f"{here[0].env_id}, {demos} demonstrations")
-        ax.set_xlabel("environment interactions")
-        ax.set_ylabel("evaluation return")
-        ax.grid(alpha=0.3, which="both", lw=0.4)
-        ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(envs) :]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-
-
-def report(roots: list[Path], out: Optional[Path], threshold: Union[float, Sequence[float]] = 0.9) -> dict[str, Any]:
+def report(roots: list[Path], out: Optional[Path], threshold: Union[float, Sequence[float]] = 0.9, aggregates: bool = False) -> dict[str, Any]:
     """Write the figures and tables for every run below ``roots`` into ``out`` (``None``: write nothing);
-    returns the rows, the runs, the table's markdown and the figures written."""
+    returns the rows, the runs, the table's markdown and the figures written. ``aggregates``: also
+    the across-task aggregates per demonstrations count (:func:`write_aggregates`)."""
     thresholds = [float(threshold)] if isinstance(threshold, (int, float)) else [float(t) for t in threshold]
     runs = load_runs(roots)
     if not runs:
@@ -478,9 +419,27 @@ def report(roots: list[Path], out: Optional[Path], threshold: Union[float, Seque
     figures = []
     for demos in sorted({r.demos for r in runs if r.demos > 0 and len(r.steps)}):
         path = out / f"figure_d{demos}.png"
-        figure(path, runs, demos)
+        save(panel_figure(runs, demos), path)
         figures.append(path)
+        if aggregates:
+            figures += write_aggregates(out, [r for r in runs if r.demos == demos], f"_d{demos}")
     return {"rows": rows, "runs": runs, "markdown": text, "figures": figures}
+
+
+def write_aggregates(out: Path, runs: list[RunRecord], suffix: str) -> list[Path]:
+    """``aggregate<suffix>.md`` (IQM and mean of the final normalised score across tasks per algorithm,
+    stratified-bootstrap intervals), ``aggregate_iqm<suffix>.png`` (IQM against env steps) and
+    ``profile<suffix>.png`` (performance profile), with ``rliable`` (:mod:`ail.aggregate`)."""
+    from ail.aggregate import aggregate, iqm_curve_figure, markdown_aggregate, profile_figure, score_matrices
+
+    matrices, tasks = score_matrices(runs)
+    if not matrices:
+        return []
+    (out / f"aggregate{suffix}.md").write_text(markdown_aggregate(aggregate(matrices), matrices, tasks))
+    profile_figure(out / f"profile{suffix}.png", matrices)
+    written = [out / f"aggregate{suffix}.md", out / f"profile{suffix}.png"]
+    iqm = iqm_curve_figure(out / f"aggregate_iqm{suffix}.png", runs)
+    return written + ([iqm] if iqm is not None else [])
 
 
 def main(argv: list[str]) -> int:
@@ -494,7 +453,16 @@ def main(argv: list[str]) -> int:
         default=[0.9],
         help="normalised score(s) for the 'env steps to reach' columns (default 0.9; e.g. 0.8 0.9 0.95)",
     )
+    parser.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="also aggregate across tasks per algorithm (rliable IQM and mean with stratified-bootstrap intervals, performance profile, "
+        "IQM vs env steps): aggregate_d<N>.md, profile_d<N>.png, aggregate_iqm_d<N>.png",
+    )
     args = parser.parse_args(argv)
+    if args.aggregate and args.out is None:
+        print("error: --aggregate writes figures; accepted: --aggregate with --out DIR", file=sys.stderr)
+        return 2
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}; accepted: directories holding run directories", file=sys.stderr)
@@ -504,7 +472,7 @@ def main(argv: list[str]) -> int:
             print(f"error: --threshold {t} is invalid; accepted: normalised scores in (0, 1.5]", file=sys.stderr)
             return 2
     try:
-        result = report(args.dirs, args.out, args.threshold)
+        result = report(args.dirs, args.out, args.threshold, aggregates=args.aggregate)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -128,3 +128,15 @@ def test_expert_training_settings_do_not_block_resuming_an_imitation_run():
     assert _first_difference(_comparable(stored), _comparable(retuned)) is None
     changed = {"seed": 0, "env": {"name": "walker", "subsample": 10, "expert": {"target_return": 4500}}, "runtime": {"threads": 1}}
     assert _first_difference(_comparable(stored), _comparable(changed)) == ("env.subsample", 20, 10)
+
+
+def test_help_opens_with_what_the_tool_does_its_tasks_and_axes(tmp_path):
+    proc = launch(["--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    head = proc.stdout.split("== Configuration groups ==")[0]
+    assert head.startswith("launch.py: adversarial imitation learning")
+    for task in ("train", "expert", "demos", "eval"):
+        assert f"\n  {task} " in head, task
+    for axis in ("algo", "env", "demos", "seed"):
+        assert f"\n  {axis} " in head.split("== The four axes")[1], axis
+    assert "README.md" in head

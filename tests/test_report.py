@@ -176,3 +176,70 @@ def test_bad_threshold_is_one_line(tmp_path: Path) -> None:
         [sys.executable, "-m", "ail.report", str(tmp_path / "runs"), "--threshold", "0.9", "2"], cwd=REPO, capture_output=True, text=True
     )
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threshold 2.0 is invalid; accepted: normalised scores in (0, 1.5]"
+
+
+def _short_sweep(tmp_path: Path) -> list:
+    """A short sweep as a new user makes one: evaluations every 1000 steps up to 4000 (within one
+    decade), far below the demonstrations' return (about 1000)."""
+    from ail.report import load_runs
+
+    root = tmp_path / "runs" / "short"
+    make_run(root, "gail-ppo", "gail", 0, [20, 30, 45, 40, 60])
+    make_run(root, "gail-ppo", "gail", 1, [25, 35, 40, 55, 50])
+    make_run(root, "bc", "bc", 0, [70, 80])
+    return load_runs([root])
+
+
+def test_the_figure_labels_its_steps_keeps_step_0_scales_to_the_curves_and_keeps_the_legend_off_them(tmp_path: Path) -> None:
+    from ail.figures import panel_figure, pyplot
+
+    fig = panel_figure(_short_sweep(tmp_path), demos=4)
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    fig.canvas.draw()
+    # 1. Data within one decade still gets labelled x ticks, 0 among them.
+    lo, hi = ax.get_xlim()
+    labels = [t.get_text() for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi and t.get_text()]
+    assert labels[0] == "0" and len(labels) >= 4, labels
+    assert labels[1:] == ["1k", "2k", "3k", "4k"], labels
+    # 2. The step-0 evaluations are drawn: the mean line and the points start at 0.
+    (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) > 2]
+    assert line.get_xdata()[0] == 0 and line.get_ydata()[0] == pytest.approx(22.5)
+    assert any(0 in np.asarray(c.get_offsets())[:, 0] for c in ax.collections if len(c.get_offsets()))
+    # 3. The y axis is the curves' (20..80 here), not stretched to the demonstrations' 1000; they are named instead.
+    y0, y1 = ax.get_ylim()
+    assert y0 < 20 and 80 < y1 < 120, (y0, y1)
+    assert any(t.get_text().startswith("demonstrations above: 1000") for t in ax.texts)
+    # 4. The legend is the figure's, below the panel, not on the axes.
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    legend_box = fig.legends[0].get_window_extent()
+    assert legend_box.y1 <= ax.get_window_extent().y0
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["bc (no env steps)", "gail-ppo"]
+    pyplot().close(fig)
+
+
+def test_demonstrations_within_the_curves_scale_are_drawn_as_a_band(experiment: Path) -> None:
+    from ail.figures import panel_figure, pyplot
+    from ail.report import load_runs
+
+    fig = panel_figure(load_runs([experiment]), demos=4)
+    ax = fig.axes[0]
+    assert not ax.texts
+    assert "demonstrations: mean ± std, min, max" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert ax.get_ylim()[1] >= 1100  # the demonstrations' max
+    pyplot().close(fig)
+
+
+def test_aggregate_view_writes_iqm_tables_and_figures(experiment: Path, tmp_path: Path) -> None:
+    out = tmp_path / "agg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ail.report", str(experiment), "--out", str(out), "--aggregate"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "aggregate_d4.md").read_text()
+    # sam: seeds 0 and 1 complete on hopper, final scores 0.98 and 1.0: IQM = mean = 0.99
+    row = [line for line in text.splitlines() if line.startswith("| sam |")][0]
+    assert row.startswith("| sam | 0.990 [0.980, 1.000] | 0.990 [0.980, 1.000] | hopper | 2 |"), row
+    for name in ("profile_d4.png", "aggregate_iqm_d4.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    alone = subprocess.run([sys.executable, "-m", "ail.report", str(experiment), "--aggregate"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 2 and alone.stderr == "error: --aggregate writes figures; accepted: --aggregate with --out DIR\n"
