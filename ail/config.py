@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from ail import schema
 from ail.errors import ConfigError
 from ail.provenance import REPO_ROOT
+from ail.envs import check_gym_id
 from ail.schema import check_override
 
 CONF_DIR = REPO_ROOT / "conf"
@@ -28,8 +29,12 @@ def run_name(task: str, algo: str, env: str, demos: Any) -> str:
 
 
 def register_resolvers() -> None:
+    from ail.envs import gym_env_name
+
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", run_name)
+    if not OmegaConf.has_resolver("gym_env_name"):
+        OmegaConf.register_new_resolver("gym_env_name", gym_env_name)
 
 
 def group_options(group: str) -> list[str]:
@@ -45,7 +50,11 @@ def launcher_options() -> list[str]:
 
 
 def env_config(name: str) -> DictConfig:
-    """``conf/env/<name>.yaml`` on its own, for library code called outside Hydra."""
+    """``conf/env/<name>.yaml`` on its own (an ``env=gym`` env: its job's env config), for library code called outside Hydra."""
+    from ail.envs import GYM_CONFIGS
+
+    if name in GYM_CONFIGS:
+        return GYM_CONFIGS[name]
     path = CONF_DIR / "env" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown env '{name}'; accepted: {', '.join(group_options('env'))}")
@@ -85,6 +94,9 @@ def check_overrides(argv: list[str]) -> None:
     algos = [str(v) for ov in overrides if ov.key_or_group == "algo" and ov.package is None for v in _values(ov)]
     if not algos and not any(a.startswith(("--config-name", "-cn")) for a in argv):
         algos = ["bc"]  # conf/config.yaml's default; a sweep file's own algo is only known once composed (checked per job)
+    envs = [str(v) for ov in overrides if ov.key_or_group == "env" and ov.package is None for v in _values(ov)]
+    if "gym" in envs and not any(ov.key_or_group == "env.id" for ov in overrides):
+        check_gym_id(None)  # env=gym without env.id: one line, not Hydra's missing-value traceback
     for ov in overrides:
         key = ov.key_or_group
         if ov.is_delete():
@@ -105,14 +117,25 @@ def check_overrides(argv: list[str]) -> None:
         elif key == "runtime.device":
             for v in _values(ov):
                 check_device_name(v)
+        elif key == "env.id" and any(o.key_or_group == "env" and "gym" in map(str, _values(o)) for o in overrides):
+            imports = [str(v) for o in overrides if o.key_or_group == "env.import" for v in _values(o)] or [None]
+            for v in _values(ov):
+                for module in imports:
+                    check_gym_id(v, module)  # before Hydra names the run directory after it
         elif not ov.is_add() and key not in GROUPS and "/" not in key and not key.startswith("hydra"):
             for v in _values(ov):
                 check_override(key, v, algos)
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Validate the composed config of one job against the schema (values set in files too), then its device."""
+    """Validate the composed config of one job against the schema (values set in files too), then its
+    device; then make its env (``env=gym``) and expert file (``env.expert.path``) known in this process."""
+    from ail.envs import use_env
+    from ail.expert_files import use_expert_file
+
     schema.check_config(cfg)
+    use_env(cfg.env)
+    use_expert_file(cfg)
     what = f"algo={OmegaConf.select(cfg, 'algo.name', default='')}" if cfg.task == "train" else f"task={cfg.task}"
     check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"), what)
 

@@ -179,7 +179,7 @@ def ensure_demos(
         if path.is_file():  # a cached set needs no expert; with none to compare, it is used as it is
             return path
         raise
-    made_by = {k: info.get(k) for k in EXPERT_KEYS}
+    made_by = {k: info.get(k) for k in EXPERT_KEYS} | ({"sha256": info["sha256"]} if "sha256" in info else {})  # env.expert.path
     if path.is_file():
         cached = _cached_expert(path)
         if cached is None or cached == made_by:
@@ -187,7 +187,7 @@ def ensure_demos(
         # A replaced expert (expert.replace=true) makes every set rolled out from the old one stale.
         print(f"[demos] {path} was rolled out by another expert ({cached}); regenerating it from the shipped one", flush=True)
     expert = load_expert(name, experts, info)
-    print(f"[demos] generating {spec.trajectories} {env_id(name)} trajectories from the shipped expert -> {path}", flush=True)
+    print(f"[demos] generating {spec.trajectories} {env_id(name)} trajectories from the expert -> {path}", flush=True)
     data = generate_demos(name, spec, expert)
     attempts = int(data.pop("_attempts"))
     meta = {

@@ -1,11 +1,19 @@
 """Environment registry (short names -> gymnasium ids), seeded env factories, absorbing states.
 
+The eleven shipped tasks have a short name each (``hopper`` -> ``Hopper-v5``, conf/env/<name>.yaml).
+Any other registered gymnasium id runs as ``env=gym env.id=<id>`` (conf/env/gym.yaml): :func:`use_env`
+imports ``env.import`` (so a user's package can register its ids), checks the id, and registers the
+name derived from it (``Pendulum-v1`` -> ``pendulum-v1``) in this process, once per job.
+
 Every env built here keeps gymnasium's split between ``terminated`` (a true end: no bootstrap)
 and ``truncated`` (the time limit: bootstrap from the final observation).
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import re
 from typing import Any, Callable, Optional
 
 import gymnasium as gym
@@ -27,13 +35,59 @@ ENV_IDS: dict[str, str] = {
     "ant": "Ant-v5",
     "humanoid": "Humanoid-v5",
 }
-MUJOCO_ENVS = frozenset(["invertedpendulum", "inverteddoublependulum", "reacher", "hopper", "walker", "halfcheetah", "ant", "humanoid"])
+SHIPPED = tuple(ENV_IDS)  # the eleven tasks with a conf/env file and an expert here; ENV_IDS also gets env=gym ids
+MUJOCO_ENVS = {"invertedpendulum", "inverteddoublependulum", "reacher", "hopper", "walker", "halfcheetah", "ant", "humanoid"}
+IMPORTS: dict[str, str] = {}  # name -> module to import before gym.make (env=gym env.import=M), for worker processes too
+GYM_CONFIGS: dict[str, Any] = {}  # name -> its env config (env=gym), for library code called outside Hydra
+
+
+def gym_env_name(gym_id: str) -> str:
+    """The platform's name for a gymnasium id (run and demo directories): ``Pendulum-v1`` -> ``pendulum-v1``."""
+    return re.sub(r"[^a-z0-9.-]+", "_", str(gym_id).lower()).strip("_")
+
+
+def import_env_module(module: Optional[str]) -> None:
+    """Import ``env.import`` (whose import registers gymnasium ids); a failure is one ConfigError."""
+    if not module:
+        return
+    try:
+        importlib.import_module(str(module))
+    except Exception as exc:  # noqa: BLE001 - any failure of a user's module is one line
+        raise ConfigError(f"env.import={module} failed: {type(exc).__name__}: {exc}; accepted: an importable module that registers the env") from None
+
+
+def check_gym_id(gym_id: Any, module: Optional[str] = None) -> str:
+    """``gym_id`` is registered with gymnasium (after importing ``module``); returns it."""
+    import_env_module(module)
+    if gym_id is None or str(gym_id) in ("", "???"):
+        raise ConfigError("env=gym needs env.id=<id>; accepted: a registered gymnasium id, e.g. env.id=Pendulum-v1")
+    if str(gym_id) not in gym.registry:
+        close = difflib.get_close_matches(str(gym_id), list(gym.registry), n=3)
+        hint = f" (close: {', '.join(close)})" if close else ""
+        where = f" after importing {module}" if module else " (env.import=<module> imports a package that registers it)"
+        raise ConfigError(f"env.id={gym_id} is not a registered gymnasium id{where}{hint}; accepted: an id in gymnasium's registry")
+    return str(gym_id)
+
+
+def use_env(env_cfg: Any) -> None:
+    """Make the job's env known by name in this process: ``env=gym`` ids are checked and registered."""
+    name, gym_id = str(env_cfg["name"]), env_cfg["id"]
+    module = env_cfg.get("import")
+    if name in ENV_IDS and name not in GYM_CONFIGS:
+        return  # a shipped task
+    check_gym_id(gym_id, module)
+    ENV_IDS[name] = str(gym_id)
+    GYM_CONFIGS[name] = env_cfg
+    if module:
+        IMPORTS[name] = str(module)
+    if str(gym.spec(str(gym_id)).entry_point).startswith("gymnasium.envs.mujoco"):
+        MUJOCO_ENVS.add(name)  # qpos/qvel recorded with the demonstrations (expert-state starts)
 
 
 def env_id(name: str) -> str:
     """Gymnasium id for a short name (``hopper`` -> ``Hopper-v5``); a clear error otherwise."""
     if name not in ENV_IDS:
-        raise ConfigError(f"unknown env '{name}'; accepted: {', '.join(ENV_IDS)}")
+        raise ConfigError(f"unknown env '{name}'; accepted: {', '.join(ENV_IDS)}, or env=gym env.id=<gymnasium id>")
     return ENV_IDS[name]
 
 
@@ -109,7 +163,13 @@ def _find_time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:
 
 def make_env(name: str, seed: Optional[int] = None, absorbing: bool = False, **kwargs: Any) -> gym.Env:
     """One env by short name, with ``Monitor``-free raw rewards; seeded (reset and action space)."""
-    env = gym.make(env_id(name), **kwargs)
+    return _make_by_id(env_id(name), IMPORTS.get(name), seed, absorbing, **kwargs)
+
+
+def _make_by_id(gym_id: str, module: Optional[str], seed: Optional[int] = None, absorbing: bool = False, **kwargs: Any) -> gym.Env:
+    """:func:`make_env` by id, for processes that never saw the job's config (SubprocVecEnv workers)."""
+    import_env_module(module)
+    env = gym.make(gym_id, **kwargs)
     if absorbing:
         env = AbsorbingStateWrapper(env)
     if seed is not None:
@@ -123,9 +183,11 @@ def make_vec_env(name: str, n_envs: int = 1, seed: int = 0, absorbing: bool = Fa
     """SB3 VecEnv of ``n_envs`` copies seeded ``seed, seed+1, …``; each copy wrapped in ``Monitor``."""
     from stable_baselines3.common.monitor import Monitor
 
+    gym_id, module = env_id(name), IMPORTS.get(name)  # resolved here: a worker process has no registry
+
     def thunk(i: int) -> Callable[[], gym.Env]:
         def _make() -> gym.Env:
-            env = Monitor(make_env(name, absorbing=absorbing))
+            env = Monitor(_make_by_id(gym_id, module, absorbing=absorbing))
             env.action_space.seed(seed + i)
             if subprocess and n_envs > 1:
                 from ail.env_state import StateAccess

@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecNormalize
 
+from ail import expert_files
 from ail.activations import activation
 from ail.envs import env_id, make_vec_env
 from ail.errors import ConfigError
@@ -368,12 +369,21 @@ def install_expert(src: Path, name: str, root: Optional[Path] = None, replace: b
 
 
 def expert_info(name: str, root: Optional[Union[str, Path]] = None) -> dict[str, Any]:
-    """``expert.json`` of the shipped expert for ``name``, validated against this platform's env id."""
+    """``expert.json`` of the shipped expert for ``name``, validated against this platform's env id
+    (the job's ``env.expert.path`` instead, when it set one: :mod:`ail.expert_files`)."""
+    if name in expert_files.FILES:
+        return expert_files.info(name)
     d = experts_root(str(root) if root else None) / name
     env_id(name)
     meta = d / "expert.json"
     if not meta.is_file() or not (d / "model.zip").is_file():
-        raise ConfigError(f"no complete expert in {d} (needs model.zip and expert.json); train one with: python launch.py task=expert env={name}")
+        from ail.envs import GYM_CONFIGS
+
+        how = f"env=gym env.id={env_id(name)}" if name in GYM_CONFIGS else f"env={name}"
+        raise ConfigError(
+            f"no complete expert in {d} (needs model.zip and expert.json); accepted: {how} env.expert.path=<an SB3 model.zip>, "
+            f"or train one with: python launch.py task=expert {how}"
+        )
     try:
         info = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:
@@ -389,6 +399,6 @@ def load_expert(name: str, root: Optional[Union[str, Path]] = None, info: Option
     ``info``: its already validated ``expert_info(name, root)``, to skip reading it again.
     """
     info = expert_info(name, root) if info is None else info
-    policy = load_policy_dir(experts_root(str(root) if root else None) / name)
+    policy = expert_files.load(name) if name in expert_files.FILES else load_policy_dir(experts_root(str(root) if root else None) / name)
     policy.meta.update(info)
     return policy

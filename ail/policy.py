@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import pickle
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -44,8 +43,10 @@ class ObsNormalizer:
 
     @classmethod
     def from_vecnormalize(cls, path: Path) -> "ObsNormalizer":
-        with open(path, "rb") as f:
-            vn = pickle.load(f)
+        """The observation statistics of an SB3 ``vecnormalize.pkl``, read without running pickled code."""
+        from ail.sb3_files import read_vecnormalize
+
+        vn = read_vecnormalize(Path(path))
         return cls(vn.obs_rms.mean, vn.obs_rms.var, vn.clip_obs, vn.epsilon)
 
 
