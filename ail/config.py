@@ -9,9 +9,9 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 
 from ail import schema
+from ail.envs import check_gym_id
 from ail.errors import ConfigError
 from ail.provenance import REPO_ROOT
-from ail.envs import check_gym_id
 from ail.schema import check_override
 
 CONF_DIR = REPO_ROOT / "conf"

@@ -163,7 +163,8 @@ def check_spaces(file_obs: gym.Space, file_act: gym.Space, env: gym.Env, path: P
         )
         if not same:
             raise ConfigError(
-                f"env.expert.path={path} is for {what} space {_describe(mine)}, but {gym_id} has {_describe(theirs)}; accepted: an expert trained on {gym_id}"
+                f"env.expert.path={path} is for {what} space {_describe(mine)}, but {gym_id} has {_describe(theirs)}; "
+                f"accepted: an expert trained on {gym_id}"
             )
 
 
@@ -180,9 +181,8 @@ def load_model_file(path: Path, algo: Optional[str], env: gym.Env, gym_id: str) 
     try:
         model = cls.load(str(path), device="cpu", custom_objects=custom)
     except Exception as exc:  # noqa: BLE001 - a file of another algorithm or a damaged one: one line
-        raise ConfigError(
-            f"cannot load {path} as {algo}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; accepted: env.expert.algo=<its algorithm>"
-        ) from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"cannot load {path} as {algo}: {type(exc).__name__}: {first}; accepted: env.expert.algo=<its algorithm>") from None
     return model.policy, algo
 
 
