@@ -12,6 +12,7 @@ from typing import Callable
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from ail import minari_io
 from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
 from ail.paths import remove_empty_dirs
@@ -62,6 +63,8 @@ def task_demos(cfg: DictConfig) -> None:
         f"[demos] {path}: {meta['n_trajectories']} trajectories, {meta['n_transitions']} transitions, "
         f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}"
     )
+    if cfg.demo_set.export == "minari":
+        print(f"[demos] written as Minari dataset {minari_io.export(path, cfg.env.name, cfg.demo_set.export_id)}")
     remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # the set lives under paths.demos: no run dir
 
 
@@ -83,7 +86,12 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
     from ail.run import Run
 
     cls = learner_class(cfg)
-    info = expert_info(cfg.env.name, cfg.paths.experts)
+    try:
+        info = expert_info(cfg.env.name, cfg.paths.experts)
+    except ConfigError:
+        if not str(cfg.demo_set.source).startswith(minari_io.PREFIX):
+            raise
+        info = None  # no expert: the dataset's return stands for it (below)
     demos = load_demos(
         cfg.env.name,
         int(cfg.demos),
@@ -93,6 +101,8 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
         root=cfg.paths.demos,
         experts=cfg.paths.experts,
     )
+    if info is None:
+        info = minari_io.expert_record(cfg.env.name, Path(demos.meta["path"]))
     cls.validate(cfg, demos)
     k = int(cfg.train.seeds_per_process)
     if k > cls.max_seeds:

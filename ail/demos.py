@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig
 
+from ail import minari_io
 from ail.envs import env_id, is_mujoco, make_env
 from ail.errors import ConfigError
 from ail.paths import atomic_write_text, demos_root
@@ -44,11 +45,12 @@ class DemoSpec:
     deterministic: bool = True
     seed: int = 0
     min_return: Optional[float] = None
+    source: str = "expert"  # or minari:<dataset id or directory>: the dataset's episodes instead (ail.minari_io)
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> "DemoSpec":
         d = cfg.demo_set
-        return cls(int(d.trajectories), bool(d.deterministic), int(d.seed), None if d.min_return is None else float(d.min_return))
+        return cls(int(d.trajectories), bool(d.deterministic), int(d.seed), None if d.min_return is None else float(d.min_return), str(d.source))
 
     @classmethod
     def default(cls, name: str) -> "DemoSpec":
@@ -170,6 +172,8 @@ def ensure_demos(
     from ail.experts import expert_info, load_expert
 
     spec = spec or DemoSpec.default(name)
+    if spec.source.startswith(minari_io.PREFIX):
+        return _ensure_minari(name, spec.source, demos_root(str(root) if root else None))
     if spec.trajectories <= 0:
         raise ConfigError(f"demo_set.trajectories={spec.trajectories} is invalid; accepted: a positive integer")
     path = demos_root(str(root) if root else None) / name / spec.filename(name)
@@ -204,6 +208,35 @@ def ensure_demos(
         "spec": asdict(spec),
         "expert": made_by,
     }
+    save_demos(path, data, meta)
+    return path
+
+
+def _ensure_minari(name: str, source: str, root: Path) -> Path:
+    """The Minari dataset ``source`` converted to a demo set (once; again when the dataset changed)."""
+    path = minari_io.cache_path(source, root, name)
+    if path.is_file():
+        try:
+            if json.loads(path.with_suffix(".json").read_text()).get("metadata_sha256") == minari_io.digest(minari_io.dataset_dir(source)):
+                return path
+        except (OSError, ValueError):
+            pass
+    data, described = minari_io.read(source, name)
+    returns = data["ep_returns"]
+    meta = {
+        "format_version": DEMO_FORMAT_VERSION,
+        "env": name,
+        "env_id": env_id(name),
+        "n_trajectories": int(len(data["ep_lengths"])),
+        "n_transitions": int(len(data["obs"])),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "expert": {"algorithm": "minari dataset", **described},
+        **described,
+    }
+    print(f"[demos] {source}: {meta['n_trajectories']} episodes, {meta['n_transitions']} transitions -> {path}", flush=True)
     save_demos(path, data, meta)
     return path
 

@@ -91,6 +91,16 @@ def env_id(name: str) -> str:
     return ENV_IDS[name]
 
 
+def same_space(a: gym.Space, b: gym.Space) -> bool:
+    """Same kind and shape (and number of actions): data or a policy made for one fits the other."""
+    return type(a) is type(b) and getattr(a, "shape", None) == getattr(b, "shape", None) and getattr(a, "n", None) == getattr(b, "n", None)
+
+
+def describe_space(space: gym.Space) -> str:
+    """``Box(11,)``, ``Discrete(2)``: a space as one-line errors name it."""
+    return f"Discrete({space.n})" if isinstance(space, gym.spaces.Discrete) else f"{type(space).__name__}{getattr(space, 'shape', '')}"
+
+
 def is_mujoco(name: str) -> bool:
     return name in MUJOCO_ENVS
 

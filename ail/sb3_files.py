@@ -27,6 +27,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3.common.policies import BasePolicy
 
+from ail.envs import describe_space
 from ail.errors import ConfigError
 
 # The algorithm classes a file may be loaded as (env.expert.algo), and the data keys that tell them apart.
@@ -150,10 +151,6 @@ def decoded_entries(data: dict[str, Any], path: Path) -> dict[str, Any]:
     return custom
 
 
-def _describe(space: gym.Space) -> str:
-    return f"{type(space).__name__}{getattr(space, 'shape', '')}" if not isinstance(space, gym.spaces.Discrete) else f"Discrete({space.n})"
-
-
 def check_spaces(file_obs: gym.Space, file_act: gym.Space, env: gym.Env, path: Path, gym_id: str) -> None:
     for what, mine, theirs in (("observation", file_obs, env.observation_space), ("action", file_act, env.action_space)):
         same = (
@@ -163,7 +160,7 @@ def check_spaces(file_obs: gym.Space, file_act: gym.Space, env: gym.Env, path: P
         )
         if not same:
             raise ConfigError(
-                f"env.expert.path={path} is for {what} space {_describe(mine)}, but {gym_id} has {_describe(theirs)}; "
+                f"env.expert.path={path} is for {what} space {describe_space(mine)}, but {gym_id} has {describe_space(theirs)}; "
                 f"accepted: an expert trained on {gym_id}"
             )
 

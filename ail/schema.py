@@ -280,6 +280,9 @@ class DemoSetConfig(Section):
     min_return: Optional[Number]
     subsample: PosInt
     select_seed: Optional[NonNegInt] = Field(json_schema_extra={"accepted": "null (the first `demos` trajectories) or an integer >= 0"})
+    source: Annotated[str, Field(pattern=r"^(expert|minari:.+)$", json_schema_extra={"accepted": "expert, or minari:<dataset id or directory>"})]
+    export: Optional[Literal["minari"]]
+    export_id: Optional[str]
 
 
 class RuntimeConfig(Section):
