@@ -17,7 +17,6 @@ from ail.config import check_config
 from ail.errors import ConfigError, TrainingError
 from ail.paths import remove_empty_dirs
 from ail.preemption import Preempted, hand_over, scheduler_handlers
-from ail.seeding import derive_seed
 
 
 def _record_failure(message: str) -> None:
@@ -136,6 +135,7 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
 def task_eval(cfg: DictConfig) -> None:
     from ail.evaluation import evaluate, stats
     from ail.policy import load_policy
+    from ail.seeding import derive_seed
 
     target = Path(cfg.policy_dir) if cfg.policy_dir else _output_dir()
     policy = load_policy(target)

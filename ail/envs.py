@@ -14,13 +14,15 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from ail.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 ENV_IDS: dict[str, str] = {
     "cartpole": "CartPole-v1",
@@ -189,9 +191,10 @@ def _make_by_id(gym_id: str, module: Optional[str], seed: Optional[int] = None, 
     return env
 
 
-def make_vec_env(name: str, n_envs: int = 1, seed: int = 0, absorbing: bool = False, subprocess: bool = False) -> VecEnv:
+def make_vec_env(name: str, n_envs: int = 1, seed: int = 0, absorbing: bool = False, subprocess: bool = False) -> "VecEnv":
     """SB3 VecEnv of ``n_envs`` copies seeded ``seed, seed+1, …``; each copy wrapped in ``Monitor``."""
     from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     gym_id, module = env_id(name), IMPORTS.get(name)  # resolved here: a worker process has no registry
 
