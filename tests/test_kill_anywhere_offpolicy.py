@@ -9,7 +9,7 @@ from test_sam import TINY as TINY_SAM
 
 
 def test_sam_killed_anywhere_resumes_exactly(runs):
-    args = TINY_SAM + ["algo.compile=false"]
+    args = TINY_SAM
     assert_kills_anywhere_resume_exactly(args, runs, lambda e: runs / e / "sam-invertedpendulum-d4" / "seed0", kills=5, seed=3)
 
 

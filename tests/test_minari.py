@@ -55,7 +55,6 @@ def test_sam_on_a_gym_id_from_a_data_collector_dataset_without_an_expert(runs, t
         "env.id=Pendulum-v1",
         f"demo_set.source=minari:{path}",
         "demos=2",
-        "algo.compile=false",
     ]
     proc = launch(args + [f"paths.demos={tmp_path / 'demos'}"], runs)
     assert proc.returncode == 0, proc.stderr

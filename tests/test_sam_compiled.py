@@ -154,7 +154,7 @@ def test_stacked_update_of_two_seeds_equals_each_seeds_own_update():
 def test_a_machine_without_a_compiler_trains_uncompiled_with_one_warning_per_step(runs, tmp_path):
     # An empty inductor cache and no working C++ compiler: every step must fall back and the run finish.
     env = {"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
-    proc = launch(TINY, runs, env=env)
+    proc = launch(TINY + ["algo.compile=true"], runs, env=env)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("[sam] torch.compile of the")]
     assert [w.split(" step failed")[0].rsplit(" ", 1)[1] for w in warnings] == ["discriminator", "target", "critic", "actor"], proc.stderr

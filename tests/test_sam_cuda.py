@@ -88,7 +88,7 @@ def _save(w: Worker):
 
 
 def test_sam_trains_end_to_end_on_the_gpu(runs):
-    proc = launch(TINY + ["runtime.device=cuda"], runs)
+    proc = launch(TINY + ["algo.compile=true", "runtime.device=cuda"], runs)
     assert proc.returncode == 0, proc.stderr
     d = sam_dir(runs)
     summary = json.loads((d / "summary.json").read_text())
@@ -100,14 +100,14 @@ def test_sam_trains_end_to_end_on_the_gpu(runs):
 
 
 def test_two_seeds_stacked_on_the_gpu_train(runs):
-    proc = launch(TINY + ["runtime.device=cuda", "train.seeds_per_process=2"], runs)
+    proc = launch(TINY + ["algo.compile=true", "runtime.device=cuda", "train.seeds_per_process=2"], runs)
     assert proc.returncode == 0, proc.stderr
     for seed in (0, 1):
         assert json.loads((sam_dir(runs, seed=seed) / "summary.json").read_text())["updates"] == 400
 
 
 def test_gloo_workers_on_the_gpu_are_refused_in_one_line(runs):
-    proc = launch(TINY + ["runtime.device=cuda", "algo.workers=2"], runs)
+    proc = launch(TINY + ["algo.compile=true", "runtime.device=cuda", "algo.workers=2"], runs)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "algo.workers=2 with runtime.device=cuda is not supported" in lines[0]

@@ -12,7 +12,7 @@ from test_sam import RESUME, TINY, sam_dir
 
 # 300 env steps = 100 updates after learning_starts: long enough to train every part, short
 # enough that float-level differences (stacked vs. single kernels) have not grown chaotic yet.
-SHORT = [a for a in TINY if not a.startswith("train.env_steps")] + ["train.env_steps=300", "algo.compile=false"]
+SHORT = [a for a in TINY if not a.startswith("train.env_steps")] + ["train.env_steps=300"]
 
 
 def test_each_seed_of_a_stacked_process_matches_the_seed_run_alone(runs):
