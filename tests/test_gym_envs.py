@@ -153,3 +153,30 @@ def test_bad_env_and_expert_input_is_one_line_before_any_run_dir(runs, overrides
     assert proc.stderr.startswith(expected) or expected in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert not runs.exists() or not any(runs.rglob("*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "algo, budget",
+    [
+        ("sam", ["train.env_steps=600", "eval.every=300", "algo.learning_starts=200", "algo.batch_size=32", "algo.compile=false"]),
+        ("mgail", ["train.env_steps=5200", "eval.every=5200"]),
+        ("dyna", ["train.env_steps=5200", "eval.every=5200"]),
+    ],
+)
+def test_the_continuous_action_learners_run_on_a_gym_id(runs, tmp_path, algo, budget):
+    # BC and GAIL: the tests above. A shipped MuJoCo task by id, so expert-state starts (qpos) are recorded too.
+    expert = REPO / "experts" / "invertedpendulum" / "model.zip"
+    args = [
+        f"algo={algo}",
+        "env=gym",
+        "env.id=InvertedPendulum-v5",
+        f"env.expert.path={expert}",
+        f"paths.demos={tmp_path}",
+        "demo_set.trajectories=4",
+        *budget,
+    ]
+    proc = launch(args + ["eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"], runs)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (runs / "default").glob("*-invertedpendulum-v5-d4/seed0")
+    assert summary(run)["status"] == "complete" and summary(run)["expert_return"] == 1000.0

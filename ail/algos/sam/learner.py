@@ -50,7 +50,7 @@ from ail.algos.sam.replay import CompactReplayBuffer, buffer_state, load_buffer_
 from ail.demos import Demos, check_demos_match_env
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing
 from ail.env_state import get_vec_env_states, set_vec_env_states
-from ail.envs import ENV_IDS, is_mujoco, make_env, make_vec_env
+from ail.envs import SHIPPED, is_mujoco, make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.preemption import Preempted
@@ -283,8 +283,11 @@ class SAMLearner(Learner):
         a = cfg.algo
         env = make_env(cfg.env.name)
         if not isinstance(env.action_space, gym.spaces.Box):
-            continuous = [n for n in ENV_IDS if is_mujoco(n)]  # every MuJoCo task here has Box actions
-            raise ConfigError(f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; accepted envs: {', '.join(continuous)}")
+            continuous = [n for n in SHIPPED if is_mujoco(n)]  # every shipped MuJoCo task has Box actions
+            raise ConfigError(
+                f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; "
+                f"accepted envs: {', '.join(continuous)}, or env=gym env.id=<an id with Box actions>"
+            )
         check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
         if int(cfg.train.env_steps) <= int(a.learning_starts) * int(a.workers):
             raise ConfigError(
