@@ -194,22 +194,25 @@ def ensure_demos(
     print(f"[demos] generating {spec.trajectories} {env_id(name)} trajectories from the expert -> {path}", flush=True)
     data = generate_demos(name, spec, expert)
     attempts = int(data.pop("_attempts"))
-    meta = {
+    save_demos(path, data, _meta(name, data, episodes_rolled_out=attempts, spec=asdict(spec), expert=made_by))
+    return path
+
+
+def _meta(name: str, data: dict[str, np.ndarray], **extra: Any) -> dict[str, Any]:
+    """A demo set's description (its ``.json`` and the ``meta`` entry of its ``.npz``)."""
+    returns = data["ep_returns"]
+    return {
         "format_version": DEMO_FORMAT_VERSION,
         "env": name,
         "env_id": env_id(name),
         "n_trajectories": int(len(data["ep_lengths"])),
         "n_transitions": int(len(data["obs"])),
-        "episodes_rolled_out": attempts,
-        "return_mean": float(data["ep_returns"].mean()),
-        "return_std": float(data["ep_returns"].std()),
-        "return_min": float(data["ep_returns"].min()),
-        "return_max": float(data["ep_returns"].max()),
-        "spec": asdict(spec),
-        "expert": made_by,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        **extra,
     }
-    save_demos(path, data, meta)
-    return path
 
 
 def _ensure_minari(name: str, source: str, root: Path) -> Path:
@@ -222,20 +225,7 @@ def _ensure_minari(name: str, source: str, root: Path) -> Path:
         except (OSError, ValueError):
             pass
     data, described = minari_io.read(source, name)
-    returns = data["ep_returns"]
-    meta = {
-        "format_version": DEMO_FORMAT_VERSION,
-        "env": name,
-        "env_id": env_id(name),
-        "n_trajectories": int(len(data["ep_lengths"])),
-        "n_transitions": int(len(data["obs"])),
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "return_min": float(returns.min()),
-        "return_max": float(returns.max()),
-        "expert": {"algorithm": "minari dataset", **described},
-        **described,
-    }
+    meta = _meta(name, data, expert={"algorithm": "minari dataset", **described}, **described)
     print(f"[demos] {source}: {meta['n_trajectories']} episodes, {meta['n_transitions']} transitions -> {path}", flush=True)
     save_demos(path, data, meta)
     return path
