@@ -17,12 +17,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
 
-ARG GIT_SHA=unknown
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    AIL_GIT_SHA=${GIT_SHA} \
     WANDB_MODE=offline
 
 # The package index of the CPU build of torch. Build-time pip settings (build args, so they do not stay in
@@ -40,6 +38,10 @@ COPY pyproject.toml constraints.txt /ail/
 RUN touch README.md \
     && pip install --index-url "${TORCH_INDEX}" torch==2.13.0 \
     && pip install -c constraints.txt -e ".[test]"
+
+# After the dependencies, so that a new commit does not invalidate their layer.
+ARG GIT_SHA=unknown
+ENV AIL_GIT_SHA=${GIT_SHA}
 
 # The code, and the editable install again now that the package is there (its dependencies are in);
 # then a smoke check at build time: the entry point composes its default config.
