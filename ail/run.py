@@ -54,9 +54,16 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         out["train"] = {k: v for k, v in out["train"].items() if k != "seeds_per_process"}
     if isinstance(out.get("env"), dict):
         # How the expert was trained (env.expert) does not change an imitation run: the shipped
-        # expert and its demonstrations are recorded in the run directory on their own.
+        # expert and its demonstrations are recorded in the run directory on their own; which file
+        # is the expert (env.expert.path) does. A config older than that key used the shipped one.
         # env.termination describes the task (it vets reward choices before training), not the run.
+        expert = out["env"].get("expert") or {}
         out["env"] = {k: v for k, v in out["env"].items() if k not in ("expert", "termination")}
+        out["env"]["expert_path"] = expert.get("path")
+    if isinstance(out.get("demo_set"), dict):
+        # demo_set.export* only act in task=demos; a config older than demo_set.source drew from the expert.
+        out["demo_set"] = {k: v for k, v in out["demo_set"].items() if k not in ("export", "export_id")}
+        out["demo_set"].setdefault("source", "expert")
     if isinstance(out.get("algo"), dict):
         # algo.label only names the run directory and the W&B group; algo.compile only changes how
         # the same update is executed (a run may resume on a node where compilation is unavailable).

@@ -34,3 +34,17 @@ def test_a_real_change_or_a_new_key_is_refused():
     assert _diff(STORED, {**STORED, "algo": {**STORED["algo"], "n_envs": 8}}) == ("algo.n_envs", 1, 8)
     assert _diff(STORED, {**STORED, "seed": 1}) == ("seed", 0, 1)
     assert _diff(STORED, {**STORED, "algo": {**STORED["algo"], "vec_env": "dummy"}}) == ("algo.vec_env", "<unset>", "dummy")
+
+
+def test_a_run_from_before_the_expert_file_and_demo_source_keys_resumes_when_they_keep_their_defaults():
+    old = {**STORED, "demo_set": {"trajectories": 50, "seed": 0}}
+    new = {
+        **old,
+        "env": {"name": "hopper", "expert": {"algo": "ppo", "path": None}},
+        "demo_set": {"trajectories": 50, "seed": 0, "source": "expert", "export": None, "export_id": None},
+    }
+    assert _diff(old, new) is None
+    other_expert = {**new, "env": {"name": "hopper", "expert": {"algo": "ppo", "path": "zoo/model.zip"}}}
+    assert _diff(old, other_expert) == ("env.expert_path", None, "zoo/model.zip")
+    minari = {**new, "demo_set": {**new["demo_set"], "source": "minari:d4rl/hopper/expert-v0"}}
+    assert _diff(old, minari) == ("demo_set.source", "expert", "minari:d4rl/hopper/expert-v0")
