@@ -57,9 +57,9 @@ def test_gail_runs_end_to_end_with_either_generator(runs, generator):
     "overrides, expected",
     [
         (["algo.generator=sac"], "algo.generator=sac is invalid; accepted: ppo, trpo"),
-        (["env=hopper", "algo.reward=log_d"], "algo.reward=log_d is negative every step"),
+        (["algo.reward=log_d"], "algo.reward=log_d is negative every step"),  # CartPole ends on failure too
         (["env=mountaincar", "algo.reward=minimax"], "algo.reward=minimax is positive every step"),
-        (["env=hopper", "algo.discriminator.action_encoding=onehot"], "action_encoding=onehot needs a discrete action space"),
+        (["env=reacher", "algo.discriminator.action_encoding=onehot"], "action_encoding=onehot needs a discrete action space"),
         (["algo.reward=airl"], "algo.reward=airl is invalid; accepted: minimax, log_d, logit"),
         (["algo.discriminator.epochs=0"], "algo.discriminator.epochs=0 is invalid; accepted: a positive integer"),
     ],
@@ -125,7 +125,7 @@ def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_chec
 RESUME = [
     "algo=gail",
     "env=cartpole",
-    "train.env_steps=16384",
+    "train.env_steps=8192",
     "eval.every=2048",
     "eval.episodes=2",
     "eval.final_episodes=2",
@@ -166,20 +166,10 @@ def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator, vec_
 
 
 @pytest.mark.slow
-def test_gail_reaches_the_cartpole_expert(runs):
-    # GAIL's bar on CartPole is a normalised score >= 0.95 (issue 4, 300k steps). GAIL-PPO there
-    # reaches the expert and can then lose it when D wins (seed 0 with 2026-11-22's packages: 1.0
-    # from 30k to 80k steps, 0.17 at 123k), so this checks that an evaluation reaches 0.95 within
-    # 123k steps (seeds 0, 1, 2: at 30k, by 123k, at 20k). A generator that does not learn stays
-    # far below; a broken D does not show here (any positive per-step reward teaches CartPole).
-    proc = launch(["algo=gail", "env=cartpole", "train.env_steps=122880", "eval.final_episodes=20", "runtime.progress=false"], runs)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((gail_dir(runs) / "summary.json").read_text())
-    assert "env_steps_to_0.95" in summary, summary
-
-
-@pytest.mark.slow
 def test_gail_imitates_hopper_beyond_what_the_survival_bonus_explains(runs):
+    # GAIL's learning test (a generator that does not learn, or a discriminator that does not, stays
+    # below the bar). CartPole's is gone: any positive per-step reward teaches CartPole, and the
+    # full-budget CartPole figures are in README.md's "Measured so far".
     # A Hopper that only stays upright (all the minimax reward's survival bonus asks for) earns the
     # healthy reward, 1 per step: about 1000 per episode, a normalised score of about 0.3. 0.5 needs
     # hopping forward. Seed 0 with constraints.txt's packages, evaluated every 16,384 steps: 0.29 at

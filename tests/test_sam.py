@@ -76,7 +76,7 @@ def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
 def _worker(overrides: list[str]) -> Worker:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=TINY[:6] + overrides)
+        cfg = compose("config", overrides=TINY[:6] + ["algo.compile=false"] + overrides)
     return Worker(cfg, load_demos("invertedpendulum", 4), 0)
 
 

@@ -46,8 +46,8 @@ def test_each_seed_of_a_stacked_process_matches_the_seed_run_alone(runs):
 
 @pytest.mark.slow
 def test_a_preempted_stacked_process_resumes_every_seed_exactly(runs):
-    # Stopped after the 300-step evaluation, resumed for 600 more: both seeds restored.
-    args = [a for a in RESUME if not a.startswith("train.env_steps")] + ["train.env_steps=900", "train.seeds_per_process=2", "algo.compile=false"]
+    # Stopped after the 300-step evaluation, resumed for 300 more: both seeds restored.
+    args = [a for a in RESUME if not a.startswith("train.env_steps")] + ["train.env_steps=600", "train.seeds_per_process=2", "algo.compile=false"]
     assert_preemption_resumes_exactly(args, runs, lambda exp: sam_dir(runs, exp, seed=1), rows=2)
     assert without_wall_time(read_metrics(sam_dir(runs, "cut", seed=0))) == without_wall_time(read_metrics(sam_dir(runs, "ref", seed=0)))
 
