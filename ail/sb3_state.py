@@ -60,7 +60,10 @@ class SB3Progress:
             "ep_info_buffer": list(m.ep_info_buffer),
         }
         if self.off_policy:
-            state.update(episode_num=m._episode_num, last_original_obs=m._last_original_obs)
+            # Before learning_starts SB3 acts with action_space.sample(): its generator is part of the run.
+            state.update(
+                episode_num=m._episode_num, last_original_obs=m._last_original_obs, action_space_rng=m.action_space.np_random.bit_generator.state
+            )
         return state
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -72,3 +75,5 @@ class SB3Progress:
         m.ep_info_buffer.extend(s["ep_info_buffer"])
         if self.off_policy:
             m._episode_num, m._last_original_obs = s["episode_num"], s["last_original_obs"]
+            if "action_space_rng" in s:  # checkpoints from before it was kept resume as they did
+                m.action_space.np_random.bit_generator.state = s["action_space_rng"]
