@@ -14,6 +14,7 @@ when refused, as inference does not use them. ``vecnormalize.pkl`` is read the s
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib
 import io
@@ -73,6 +74,22 @@ _NUMPY = {
 _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "slice", "complex", "float", "int", "bool", "str", "bytes", "bytearray", "range"}
 
 
+@functools.cache
+def _allowed_kinds() -> tuple[type, ...]:
+    """Classes only (building one runs its constructor, not the file's code), of these kinds only."""
+    from stable_baselines3.common.buffers import BaseBuffer
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+    from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
+    from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    return (gym.Space, torch.nn.Module, torch.optim.Optimizer, BaseBuffer, RunningMeanStd, VecNormalize, TrainFreq, TrainFrequencyUnit) + (
+        ConstantSchedule,
+        FloatSchedule,
+        LinearSchedule,
+    )
+
+
 class Refused(Exception):
     """A pickle asked for a global outside :class:`SafeUnpickler`'s list."""
 
@@ -88,17 +105,8 @@ class SafeUnpickler(pickle.Unpickler):
         if module == "collections" and name in ("deque", "OrderedDict"):
             return super().find_class(module, name)
         if module.startswith(("gymnasium.spaces", "stable_baselines3.", "sb3_contrib.", "torch.nn.modules.", "torch.optim.")):
-            from stable_baselines3.common.buffers import BaseBuffer
-            from stable_baselines3.common.running_mean_std import RunningMeanStd
-            from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
-            from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
-            from stable_baselines3.common.vec_env import VecNormalize
-
-            # Classes only (building one runs its constructor, not the file's code), of these kinds only.
-            allowed = (gym.Space, torch.nn.Module, torch.optim.Optimizer, BaseBuffer, RunningMeanStd, VecNormalize, TrainFreq, TrainFrequencyUnit)
-            allowed += (ConstantSchedule, FloatSchedule, LinearSchedule)
             obj = getattr(importlib.import_module(module), name, None)
-            if isinstance(obj, type) and issubclass(obj, allowed):
+            if isinstance(obj, type) and issubclass(obj, _allowed_kinds()):
                 return obj
         raise Refused(f"{module}.{name}")
 
