@@ -87,7 +87,7 @@ def test_gail_on_a_users_registered_env_with_a_foreign_expert_file_scores_as_the
     assert ref.returncode == 0, ref.stderr
     mine, theirs = runs / "default" / "gail-ppo-mycartpole-v0-d4" / "seed0", runs / "ref" / "gail-ppo-cartpole-d4" / "seed0"
     assert without_wall_time(read_metrics(mine)) == without_wall_time(read_metrics(theirs))
-    again = launch(args + AS_CARTPOLE + ["experiment=again"], runs, env=env)
+    again = launch(args + AS_CARTPOLE + ["experiment=again", "train.env_steps=512", "eval.every=512"], runs, env=env)
     assert again.returncode == 0 and "[expert] measuring" not in again.stdout, again.stderr
 
 
