@@ -83,11 +83,9 @@ def _allowed_kinds() -> tuple[type, ...]:
     from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
     from stable_baselines3.common.vec_env import VecNormalize
 
-    return (gym.Space, torch.nn.Module, torch.optim.Optimizer, BaseBuffer, RunningMeanStd, VecNormalize, TrainFreq, TrainFrequencyUnit) + (
-        ConstantSchedule,
-        FloatSchedule,
-        LinearSchedule,
-    )
+    torch_and_gym = (gym.Space, torch.nn.Module, torch.optim.Optimizer)
+    schedules = (ConstantSchedule, FloatSchedule, LinearSchedule)
+    return torch_and_gym + (BaseBuffer, RunningMeanStd, VecNormalize, TrainFreq, TrainFrequencyUnit) + schedules
 
 
 class Refused(Exception):
