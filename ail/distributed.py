@@ -53,6 +53,28 @@ def broadcast_module(module: nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
+def average_tensors(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor, in place, by its mean over workers (one flat all-reduce)."""
+    if not active():
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def sum_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each tensor summed over workers (new tensors; the inputs themselves without workers)."""
+    if not active():
+        return tensors
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    return tuple(part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
+
+
 def sum_moments(moments: tuple[float, float, float]) -> tuple[float, float, float]:
     """Scalar (sum, sum of squares, count) summed over workers."""
     if not active():

@@ -100,10 +100,10 @@ def nstep_return(
     terminal_value: torch.Tensor,
 ) -> torch.Tensor:
     """The tensor core of :func:`nstep_targets` (also traced by SAM's compiled step):
-    ``valid (B, n)`` bool, ``length (B,)`` int, ``terminal (B,)`` bool; float64 sums."""
-    n = rewards.shape[1]
+    ``valid (..., n)`` bool, ``length (...)`` int, ``terminal (...)`` bool; float64 sums (any leading dims)."""
+    n = rewards.shape[-1]
     discounts = gamma ** torch.arange(n, dtype=torch.float64, device=rewards.device)
-    ret = (rewards.double() * valid * discounts).sum(dim=1)
+    ret = (rewards.double() * valid * discounts).sum(dim=-1)
     boot = torch.where(terminal, terminal_value.double(), next_values.double())
     return (ret + gamma ** length.double() * boot).to(rewards.dtype)
 
