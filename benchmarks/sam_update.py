@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     print(f"{'sb3 ddpg':<16} {ddpg_rate:9.1f} updates/s")
 
     g = torch.Generator().manual_seed(0)
-    st1, b1 = u.init_state(1, g, float(a.network.head_init)), batch(u, 1, b, g)
+    st1, b1 = u.init_state([g], float(a.network.head_init)), batch(u, 1, b, g)
     with FlopCounterMode(display=False) as counter:
         u.update(st1, b1, True)
     flops = counter.get_total_flops()
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
     print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {'of limit':>9}")
     for compiled in [True] + ([False] if args.eager else []):
         for k in args.ks:
-            st, bk = u.init_state(k, g, float(a.network.head_init)), batch(u, k, b, g)
+            st, bk = u.init_state([g] * k, float(a.network.head_init)), batch(u, k, b, g)
             fn = torch.compile(u.update, fullgraph=True, dynamic=False) if compiled else u.update
             t0 = time.perf_counter()
             fn(st, bk, True)

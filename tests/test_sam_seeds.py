@@ -57,9 +57,7 @@ def test_a_preempted_stacked_process_resumes_every_seed_exactly(runs):
     [
         (["train.seeds_per_process=0"], "train.seeds_per_process=0 is invalid; accepted: a positive integer"),
         (["algo=gail", "train.seeds_per_process=2"], "train.seeds_per_process=2 is not supported by algo=gail; accepted for algo=gail: 1"),
-        (["algo=sam", "train.seeds_per_process=2", "algo.discriminator.spectral_norm=true"], "accepted with algo.discriminator.spectral_norm=true"),
         (["train.seeds_per_process=2", "algo.workers=2"], "train.seeds_per_process=2 with algo.workers=2 is not supported"),
-        (["train.seeds_per_process=2", "algo.absorbing=true"], "accepted with algo.absorbing=true: train.seeds_per_process=1"),
     ],
 )
 def test_bad_seed_stacking_is_one_line_before_any_run_dir(runs, overrides, expected):

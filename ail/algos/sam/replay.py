@@ -52,6 +52,13 @@ def sample_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator)
     return rows, envs
 
 
+def uniform_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform rows of one env column, as :func:`sample_rows` draws them (a full buffer skips the write head)."""
+    if buffer.full:
+        return (rng.integers(1, buffer.buffer_size, size=batch_size) + buffer.pos) % buffer.buffer_size
+    return rng.integers(0, buffer.pos, size=batch_size)
+
+
 def lookahead(dones: np.ndarray, timeouts: np.ndarray, pos: int, full: bool, rows: np.ndarray, envs: np.ndarray, n: int) -> Windows:
     """Vectorised n-step windows. ``dones``/``timeouts``: ``(size, n_envs)``; ``rows``, ``envs``: ``(B,)``."""
     size = dones.shape[0]
@@ -217,3 +224,26 @@ def load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
             buffer.finals = {(int(r), int(e)): nxt[r, e].astype(np.float32) for r, e in zip(*np.nonzero(state["dones"] > 0))}
             if len(nxt):
                 buffer.pending = nxt[(buffer.pos - 1) % len(nxt)].astype(np.float32)
+
+
+def column_state(buffer: CompactReplayBuffer, k: int) -> dict[str, Any]:
+    """Env column ``k`` of a compact buffer (one seed of a stacked learner), for that seed's checkpoint."""
+    upto = buffer.buffer_size if buffer.full else buffer.pos
+    return {
+        "pos": buffer.pos,
+        "full": buffer.full,
+        "finals": {r: v.copy() for (r, e), v in buffer.finals.items() if e == k},
+        "pending": buffer.pending[k].copy(),
+        **{f: getattr(buffer, f)[:upto, k].copy() for f in STATE_FIELDS},
+    }
+
+
+def load_column_state(buffer: CompactReplayBuffer, k: int, state: dict[str, Any]) -> None:
+    """Inverse of :func:`column_state` (every column of a stacked learner is at the same position)."""
+    for f in STATE_FIELDS:
+        arr = state[f]
+        getattr(buffer, f)[: len(arr), k] = arr
+    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
+    buffer.finals = {key: v for key, v in buffer.finals.items() if key[1] != k}
+    buffer.finals.update({(int(r), k): v.copy() for r, v in state["finals"].items()})
+    buffer.pending[k] = state["pending"]

@@ -37,20 +37,26 @@ class MLP:
     sizes: tuple[int, ...]
     activation: str
     layer_norm: bool
+    spectral_norm: bool = False
 
     @property
     def n_linear(self) -> int:
         return len(self.sizes) - 1
 
-    def init(self, k: int, generator: torch.Generator, head_init: Optional[float] = None) -> Params:
-        """``nn.Linear``'s default init per seed (U(+-1/sqrt(in)) for kernel and bias); the head
-        U(+-head_init) when given. Seeds draw one after the other from ``generator``."""
+    def init(self, generators: list[torch.Generator], head_init: Optional[float] = None) -> Params:
+        """``nn.Linear``'s default init (U(+-1/sqrt(in)) for kernel and bias) for one seed per
+        generator, each from its own (so a seed starts the same whatever K); the head U(+-head_init) when given."""
         p: Params = {}
+
+        def uniform(bound: float, *shape: int) -> torch.Tensor:
+            return torch.stack([(torch.rand(*shape, generator=g) * 2 - 1) * bound for g in generators])
+
+        k = len(generators)
         for i in range(self.n_linear):
             n_in, n_out = self.sizes[i], self.sizes[i + 1]
             bound = head_init if (head_init is not None and i == self.n_linear - 1) else 1.0 / math.sqrt(n_in)
-            p[f"l{i}.weight"] = (torch.rand(k, n_out, n_in, generator=generator) * 2 - 1) * bound
-            p[f"l{i}.bias"] = (torch.rand(k, 1, n_out, generator=generator) * 2 - 1) * bound
+            p[f"l{i}.weight"] = uniform(bound, n_out, n_in)
+            p[f"l{i}.bias"] = uniform(bound, 1, n_out)
             if self.layer_norm and i < self.n_linear - 1:
                 p[f"n{i}.weight"] = torch.ones(k, 1, n_out)
                 p[f"n{i}.bias"] = torch.zeros(k, 1, n_out)
@@ -67,6 +73,39 @@ class MLP:
                 if self.layer_norm:
                     x = F.layer_norm(x, x.shape[-1:]) * p[f"n{i}.weight"] + p[f"n{i}.bias"]
         return x
+
+    # ----- spectral normalisation (Miyato et al. 2018), as torch.nn.utils.parametrizations.spectral_norm
+    def init_sn(self, generators: list[torch.Generator]) -> Params:
+        """Power-iteration vectors ``u{i} (K, out)``, ``v{i} (K, in)`` per linear layer: random unit
+        vectors of each seed's generator, then 15 iterations on the initial kernels (as torch does)."""
+        sn: Params = {}
+        for i in range(self.n_linear):
+            n_in, n_out = self.sizes[i], self.sizes[i + 1]
+            sn[f"u{i}"] = F.normalize(torch.stack([torch.randn(n_out, generator=g) for g in generators]), dim=-1, eps=1e-12)
+            sn[f"v{i}"] = F.normalize(torch.stack([torch.randn(n_in, generator=g) for g in generators]), dim=-1, eps=1e-12)
+        return sn
+
+    @torch.no_grad()
+    def power_iteration(self, p: Params, sn: Params, steps: int = 1) -> None:
+        """``v <- normalize(W^T u)``, ``u <- normalize(W v)`` in place, once per training forward in torch's version."""
+        for i in range(self.n_linear):
+            w, u, v = p[f"l{i}.weight"], sn[f"u{i}"], sn[f"v{i}"]
+            for _ in range(steps):
+                v.copy_(F.normalize(torch.bmm(w.transpose(1, 2), u.unsqueeze(-1)).squeeze(-1), dim=-1, eps=1e-12))
+                u.copy_(F.normalize(torch.bmm(w, v.unsqueeze(-1)).squeeze(-1), dim=-1, eps=1e-12))
+
+    def spectral(self, p: Params, sn: Optional[Params]) -> Params:
+        """``p`` with every kernel divided by its spectral norm estimate ``u^T W v`` (differentiable in
+        ``W``, not in ``u, v``); ``p`` itself when ``sn`` is None."""
+        if sn is None:
+            return p
+        out = dict(p)
+        for i in range(self.n_linear):
+            w = p[f"l{i}.weight"]
+            u, v = sn[f"u{i}"].detach(), sn[f"v{i}"].detach()
+            sigma = (u * torch.bmm(w, v.unsqueeze(-1)).squeeze(-1)).sum(-1)
+            out[f"l{i}.weight"] = w / sigma.view(-1, 1, 1)
+        return out
 
     def hidden_kernels(self) -> list[str]:
         """Names of the hidden layers' kernels (weight decay's scope: no biases, LayerNorm or head)."""
