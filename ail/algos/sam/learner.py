@@ -33,6 +33,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator, Optional, Sequence
 
 import gymnasium as gym
@@ -104,7 +105,8 @@ class SAMLearner(Learner):
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        a = self.a = cfg.algo
+        # Plain attributes, not OmegaConf nodes: the collection and batch code reads them every step.
+        a = self.a = _plain(OmegaConf.to_container(cfg.algo, resolve=True))
         rank, k = distributed.rank(), len(self.seeds)
         self.k = k
         self.device = torch.device(str(cfg.runtime.device))
@@ -463,6 +465,11 @@ class SAMLearner(Learner):
         bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
         if bad:
             raise TrainingError(f"{len(bad)} SAM worker process(es) failed (exit codes {bad}); see the log above")
+
+
+def _plain(node: Any) -> Any:
+    """A config container as nested namespaces (attribute access, as on the DictConfig)."""
+    return SimpleNamespace(**{k: _plain(v) for k, v in node.items()}) if isinstance(node, dict) else node
 
 
 def _to(tree: dict[str, Any], device: torch.device) -> dict[str, Any]:
