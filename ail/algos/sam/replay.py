@@ -42,18 +42,8 @@ class Windows:
     terminal: np.ndarray
 
 
-def sample_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform ``(rows, env columns)`` as SB3 samples them (a full buffer skips the write head)."""
-    if buffer.full:
-        rows = (rng.integers(1, buffer.buffer_size, size=batch_size) + buffer.pos) % buffer.buffer_size
-    else:
-        rows = rng.integers(0, buffer.pos, size=batch_size)
-    envs = rng.integers(0, buffer.n_envs, size=batch_size)
-    return rows, envs
-
-
 def uniform_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform rows of one env column, as :func:`sample_rows` draws them (a full buffer skips the write head)."""
+    """Uniform rows of one env column, as SB3 samples them (a full buffer skips the write head)."""
     if buffer.full:
         return (rng.integers(1, buffer.buffer_size, size=batch_size) + buffer.pos) % buffer.buffer_size
     return rng.integers(0, buffer.pos, size=batch_size)
