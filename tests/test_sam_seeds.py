@@ -70,3 +70,14 @@ def test_bad_seed_stacking_is_one_line_before_any_run_dir(runs, overrides, expec
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
     assert not runs.exists() or not any(runs.rglob("*.csv"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 104_729])
+def test_sam_torch_streams_never_share_a_seed(seed):
+    # The init and update generators are both torch Generators: one seed for both would make the
+    # first parameter-noise draws replay the uniforms the initial weights were made of.
+    from ail.seeding import derive_seed
+
+    seeds = [derive_seed("sam_init", s, 0) for s in range(seed, seed + 4)]
+    seeds += [derive_seed("sam_update", s, rank) for s in range(seed, seed + 4) for rank in range(4)]
+    assert len(set(seeds)) == len(seeds)
