@@ -383,7 +383,7 @@ class SAMLearner(Learner):
         """Seed ``i``'s full state on this worker (rank)."""
         return {
             "format": CHECKPOINT_FORMAT,
-            "state": {part: {n: (t if n == "step" else t[i]).detach().cpu().clone() for n, t in tree.items()} for part, tree in self.st.items()},
+            "state": {part: {n: (t if n == "beta_pow" else t[i]).detach().cpu().clone() for n, t in tree.items()} for part, tree in self.st.items()},
             "counts": (self.num_timesteps, self.n_updates, self.train_steps, self.iterations),
             "env_states": get_vec_env_states(self.venvs[i]),
             "last_obs": self.last_obs[i].copy(),
@@ -407,7 +407,7 @@ class SAMLearner(Learner):
         for part, tree in self.st.items():
             for n, t in tree.items():
                 src = s["state"][part][n].to(t.device)
-                if n == "step":
+                if n == "beta_pow":
                     t.copy_(src)
                 else:
                     t[i] = src

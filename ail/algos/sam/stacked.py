@@ -133,8 +133,8 @@ def clip_per_seed(grads: Params, max_norm: Optional[float]) -> Params:
 class Adam:
     """``torch.optim.Adam``'s update (defaults but ``lr``), in place on stacked parameters.
 
-    State: ``step`` (float64, shape (1,), shared: seeds move in lockstep) and the moments ``m.<name>``,
-    ``v.<name>`` of every parameter.
+    State: ``beta_pow`` = ``(beta1^t, beta2^t)`` after ``t`` steps (float64, shape (2,), shared:
+    seeds move in lockstep) and the moments ``m.<name>``, ``v.<name>`` of every parameter.
     """
 
     lr: float
@@ -143,19 +143,19 @@ class Adam:
 
     @staticmethod
     def init(params: Params) -> Params:
-        # Shape (1,), not a scalar: torch.compile drops in-place updates of 0-dim CPU inputs (torch 2.13).
-        state = {"step": torch.zeros(1, dtype=torch.float64)}
+        state = {"beta_pow": torch.ones(2, dtype=torch.float64)}
         for n, p in params.items():
             state[f"m.{n}"] = torch.zeros_like(p)
             state[f"v.{n}"] = torch.zeros_like(p)
         return state
 
     def step(self, params: Params, grads: Params, state: Params) -> None:
+        # Running powers, not beta ** t: inductor inlines these scalars into every kernel that reads
+        # an updated parameter, and a pow there is evaluated once per vector of the kernel's loop.
         b1, b2 = self.betas
-        state["step"].add_(1.0)
-        t = state["step"]
-        step_size = (self.lr / (1.0 - b1**t)).float()
-        bias2_sqrt = (1.0 - b2**t).sqrt().float()
+        pow1, pow2 = state["beta_pow"].mul_(torch.tensor(self.betas, dtype=torch.float64, device=state["beta_pow"].device)).unbind()
+        step_size = (self.lr / (1.0 - pow1)).float()
+        bias2_sqrt = (1.0 - pow2).sqrt().float()
         for n, p in params.items():
             g, m, v = grads[n], state[f"m.{n}"], state[f"v.{n}"]
             m.lerp_(g, 1.0 - b1)
