@@ -15,7 +15,7 @@ from torch import nn
 
 from ail import distributed
 from ail.algos.sam.exploration import ActionNoise, ParamNoise, perturbable
-from ail.algos.sam.replay import lookahead, nstep_targets
+from ail.algos.sam.replay import lookahead, nstep_return
 from ail.algos.sam.stacked import MLP
 from ail.algos.sam.update import SAMUpdate
 
@@ -26,6 +26,12 @@ def _window(dones, timeouts, pos, full, rows, n):
     d = np.asarray(dones, dtype=np.float32)[:, None]
     t = np.asarray(timeouts, dtype=np.float32)[:, None]
     return lookahead(d, t, pos, full, np.asarray(rows), np.zeros(len(rows), dtype=int), n)
+
+
+def nstep_targets(rewards, win, next_values, gamma, terminal_value=0.0):
+    """``y_n`` of the windows ``win`` as the update computes it (:func:`nstep_return`)."""
+    fields = (torch.from_numpy(x) for x in (win.valid, win.length, win.terminal))
+    return nstep_return(rewards, *fields, next_values, gamma, torch.tensor(terminal_value))
 
 
 def test_nstep_window_stops_at_the_episode_boundary_and_never_bootstraps_a_termination():

@@ -227,8 +227,9 @@ class SAMLearner(Learner):
 
     def _column(self, field: str, rows: np.ndarray) -> np.ndarray:
         """``field`` at ``rows (K, ...)`` of each seed's own column."""
-        cols = np.arange(self.k).reshape(-1, *([1] * (rows.ndim - 1)))
-        return getattr(self.replay, field)[rows, np.broadcast_to(cols, rows.shape)]
+        data = getattr(self.replay, field)
+        flat = data.reshape(-1, *data.shape[2:])  # row r of seed k is flat row r * K + k (np.take of flat rows: cheaper than a 2-d fancy index)
+        return np.take(flat, rows * self.k + np.arange(self.k).reshape(-1, *([1] * (rows.ndim - 1))), axis=0)
 
     def _rows(self) -> np.ndarray:
         return np.stack([uniform_rows(self.replay, int(self.a.batch_size), rng) for rng in self.rngs])
