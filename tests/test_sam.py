@@ -17,6 +17,7 @@ from ail.algos.sam.learner import SAMLearner
 from ail.algos.sam.update import LOGS
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
+from ail.errors import ConfigError
 from ail.policy import load_policy_dir
 
 TINY = [
@@ -200,3 +201,12 @@ def test_sam_imitates_the_invertedpendulum_expert_within_8k_steps(runs):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((sam_dir(runs) / "summary.json").read_text())
     assert summary["normalized_score"] >= 0.9, summary
+
+
+@pytest.mark.parametrize("saved", [{"format": "sam-1", "agent": {}}, {"ranks": [{"format": "sam-1"}]}, None])
+def test_a_checkpoint_of_another_format_is_refused_in_one_line(saved):
+    # What the learner restores is its own format only; a checkpoint from before the stacked update
+    # (or any other file) is refused with a ConfigError (one `error:` line), not a KeyError.
+    learner = _learner([])
+    with pytest.raises(ConfigError, match="accepted: a new run directory"):
+        learner.load_state_dict(0, saved)

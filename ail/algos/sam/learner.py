@@ -401,10 +401,7 @@ class SAMLearner(Learner):
 
     def restore(self, i: int, s: dict[str, Any]) -> None:
         if not isinstance(s, dict) or s.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError(
-                "this run's checkpoint was written by SAM before its stacked update (or is not a SAM checkpoint); "
-                "accepted: a new run directory (experiment=NAME), which trains from scratch"
-            )
+            raise _unreadable_checkpoint()
         for part, tree in self.st.items():
             for n, t in tree.items():
                 src = s["state"][part][n].to(t.device)
@@ -434,7 +431,7 @@ class SAMLearner(Learner):
 
     def load_state_dict(self, i: int, state: Optional[dict[str, Any]]) -> None:
         if distributed.rank() == 0 and (not isinstance(state, dict) or "ranks" not in state):
-            self.restore(i, state)  # refuses it in one line
+            raise _unreadable_checkpoint()
         part = _exchange(state["ranks"] if state else None) if distributed.active() else state["ranks"][0]
         self.restore(i, part)
 
@@ -466,6 +463,13 @@ class SAMLearner(Learner):
         bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
         if bad:
             raise TrainingError(f"{len(bad)} SAM worker process(es) failed (exit codes {bad}); see the log above")
+
+
+def _unreadable_checkpoint() -> ConfigError:
+    return ConfigError(
+        "this run's checkpoint was written by SAM before its stacked update (or is not a SAM checkpoint); "
+        "accepted: a new run directory (experiment=NAME), which trains from scratch"
+    )
 
 
 def _plain(node: Any) -> Any:
