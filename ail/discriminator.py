@@ -284,8 +284,8 @@ def sample_loss_noise(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Expert labels ``y_e (n_e,)`` and the penalty's interpolation weights ``eps (min(n_e, n_p), 1)``.
 
-    Drawn in this order from ``generator``, so the eager loss and SAM's compiled one
-    (:mod:`ail.algos.sam.compiled`) consume the same random stream.
+    Drawn in this order from ``generator`` (SAM's stacked update draws its seeds' alike, in
+    :class:`ail.algos.sam.learner.SAMLearner`).
     """
     if label_smoothing is None:
         y_e = torch.ones(n_e)

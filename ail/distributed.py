@@ -9,12 +9,11 @@ same way. The backend is gloo on CPU and NCCL on GPU; with one worker every call
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
 
 
 def active() -> bool:
@@ -29,37 +28,26 @@ def world_size() -> int:
     return dist.get_world_size() if active() else 1
 
 
-def average_gradients(params: Iterable[nn.Parameter]) -> None:
-    """Replace every ``p.grad`` by its mean over workers (one flat all-reduce)."""
+def average_tensors(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor, in place, by its mean over workers (one flat all-reduce)."""
     if not active():
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= dist.get_world_size()
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
-def broadcast_module(module: nn.Module) -> None:
-    """Rank 0's parameters and buffers to every worker."""
+def sum_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each tensor summed over workers (new tensors; the inputs themselves without workers)."""
     if not active():
-        return
-    for t in list(module.parameters()) + list(module.buffers()):
-        dist.broadcast(t.data, src=0)
-
-
-def sum_moments(moments: tuple[float, float, float]) -> tuple[float, float, float]:
-    """Scalar (sum, sum of squares, count) summed over workers."""
-    if not active():
-        return moments
-    t = torch.tensor(moments, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t[0]), float(t[1]), float(t[2])
+        return tensors
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    return tuple(part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
 
 
 def broadcast_object(obj: Any) -> Any:

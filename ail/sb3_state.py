@@ -4,9 +4,8 @@ Our learners drive SB3 algorithms round by round (collect, then our own update, 
 instead of through ``learn()``, and checkpoint them mid-training with their envs; SB3's public
 API has neither (``save()`` drops the rollout position: the last observation, episode starts,
 episode-info buffer, update count). Everything here is what ``learn()`` itself does or keeps
-between rounds, named once so an SB3 upgrade that renames it breaks one file. (SAM's ``SAM(TD3)``
-subclass in ``ail/algos/sam/agent.py`` also overrides SB3's hooks, as SB3's docs describe for custom
-algorithms; its rewrite onto the public API is the next SAM issue's.)
+between rounds, named once so an SB3 upgrade that renames it breaks one file. (SAM uses none of
+it: it collects and updates on its own, with SB3's public classes only.)
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ and a stream is found by name, not by a constant at its call site:
 stream             seed                            used for
 =================  ==============================  =============================================
 ``worker``         ``seed + 1_000_000 * rank``     SAM worker ``rank``'s envs, networks, noise
-``sam_replay``     ``seed + 7_919 * rank``         SAM's replay sampling (numpy Generator)
-``sam_update``     ``seed + 104_729 * rank``       SAM's update draws (torch Generator)
+``sam_init``       ``seed + 3_000_017``            SAM's initial networks (torch Generator; alike on every worker)
+``sam_replay``     ``seed + 7_919 * rank``         SAM's replay sampling and exploration noise (numpy Generator)
+``sam_update``     ``seed + 104_729 * rank``       SAM's update draws and parameter noise (torch Generator)
 ``expert_starts``  ``seed + 1_000_003``            MGAIL envs that start from expert states
 ``eval``           ``1_000_000 + index``           periodic evaluation ``index`` (env steps +
                                                    updates: distinct per evaluation; the same
@@ -49,6 +50,7 @@ def set_random_seed(seed: int, threads: int = 1) -> None:
 
 _STREAMS = {
     "worker": lambda seed, i: seed + 1_000_000 * i,
+    "sam_init": lambda seed, i: seed + 3_000_017,  # apart from sam_update, also a torch Generator, at rank 0
     "sam_replay": lambda seed, i: seed + 7_919 * i,
     "sam_update": lambda seed, i: seed + 104_729 * i,
     "expert_starts": lambda seed, i: seed + 1_000_003,

@@ -55,20 +55,20 @@ def _sam_cfg(env: str, extra: tuple[str, ...] = ()) -> Any:
 def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
     """SAM as configured; ``compiled=False``: the eager update (``algo.compile=false``).
     The warm-up past learning_starts also absorbs torch.compile's one-off compilation."""
-    from ail.algos.sam.learner import Worker
+    from ail.algos.sam.learner import SAMLearner
     from ail.demos import load_demos
 
     cfg = _sam_cfg(env, (f"algo.compile={str(compiled).lower()}",))
-    w = Worker(cfg, load_demos(env, 4), 0)
-    while w.model.num_timesteps < WARMUP:
-        w.iterate()
-    s0, u0, t0 = w.model.num_timesteps, w.sb3.n_updates, time.perf_counter()
-    while w.model.num_timesteps < s0 + steps:
-        w.iterate()
+    sam = SAMLearner(cfg, load_demos(env, 4), [0])
+    while sam.num_timesteps < WARMUP:
+        sam.iterate()
+    s0, u0, t0 = sam.num_timesteps, sam.n_updates, time.perf_counter()
+    while sam.num_timesteps < s0 + steps:
+        sam.iterate()
     dt = time.perf_counter() - t0
     return {
-        "env_steps": w.model.num_timesteps - s0,
-        "updates": w.sb3.n_updates - u0,
+        "env_steps": sam.num_timesteps - s0,
+        "updates": sam.n_updates - u0,
         "seconds": dt,
         "hidden": list(cfg.algo.network.hidden),
         "batch_size": int(cfg.algo.batch_size),

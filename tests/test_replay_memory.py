@@ -7,7 +7,7 @@ import pytest
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from ail.algos.sam.replay import CompactReplayBuffer, buffer_state, load_buffer_state
+from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state
 
 OBS = spaces.Box(-np.inf, np.inf, (5,), np.float64)
 ACT = spaces.Box(-1, 1, (2,), np.float32)
@@ -55,20 +55,28 @@ def test_memory_is_a_quarter_of_sb3s_for_float64_observations():
     assert compact.observations.nbytes * 4 == sb3.observations.nbytes + sb3.next_observations.nbytes
 
 
-def test_checkpoint_round_trip_and_loading_sb3_layout_checkpoints():
-    sb3 = ReplayBuffer(50, OBS, ACT, device="cpu", n_envs=2)
+@pytest.mark.parametrize("steps", [20, 68])  # partly filled, wrapped around
+def test_each_column_checkpoints_and_restores_on_its_own(steps: int):
+    # A stacked SAM learner checkpoints each seed's replay column apart (column_state) and restores it
+    # into a buffer whose other columns hold other seeds' data.
     compact = CompactReplayBuffer(50, OBS, ACT, device="cpu", n_envs=2)
-    _stream([sb3, compact], 83, 2)
-    rows, envs = np.repeat(np.arange(25), 2), np.tile(np.arange(2), 25)
-    want = compact.next_obs_rows(rows, envs)
-    for state in (buffer_state(compact), buffer_state(sb3)):  # its own layout, and a pre-compact checkpoint
-        fresh = CompactReplayBuffer(50, OBS, ACT, device="cpu", n_envs=2)
-        load_buffer_state(fresh, state)
-        assert (fresh.pos, fresh.full) == (compact.pos, compact.full)
-        assert np.array_equal(fresh.next_obs_rows(rows, envs), want)
-    # Both go on identically after the restore.
-    _stream([compact, fresh], 20, 2, seed=1)
-    assert np.array_equal(fresh.next_obs_rows(rows, envs), compact.next_obs_rows(rows, envs))
+    _stream([compact], steps, 2)
+    rows = np.arange(compact.buffer_size if compact.full else compact.pos)
+    fresh = CompactReplayBuffer(50, OBS, ACT, device="cpu", n_envs=2)
+    _stream([fresh], steps, 2, seed=5)  # column 1 keeps this other stream
+    load_column_state(fresh, 0, column_state(compact, 0))
+    assert (fresh.pos, fresh.full) == (compact.pos, compact.full)
+    zeros, ones = np.zeros_like(rows), np.ones_like(rows)
+    assert np.array_equal(fresh.next_obs_rows(rows, zeros), compact.next_obs_rows(rows, zeros))
+    assert not np.array_equal(fresh.next_obs_rows(rows, ones), compact.next_obs_rows(rows, ones))
+    for f in ("observations", "actions", "rewards", "dones", "timeouts"):
+        assert np.array_equal(getattr(fresh, f)[rows, 0], getattr(compact, f)[rows, 0]), f
+    load_column_state(fresh, 1, column_state(compact, 1))
+    _stream([compact, fresh], 20, 2, seed=1)  # both go on identically after the restore
+    rows = np.arange(fresh.buffer_size if fresh.full else fresh.pos)
+    for env in (0, 1):
+        envs = np.full_like(rows, env)
+        assert np.array_equal(fresh.next_obs_rows(rows, envs), compact.next_obs_rows(rows, envs))
 
 
 def test_sb3_sample_works_on_the_compact_buffer():

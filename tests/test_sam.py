@@ -3,6 +3,7 @@ two gloo workers, exact resume after preemption, determinism, and a short learni
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,9 +13,12 @@ import torch
 from conftest import assert_preemption_resumes_exactly, launch, read_metrics, without_wall_time
 from hydra import compose, initialize_config_dir
 
-from ail.algos.sam.learner import Worker
+from ail.algos.sam.learner import SAMLearner
+from ail.algos.sam.update import LOGS
 from ail.config import CONF_DIR, register_resolvers
 from ail.demos import load_demos
+from ail.errors import ConfigError
+from ail.policy import load_policy_dir
 
 TINY = [
     "algo=sam",
@@ -27,7 +31,7 @@ TINY = [
     "eval.episodes=2",
     "eval.final_episodes=2",
     "runtime.progress=false",
-    # The eager reference: the compiled update is checked against it in test_sam_compiled.py, and runs
+    # The eager reference: the compiled update is checked against it in test_sam_update.py, and runs
     # end to end (the default) in the determinism and learning tests below.
     "algo.compile=false",
 ]
@@ -73,49 +77,74 @@ def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
     assert not runs.exists() or not any(runs.rglob("*.csv"))
 
 
-def _worker(overrides: list[str]) -> Worker:
+def _learner(overrides: list[str], seeds: tuple[int, ...] = (0,)) -> SAMLearner:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=TINY[:6] + ["algo.compile=false"] + overrides)
-    return Worker(cfg, load_demos("invertedpendulum", 4), 0)
+    return SAMLearner(cfg, load_demos("invertedpendulum", 4), list(seeds))
 
 
 def test_rewards_are_recomputed_with_the_current_discriminator_or_kept_from_collection():
-    fresh, stored = _worker([]), _worker(["algo.recompute_rewards=false"])
-    for w in (fresh, stored):
+    fresh, stored = _learner([]), _learner(["algo.recompute_rewards=false"])
+    for learner in (fresh, stored):
         for _ in range(250):
-            w.iterate()
-    assert np.all(fresh.model.replay_buffer.rewards[:250] == 0)  # nothing stored: D scores at sampling time
-    assert np.any(stored.model.replay_buffer.rewards[:250] != 0)  # sam-tf: D's reward at collection time
-    for w in (fresh, stored):
-        w.model.rng = np.random.default_rng(0)
-        before = w.model.update_actor_critic()["reward_mean"]
+            learner.iterate()
+    assert np.all(fresh.replay.rewards[:250] == 0)  # nothing stored: D scores at sampling time
+    assert np.any(stored.replay.rewards[:250] != 0)  # sam-tf: D's reward at collection time
+    reward = LOGS.index("reward_mean")
+    for learner in (fresh, stored):
+        saved = copy.deepcopy(learner.snapshot(0))
+        before = learner.train_step()[0, reward]
+        learner.restore(0, saved)
         with torch.no_grad():
-            w.disc.net[-1].bias += 3.0  # D now calls everything more expert-like: a larger minimax reward
-        w.model.rng = np.random.default_rng(0)
-        after = w.model.update_actor_critic()["reward_mean"]
-        if w is fresh:
+            learner.st["disc"]["l2.bias"] += 3.0  # D now calls everything more expert-like: a larger minimax reward
+        after = learner.train_step()[0, reward]
+        if learner is fresh:
             assert after > before + 1.0
         else:
             assert after == pytest.approx(before)
 
 
 def test_absorbing_states_feed_the_discriminator_and_bootstrap_terminations_from_their_value():
-    w = _worker(["algo.absorbing=true"])
-    assert w.disc.obs_dim == w.venv.observation_space.shape[0] + 1
-    while not (w.model.replay_buffer.dones[: w.model.replay_buffer.pos] > 0).any():
-        w.iterate()
+    learner = _learner(["algo.absorbing=true"])
+    assert learner.upd.disc.sizes[0] == learner.obs_dim + 1 + learner.act_dim
+    buf = learner.replay
+    while not (buf.dones[: buf.pos] > 0).any():
+        learner.iterate()
     for _ in range(100):
-        w.iterate()
-    obs, act = w.model._absorbing_pairs(1)
+        learner.iterate()
+    # A terminal row of the D batch brings its absorbing pair (weight 1); the others' pairs weigh 0.
+    batch = learner.d_batch()
+    b = batch["p_obs"].shape[1] // 2
+    assert torch.all(batch["p_obs"][:, b:, -1] == 1) and torch.all(batch["p_obs"][:, :b, -1] == 0)
+    assert set(batch["w_p"][:, b:].unique().tolist()) <= {0.0, 1.0} and torch.all(batch["w_p"][:, :b] == 1)
+    obs = torch.zeros(1, 1, learner.obs_dim + 1)
+    obs[..., -1] = 1.0
+    st = learner.st
     with torch.no_grad():
-        r_abs = float(torch.nn.functional.softplus(w.disc.logits(obs, act))[0])
-    assert float(w.model.absorbing_value()) == pytest.approx(r_abs / (1 - w.model.gamma), rel=1e-5)
-    assert np.isfinite(w.model.update_discriminator()["d_loss"])
+        logit = learner.upd.disc(st["disc"], learner.upd.features(st["d_stats"], obs, torch.zeros(1, 1, learner.act_dim)))
+        v_abs = learner.upd.absorbing_value(st["disc"], st["d_stats"], 1)
+    assert float(v_abs) == pytest.approx(float(torch.nn.functional.softplus(logit)) / (1 - float(learner.a.gamma)), rel=1e-5)
+    assert np.isfinite(learner.train_step()).all()
+
+
+def test_a_saved_policy_acts_as_the_seeds_own_actor(tmp_path):
+    learner = _learner([], seeds=(0, 1))
+    for _ in range(250):
+        learner.iterate()
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    for i in (0, 1):
+        learner.save_policy(i, tmp_path / str(i))
+        loaded = load_policy_dir(tmp_path / str(i))
+        with torch.no_grad():
+            obs_n = learner.upd.normalize({n: t[i : i + 1] for n, t in learner.st["obs_stats"].items()}, torch.as_tensor(obs)[None])
+            mu = learner.upd.policy({n: t[i : i + 1] for n, t in learner.st["actor"].items()}, obs_n)[0].numpy()
+        expected = learner.low + (mu + 1) * 0.5 * (learner.high - learner.low)
+        np.testing.assert_allclose(loaded.predict(obs), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_two_gloo_workers_train_and_count_both_workers_interactions(runs):
-    proc = launch(TINY + ["algo.workers=2"], runs, timeout=600)  # compiled: test_sam_compiled.py
+    proc = launch(TINY + ["algo.workers=2"], runs, timeout=600)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((sam_dir(runs) / "summary.json").read_text())
     assert summary["workers"] == 2 and summary["env_steps"] == 600 and summary["updates"] == 100
@@ -174,13 +203,10 @@ def test_sam_imitates_the_invertedpendulum_expert_within_8k_steps(runs):
     assert summary["normalized_score"] >= 0.9, summary
 
 
-def test_sb3_save_and_load_keep_the_td3_part(tmp_path):
-    from ail.algos.sam.agent import SAM
-
-    w = _worker([])
-    for _ in range(250):
-        w.iterate()
-    w.model.save(tmp_path / "sam.zip")
-    loaded = SAM.load(tmp_path / "sam.zip", device="cpu")
-    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
-    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], w.model.predict(obs, deterministic=True)[0])
+@pytest.mark.parametrize("saved", [{"format": "sam-1", "agent": {}}, {"ranks": [{"format": "sam-1"}]}, None])
+def test_a_checkpoint_of_another_format_is_refused_in_one_line(saved):
+    # What the learner restores is its own format only; a checkpoint from before the stacked update
+    # (or any other file) is refused with a ConfigError (one `error:` line), not a KeyError.
+    learner = _learner([])
+    with pytest.raises(ConfigError, match="accepted: a new run directory"):
+        learner.load_state_dict(0, saved)

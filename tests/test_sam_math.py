@@ -6,20 +6,18 @@ from __future__ import annotations
 import os
 import socket
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 from torch import nn
 
 from ail import distributed
-from ail.algos.sam.exploration import AdaptiveParamNoise, perturbable
-from ail.algos.sam.nets import SAMPolicy
-from ail.algos.sam.popart import PopArt
-from ail.algos.sam.replay import lookahead, nstep_targets
+from ail.algos.sam.exploration import ActionNoise, ParamNoise, perturbable
+from ail.algos.sam.replay import lookahead, nstep_return
+from ail.algos.sam.stacked import MLP
+from ail.algos.sam.update import SAMUpdate
 
 GAMMA = 0.9
 
@@ -28,6 +26,12 @@ def _window(dones, timeouts, pos, full, rows, n):
     d = np.asarray(dones, dtype=np.float32)[:, None]
     t = np.asarray(timeouts, dtype=np.float32)[:, None]
     return lookahead(d, t, pos, full, np.asarray(rows), np.zeros(len(rows), dtype=int), n)
+
+
+def nstep_targets(rewards, win, next_values, gamma, terminal_value=0.0):
+    """``y_n`` of the windows ``win`` as the update computes it (:func:`nstep_return`)."""
+    fields = (torch.from_numpy(x) for x in (win.valid, win.length, win.terminal))
+    return nstep_return(rewards, *fields, next_values, gamma, torch.tensor(terminal_value))
 
 
 def test_nstep_window_stops_at_the_episode_boundary_and_never_bootstraps_a_termination():
@@ -74,95 +78,109 @@ def test_open_window_uses_gamma_to_the_actual_length():
     assert y.tolist() == pytest.approx([1 + GAMMA + GAMMA**2 + GAMMA**3 * 5, 1 + GAMMA + GAMMA**2 * 5])
 
 
-def _critic_like() -> tuple[nn.Sequential, nn.Sequential]:
-    torch.manual_seed(0)
-    online = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-    target = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-    return online, target
+def _update(**change) -> SAMUpdate:
+    from test_sam_update import _settings
+
+    critic = MLP((4, 8, 8, 1), "relu", False)
+    return SAMUpdate(_settings(**change), MLP((3, 8, 2), "relu", False), critic, MLP((5, 8, 1), "relu", False), -torch.ones(2), torch.ones(2))
+
+
+def _popart(k: int) -> dict[str, torch.Tensor]:
+    f64 = {"dtype": torch.float64}
+    return {"mean": torch.zeros(k, **f64), "var": torch.ones(k, **f64), "count": torch.full((k,), 1e-4, **f64)}
+
+
+def _denormalised(u: SAMUpdate, pop: dict, critic: dict, x: torch.Tensor) -> torch.Tensor:
+    q = u.critic({n[3:]: t for n, t in critic.items()}, x).squeeze(-1).double()
+    return q * u._sigma(pop).unsqueeze(1) + pop["mean"].unsqueeze(1)
 
 
 def test_popart_update_preserves_the_denormalised_outputs_of_online_and_target_critics():
-    online, target = _critic_like()
-    popart = PopArt(min_var=1e-2)
-    popart.update(torch.randn(64) * 3 + 10, [online[-1], target[-1]])
-    x = torch.randn(32, 4)
-    before = [popart.denormalize(net(x)).detach().clone() for net in (online, target)]
-    popart.update(torch.randn(64) * 50 - 200, [online[-1], target[-1]])  # statistics move a lot
-    after = [popart.denormalize(net(x)).detach() for net in (online, target)]
-    assert float(popart.mean) < 0 and float(popart.sigma) > 10
+    u = _update()
+    g = torch.Generator().manual_seed(0)
+    online = {f"q0.{n}": t for n, t in u.critic.init([g, g]).items()}
+    target = {f"q0.{n}": t for n, t in u.critic.init([g, g]).items()}
+    pop = _popart(2)
+    u.popart_fold(pop, torch.randn(2, 64, generator=g) * 3 + 10, [online, target])
+    x = torch.randn(2, 32, 4, generator=g)
+    before = [_denormalised(u, pop, c, x) for c in (online, target)]
+    moved = torch.stack([torch.randn(64, generator=g) * 50 - 200, torch.randn(64, generator=g) + 5])  # seed 0 moves a lot
+    u.popart_fold(pop, moved, [online, target])
+    after = [_denormalised(u, pop, c, x) for c in (online, target)]
+    assert float(pop["mean"][0]) < 0 and float(u._sigma(pop)[0]) > 10
     for b, a in zip(before, after):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
 
 
 def test_popart_statistics_match_numpy_over_all_targets_and_floor_sigma():
-    popart = PopArt(min_var=1e-2)
+    u = _update()
+    pop = _popart(1)
     batches = [np.random.default_rng(i).normal(5, 2, 100) for i in range(3)]
-    for b in batches:
-        popart.update(torch.as_tensor(b), [])
+    for batch in batches:
+        u.popart_fold(pop, torch.as_tensor(batch)[None], [])
     allv = np.concatenate(batches)
-    assert float(popart.mean) == pytest.approx(allv.mean(), rel=1e-4)
-    assert float(popart.sigma) == pytest.approx(allv.std(), rel=1e-3)
-    flat = PopArt(min_var=1e-2)
-    flat.update(torch.full((10,), 3.0), [])
-    assert float(flat.sigma) == pytest.approx(0.1)  # sqrt(min_var = 1e-2)
-    y = torch.tensor([7.0])
-    assert float(popart.denormalize(popart.normalize(y))) == pytest.approx(7.0)
+    assert float(pop["mean"][0]) == pytest.approx(allv.mean(), rel=1e-4)
+    assert float(u._sigma(pop)[0]) == pytest.approx(allv.std(), rel=1e-3)
+    flat = _popart(1)
+    u.popart_fold(flat, torch.full((1, 10), 3.0), [])
+    assert float(u._sigma(flat)[0]) == pytest.approx(0.1)  # sqrt(min_var = 1e-2)
 
 
-def _actor() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(3, 16), nn.LeakyReLU(0.2), nn.LayerNorm(16), nn.Linear(16, 2), nn.Tanh())
+ACTOR = MLP((3, 16, 2), "leaky_relu", True)
 
 
 def test_param_noise_grows_sigma_when_actions_barely_move_and_shrinks_it_when_they_move_too_much():
-    actor, obs = _actor(), torch.randn(64, 3)
-    small = AdaptiveParamNoise(actor, initial_sigma=1e-4, target_distance=0.2, factor=1.01)
-    small.adapt(actor, obs, torch.Generator().manual_seed(0))
-    assert small.sigma == pytest.approx(1e-4 * 1.01) and small.last_distance < 0.2
-    big = AdaptiveParamNoise(actor, initial_sigma=5.0, target_distance=0.2, factor=1.01)
-    big.adapt(actor, obs, torch.Generator().manual_seed(0))
-    assert big.sigma == pytest.approx(5.0 / 1.01) and big.last_distance > 0.2
+    gens = [torch.Generator().manual_seed(k) for k in range(2)]
+    params, obs = ACTOR.init(gens), torch.randn(2, 64, 3)
+    pn = ParamNoise(ACTOR, 2, initial_sigma=0.2, factor=1.01)
+    pn.sigma = np.array([1e-4, 5.0])  # seed 0 barely perturbed, seed 1 far too much
+    pn.resample(params, gens, [0, 1])
+    pn.adapt(params, obs, gens)
+    assert pn.sigma[0] == pytest.approx(1e-4 * 1.01) and pn.last_distance[0] < 0.2
+    assert pn.sigma[1] == pytest.approx(5.0 / 1.01) and pn.last_distance[1] > 0.2
 
 
 def test_param_noise_leaves_layernorm_alone_and_perturbs_everything_else():
-    actor = _actor()
-    pn = AdaptiveParamNoise(actor, initial_sigma=0.5, target_distance=0.2, factor=1.01)
-    pn.resample(actor, torch.Generator().manual_seed(1))
-    names = {n for n, _ in perturbable(actor)}
-    assert names == {"0.weight", "0.bias", "3.weight", "3.bias"}
-    original, perturbed = dict(actor.named_parameters()), dict(pn.perturbed.named_parameters())
-    for name in original:
-        same = torch.equal(original[name], perturbed[name])
-        assert same == (name not in names), name
+    gens = [torch.Generator().manual_seed(k) for k in range(2)]
+    params = ACTOR.init(gens)
+    pn = ParamNoise(ACTOR, 2, initial_sigma=0.5, factor=1.01)
+    pn.resample(params, gens, [0, 1])
+    assert {n for n in params if perturbable(n)} == {"l0.weight", "l0.bias", "l1.weight", "l1.bias"}
+    for name, t in params.items():
+        assert torch.equal(t, pn.perturbed[name]) == (not perturbable(name)), name
+    # A new episode of seed 1 redraws only seed 1's perturbation.
+    kept = {n: t.clone() for n, t in pn.perturbed.items()}
+    pn.resample(params, gens, [1])
+    assert torch.equal(pn.perturbed["l0.weight"][0], kept["l0.weight"][0])
+    assert not torch.equal(pn.perturbed["l0.weight"][1], kept["l0.weight"][1])
 
 
 def test_ou_noise_starts_at_zero_and_reaches_its_stationary_spread():
     sigma, theta, dt = 0.2, 0.15, 1e-2
-    noise = OrnsteinUhlenbeckActionNoise(np.zeros(2000), sigma * np.ones(2000), theta=theta, dt=dt)
-    np.random.seed(0)
-    first = noise()
+    noise = ActionNoise("ou", sigma, 2000, theta=theta, dt=dt)
+    rng = np.random.default_rng(0)
+    first = noise(rng)
     assert np.std(first) == pytest.approx(sigma * np.sqrt(dt), rel=0.1)  # one step from x0 = 0
     for _ in range(3000):
-        x = noise()
+        x = noise(rng)
     stationary = sigma * np.sqrt(dt / (1 - (1 - theta * dt) ** 2))  # about 0.365 (sam-tf: "about 0.36 after 1000 steps")
     assert abs(np.mean(x)) < 0.05 and np.std(x) == pytest.approx(stationary, rel=0.1)
     noise.reset()
-    assert np.all(noise.noise_prev == 0)
+    assert np.all(noise.x == 0)
 
 
 def test_weight_decay_reaches_only_the_critics_hidden_kernels():
-    obs_space = gym.spaces.Box(-1, 1, (5,), np.float32)
-    act_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-    policy = SAMPolicy(obs_space, act_space, lambda _: 1e-3, net_arch=[8, 8], n_critics=2, layer_norm=True, head_init=3e-3)
-    decayed = {id(w) for w in policy.critic.hidden_weights()}
-    linears = [m for q in policy.critic.q_networks for m in q if isinstance(m, nn.Linear)]
-    assert len(decayed) == 4  # two hidden kernels per head, two heads
-    assert all(id(m.weight) in decayed for q in policy.critic.q_networks for m in list(q)[:-1] if isinstance(m, nn.Linear))
-    assert all(id(m.bias) not in decayed for m in linears)
-    assert all(id(q[-1].weight) not in decayed for q in policy.critic.q_networks)
-    ln = [p for m in policy.critic.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()]
-    assert ln and all(id(p) not in decayed for p in ln)
-    assert all(id(p) not in decayed for p in policy.actor.parameters())
+    g = torch.Generator().manual_seed(0)
+    u = _update(n_critics=2, weight_decay=0.1)
+    no_decay = _update(n_critics=2, weight_decay=0.0)
+    critic = {f"q{j}.{n}": t for j in range(2) for n, t in u.critic.init([g]).items()}
+    args = (torch.randn(1, 8, 2, generator=g), torch.randn(1, 8, 2, generator=g), torch.randn(1, 8), torch.randn(1, 8))
+    g_wd = torch.func.grad(lambda p: u.critic_loss(p, *args)[0])(critic)
+    g_plain = torch.func.grad(lambda p: no_decay.critic_loss(p, *args)[0])(critic)
+    decayed = {n for n in critic if not torch.equal(g_wd[n], g_plain[n])}
+    assert decayed == {"q0.l0.weight", "q0.l1.weight", "q1.l0.weight", "q1.l1.weight"}  # hidden kernels of both heads
+    for n in decayed:
+        torch.testing.assert_close(g_wd[n] - g_plain[n], 0.1 * critic[n])
 
 
 def _free_port() -> int:
@@ -188,8 +206,9 @@ def _gloo_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     half = len(x) // world
     sl = slice(rank * half, (rank + 1) * half)
     ((net(x[sl]) - y[sl]) ** 2).mean().backward()
-    distributed.average_gradients(net.parameters())
-    torch.save([p.grad for p in net.parameters()], os.path.join(out_dir, f"grad{rank}.pt"))
+    grads = [p.grad for p in net.parameters()]
+    distributed.average_tensors(grads)
+    torch.save(grads, os.path.join(out_dir, f"grad{rank}.pt"))
     dist.destroy_process_group()
 
 

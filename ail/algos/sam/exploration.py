@@ -1,66 +1,99 @@
-"""Adaptive parameter-space noise (Plappert et al. 2018), as SAM explores.
+"""How SAM explores, for K stacked seeds: adaptive parameter noise and action noise.
 
-The behaviour policy acts with a *perturbed copy* of the actor: every weight and bias except
-LayerNorm's gets ``N(0, sigma^2)`` noise. The perturbation is drawn at each episode start and
-held for the whole episode. ``sigma`` adapts so the perturbed policy's actions stay about
-``target_distance`` away from the unperturbed ones (RMS over a replay batch, in the actor's
-[-1, 1] action units): ``sigma *= factor`` when the distance is below the target, ``/= factor``
-otherwise. Action noise (SB3's ``OrnsteinUhlenbeckActionNoise``) is added on top, then clipped.
+**Parameter noise** (Plappert et al. 2018). The behaviour policy acts with a *perturbed copy* of
+the actor: every weight and bias except LayerNorm's gets ``N(0, sigma^2)`` noise, drawn when the
+seed's episode starts and held for the whole episode. ``sigma`` adapts so the perturbed
+policy's actions stay about ``target_distance`` away from the unperturbed ones (RMS over a
+replay batch, in the actor's [-1, 1] units): ``sigma *= factor`` when the distance is below the
+target, ``/= factor`` otherwise (the distance averaged over gloo workers). Each seed has its own
+``sigma`` and perturbation.
+
+**Action noise** on top, then clipped to [-1, 1]: Ornstein-Uhlenbeck
+``x <- x + theta (mu - x) dt + sigma sqrt(dt) N(0, 1)`` (SB3's defaults theta = 0.15, dt = 1e-2,
+reset to 0 at each episode start) or Gaussian ``N(0, sigma^2)``. Written here rather than taken
+from SB3's ``ActionNoise`` classes because those draw from numpy's global stream, which K seeds in
+one process would share; here seed ``k`` draws from its own generator.
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Callable, Optional
+from typing import Any, Optional
 
+import numpy as np
 import torch
-from torch import nn
+
+from ail import distributed
+from ail.algos.sam.stacked import MLP, Params
 
 
-def perturbable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Named parameters that parameter noise may touch: all but LayerNorm's."""
-    skip = {id(p) for m in module.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
-    return [(name, p) for name, p in module.named_parameters() if id(p) not in skip]
+def perturbable(name: str) -> bool:
+    """Parameter noise touches linear layers (``l*``), not LayerNorm (``n*``)."""
+    return name.startswith("l")
 
 
-class AdaptiveParamNoise:
-    """Holds the perturbed actor and its noise scale ``sigma``."""
+class ParamNoise:
+    """K seeds' perturbed actors and their scales ``sigma (K,)``."""
 
-    def __init__(self, actor: nn.Module, initial_sigma: float, target_distance: float, factor: float):
-        self.sigma = float(initial_sigma)
-        self.target_distance = float(target_distance)
-        self.factor = float(factor)
-        self.perturbed = copy.deepcopy(actor)
-        self.last_distance = float("nan")
+    def __init__(self, actor: MLP, k: int, initial_sigma: float, factor: float):
+        self.actor = actor
+        self.sigma = np.full(k, float(initial_sigma))
+        self.target_distance, self.factor = float(initial_sigma), float(factor)
+        self.perturbed: Optional[Params] = None
+        self.last_distance = np.full(k, np.nan)
+
+    def _draw(self, params: Params, generators: list[torch.Generator], seeds: list[int]) -> Params:
+        """``params`` with seed ``k in seeds`` perturbed by its own draws (the others' rows unchanged)."""
+        out = {n: t.clone() for n, t in params.items()}
+        for k in seeds:
+            for n, t in out.items():
+                if perturbable(n):
+                    # Drawn on the CPU whatever the device: one stream, the same perturbations on either.
+                    t[k] += (torch.randn(t.shape[1:], generator=generators[k]) * float(self.sigma[k])).to(t.device)
+        return out
+
+    def resample(self, params: Params, generators: list[torch.Generator], seeds: list[int]) -> None:
+        """New perturbations of the current actor for the seeds in ``seeds`` (their episodes start)."""
+        if self.perturbed is None:
+            self.perturbed = self._draw(params, generators, list(range(len(generators))))
+            return
+        fresh = self._draw(params, generators, seeds)
+        for n, t in self.perturbed.items():
+            t[seeds] = fresh[n][seeds]
 
     @torch.no_grad()
-    def _perturb_into(self, actor: nn.Module, copy_: nn.Module, sigma: float, generator: Optional[torch.Generator]) -> None:
-        copy_.load_state_dict(actor.state_dict())
-        for _, p in perturbable(copy_):
-            # Drawn on the CPU whatever the actor's device: one stream, the same perturbations on either.
-            p.add_((torch.randn(p.shape, generator=generator) * sigma).to(p.device))
-
-    def resample(self, actor: nn.Module, generator: Optional[torch.Generator] = None) -> None:
-        """A new perturbation of the current actor (call at every episode start)."""
-        self._perturb_into(actor, self.perturbed, self.sigma, generator)
-
-    @torch.no_grad()
-    def adapt(
-        self,
-        actor: nn.Module,
-        obs: torch.Tensor,
-        generator: Optional[torch.Generator] = None,
-        reduce: Optional[Callable[[float], float]] = None,
-    ) -> float:
-        """Measure the RMS action distance of a fresh perturbation on ``obs (B, obs_dim)`` and adapt sigma.
-
-        ``reduce`` averages the distance across workers. Returns the distance.
-        """
-        probe = copy.deepcopy(self.perturbed)
-        self._perturb_into(actor, probe, self.sigma, generator)
-        distance = float(torch.sqrt(((actor(obs) - probe(obs)) ** 2).mean()))
-        if reduce is not None:
-            distance = reduce(distance)
-        self.sigma = self.sigma * self.factor if distance < self.target_distance else self.sigma / self.factor
+    def adapt(self, params: Params, obs_n: torch.Tensor, generators: list[torch.Generator]) -> None:
+        """Measure each seed's RMS action distance of a fresh perturbation on ``obs_n (K, B, obs)`` and adapt its sigma."""
+        probe = self._draw(params, generators, list(range(len(generators))))
+        diff = torch.tanh(self.actor(params, obs_n)) - torch.tanh(self.actor(probe, obs_n))
+        (dist,) = distributed.sum_tensors(diff.pow(2).flatten(1).mean(1).double())
+        distance = (dist / distributed.world_size()).sqrt().cpu().numpy()
+        self.sigma = np.where(distance < self.target_distance, self.sigma * self.factor, self.sigma / self.factor)
         self.last_distance = distance
-        return distance
+
+    def state_dict(self, k: int) -> dict[str, Any]:
+        perturbed = {n: t[k].clone() for n, t in self.perturbed.items()}
+        return {"sigma": float(self.sigma[k]), "last_distance": float(self.last_distance[k]), "perturbed": perturbed}
+
+    def load_state_dict(self, k: int, state: dict[str, Any]) -> None:
+        self.sigma[k], self.last_distance[k] = state["sigma"], state["last_distance"]
+        for n, t in self.perturbed.items():
+            t[k] = state["perturbed"][n]
+
+
+class ActionNoise:
+    """One seed's action noise (``kind``: ou | normal | none) from its own generator."""
+
+    def __init__(self, kind: str, sigma: float, act_dim: int, theta: float = 0.15, dt: float = 1e-2):
+        self.kind, self.sigma, self.theta, self.dt = kind, float(sigma), theta, dt
+        self.x = np.zeros(act_dim)
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        if self.kind == "ou":
+            self.x = self.x - self.theta * self.x * self.dt + self.sigma * np.sqrt(self.dt) * rng.normal(size=self.x.shape)
+            return self.x
+        if self.kind == "normal":
+            return self.sigma * rng.normal(size=self.x.shape)
+        return np.zeros_like(self.x)
+
+    def reset(self) -> None:
+        self.x = np.zeros_like(self.x)

@@ -1,33 +1,39 @@
-"""SAM (Blondé & Kalousis 2019) behind ``launch.py algo=sam``: build, validate, iterate.
+"""SAM (Blondé & Kalousis 2019) behind ``launch.py algo=sam``: K seeds in one process, stacked.
 
 One iteration, repeated until ``train.env_steps`` interactions (summed over workers):
 
-1. **Collect** ``schedule.env_steps`` steps per worker with the perturbed actor plus action
-   noise (SB3 ``collect_rollouts``); the env reward never reaches the learner (it is zero in
-   the buffer, or D's reward with ``recompute_rewards=false``) and is only logged.
-2. **Train** ``schedule.train_steps`` SAM training steps (:class:`ail.algos.sam.agent.SAM`).
+1. **Collect** ``schedule.env_steps`` steps in each seed's env: uniform random actions before
+   ``learning_starts``, then the seed's perturbed actor (:mod:`ail.algos.sam.exploration`) plus
+   action noise. The env's reward never reaches the learner: the replay stores 0, or D's reward
+   at collection with ``recompute_rewards=false`` (sam-tf). Seed ``k``'s steps fill replay
+   column ``k`` (:class:`ail.algos.sam.replay.CompactReplayBuffer` with one column per seed).
+2. **Train** ``schedule.train_steps`` steps once more than ``learning_starts`` steps are in:
+   every ``adapt_every`` of them the parameter noise adapts, then ``d_steps`` discriminator and
+   ``g_steps`` actor-critic updates of :meth:`ail.algos.sam.update.SAMUpdate.update`, all K
+   seeds in one call. Every random draw of seed ``k`` (replay rows, expert pairs, label
+   smoothing, penalty interpolation, target noise, exploration) comes from seed ``k``'s own
+   generators, so a seed trained with others follows, to float tolerance, the curve it follows alone.
 
-With ``algo.workers=K`` the main process is rank 0 (evaluation, logging, checkpoints) and
-K-1 spawned processes join it over gloo; each worker collects from its own env, so one
-iteration costs ``K * schedule.env_steps`` interactions, which is what ``env_steps`` counts.
-A checkpoint holds every worker's full state (replay, simulator, noise, RNGs), so a resumed
-run continues exactly.
-
-With ``train.seeds_per_process=K`` one process instead runs K independent seeds
-(:class:`SAMLearner`), each a :class:`Worker` with its own run directory; they collect one after
-the other and train together, their updates stacked by :class:`ail.algos.sam.compiled.StackedSteps`.
+``train.seeds_per_process=K`` sets K; each seed keeps its own run directory and checkpoint.
+With ``algo.workers=W`` the main process is rank 0 (evaluation, logging, checkpoints) and W-1
+spawned processes join it over gloo, each with its own envs and replay: gradients and running
+statistics are averaged (:mod:`ail.distributed`), so one iteration costs ``W * schedule.env_steps``
+interactions. A checkpoint holds every worker's full state, so a resumed run continues exactly.
+Stable-Baselines3 appears only through its public API: ``VecEnv``, ``RunningMeanStd``, the
+replay buffer class, and the TD3 policy a seed's networks are exported to for evaluation and saving.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import math
 import os
 import socket
 import sys
-from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator, Optional, Sequence
 
 import gymnasium as gym
@@ -36,243 +42,33 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from omegaconf import DictConfig, OmegaConf
-from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 
 from ail import distributed, train_loop
 from ail.activations import activation
 from ail.algorithm import Learner
-from ail.algos.sam.agent import SAM, SAMSettings
-from ail.algos.sam.compiled import StackedSteps
-from ail.algos.sam.exploration import AdaptiveParamNoise
-from ail.algos.sam.nets import SAMPolicy
-from ail.algos.sam.replay import CompactReplayBuffer, buffer_state, load_buffer_state
+from ail.algos.sam.exploration import ActionNoise, ParamNoise
+from ail.algos.sam.nets import SAMPolicy, sequential_state
+from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state, lookahead, uniform_rows
+from ail.algos.sam.update import LOGS, Compiled, SAMUpdate
 from ail.demos import Demos, check_demos_match_env
-from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing
+from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing, sample_loss_noise
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import SHIPPED, is_mujoco, make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.preemption import Preempted
-from ail.reward_wrapper import RewardVecEnvWrapper
-from ail.sb3_state import SB3Progress
 from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
 
 # A worker that died leaves the others blocked in a collective: fail after this long instead of
 # gloo's 30 minutes. Rank 0's evaluations (the longest wait for the others) take seconds.
 WORKER_TIMEOUT = datetime.timedelta(minutes=10)
-
-
-def _d_space(space: gym.spaces.Box, absorbing: bool) -> gym.spaces.Box:
-    if not absorbing:
-        return space
-    return gym.spaces.Box(np.append(space.low, 0.0).astype(np.float32), np.append(space.high, 1.0).astype(np.float32))
-
-
-def settings_from_cfg(a: DictConfig, seeds_per_process: int = 1) -> SAMSettings:
-    d = a.discriminator
-    return SAMSettings(
-        nstep=int(a.nstep),
-        one_step_loss=bool(a.one_step_loss),
-        critic_loss=str(a.critic.loss),
-        weight_decay=float(a.critic.weight_decay),
-        popart=bool(a.critic.popart),
-        popart_min_var=float(a.critic.popart_min_var),
-        d_steps=int(a.schedule.d_steps),
-        g_steps=int(a.schedule.g_steps),
-        d_batch_size=int(d.batch_size),
-        grad_penalty=float(d.grad_penalty),
-        label_smoothing=label_smoothing(d),
-        entropy_weight=float(d.entropy_weight),
-        reward=str(a.reward),
-        recompute_rewards=bool(a.recompute_rewards),
-        absorbing=bool(a.absorbing),
-        q_scale=float(a.actor.q_scale),
-        d_scale=float(a.actor.d_scale),
-        grad_clip=None if a.grad_clip is None else float(a.grad_clip),
-        adapt_every=int(a.exploration.adapt_every),
-        compile=bool(a.get("compile", False)),
-        stacked=int(seeds_per_process) > 1,
-    )
-
-
-class Worker:
-    """One SAM instantiation: env, replay, noise and model (rank 0 also evaluates and logs)."""
-
-    def __init__(self, cfg: DictConfig, demos: Any, rank: int):
-        a = self.a = cfg.algo
-        self.cfg, self.rank = cfg, rank
-        seed = int(cfg.seed)
-        wseed = derive_seed("worker", seed, rank)  # sam-tf: seed + 1e6 * rank
-        self.device = torch.device(str(cfg.runtime.device))
-        set_random_seed(wseed, int(cfg.runtime.threads))
-        self.venv = make_vec_env(cfg.env.name, n_envs=1, seed=wseed)
-        space = self.venv.observation_space
-        self.disc = build_discriminator(_d_space(space, bool(a.absorbing)), self.venv.action_space, a.discriminator, absorbing=bool(a.absorbing)).to(
-            self.device
-        )
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(a.discriminator.lr), fused=True)
-        recompute = bool(a.recompute_rewards)
-
-        def reward(obs: np.ndarray, act: np.ndarray, _next: Any, _done: Any) -> np.ndarray:
-            if recompute:  # D scores steps when they are sampled
-                return np.zeros(len(obs), dtype=np.float32)
-            as_tensor = partial(torch.as_tensor, dtype=torch.float32, device=self.device)  # sam-tf: D's reward at collection, never updated
-            return self.model.d_reward(as_tensor(obs), as_tensor(act)).detach().cpu().numpy()
-
-        self.reward_venv = RewardVecEnvWrapper(self.venv, reward, record=False)
-        self.env: Any = self.reward_venv
-        if a.normalize_obs:
-            self.env = VecNormalize(self.reward_venv, norm_obs=True, norm_reward=False, clip_obs=float(a.obs_clip), gamma=float(a.gamma))
-            self.env.training = False  # SAM updates the statistics itself (synchronised across workers)
-        act_dim = int(np.prod(self.venv.action_space.shape))
-        e = a.exploration
-        noise: Any = None
-        if e.action_noise == "ou":
-            noise = OrnsteinUhlenbeckActionNoise(np.zeros(act_dim), float(e.action_noise_sigma) * np.ones(act_dim))
-        elif e.action_noise == "normal":
-            noise = NormalActionNoise(np.zeros(act_dim), float(e.action_noise_sigma) * np.ones(act_dim))
-        self.model = SAM(
-            SAMPolicy,
-            self.env,
-            learning_rate=float(a.critic.lr),
-            buffer_size=int(a.buffer_size),
-            replay_buffer_class=CompactReplayBuffer,  # observations once, float32: ~1.4 GB, not 5.6, for 1M Humanoid steps
-            learning_starts=int(a.learning_starts),
-            batch_size=int(a.batch_size),
-            tau=float(a.tau),
-            gamma=float(a.gamma),
-            train_freq=(int(a.schedule.env_steps), "step"),
-            gradient_steps=int(a.schedule.train_steps),
-            action_noise=noise,
-            policy_delay=int(a.actor.policy_delay),
-            target_policy_noise=float(a.critic.target_noise),
-            target_noise_clip=float(a.critic.target_noise_clip),
-            seed=wseed,
-            device=self.device,
-            verbose=0,
-            policy_kwargs=dict(
-                net_arch=list(a.network.hidden),
-                activation_fn=activation(str(a.network.activation), "algo.network.activation"),
-                n_critics=int(a.critic.n_critics),
-                layer_norm=bool(a.network.layer_norm),
-                head_init=float(a.network.head_init),
-                optimizer_kwargs={"fused": True},
-            ),  # one kernel per Adam step, not one per tensor
-        )
-        for group in self.model.actor.optimizer.param_groups:
-            group["lr"] = float(a.actor.lr)
-        pn = (
-            None
-            if e.param_noise is None
-            else AdaptiveParamNoise(self.model.actor, float(e.param_noise), float(e.param_noise), float(e.param_noise_factor))
-        )
-        expert = {"obs": demos.obs, "actions": demos.actions, "terminated": demos.terminated}
-        self.model.setup_imitation(self.disc, self.d_opt, expert, settings_from_cfg(a, int(cfg.train.get("seeds_per_process", 1))), pn, seed)
-        distributed.broadcast_module(self.model.policy)
-        distributed.broadcast_module(self.disc)
-        self.model.actor_target.load_state_dict(self.model.actor.state_dict())
-        self.model.critic_target.load_state_dict(self.model.critic.state_dict())
-        if pn is not None:
-            pn.resample(self.model.actor, self.model.gen)
-        self.per_worker_total = math.ceil(int(cfg.train.env_steps) / distributed.world_size())
-        self.sb3 = SB3Progress(self.model, self.per_worker_total)
-        self.iterations = 0
-
-    # ----- checkpoint state ------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
-        m = self.model
-        return {
-            "sb3": self.sb3.state_dict(),
-            "train_steps": m.train_steps,
-            "env_states": get_vec_env_states(self.venv),
-            "wrapper_obs": self.reward_venv.state(),
-            "obs_rms": getattr(self.env, "obs_rms", None),
-            "old_obs": getattr(self.env, "old_obs", None),
-            "buffer": buffer_state(m.replay_buffer),
-            "disc": self.disc.state_dict(),
-            "d_opt": self.d_opt.state_dict(),
-            "popart": m.popart.state_dict() if m.popart else None,
-            "action_noise": m.action_noise,
-            "param_noise": None
-            if m.param_noise is None
-            else {"sigma": m.param_noise.sigma, "perturbed": m.param_noise.perturbed.state_dict(), "last_distance": m.param_noise.last_distance},
-            "rng": rng_state(),
-            "np_rng": m.rng.bit_generator.state,
-            "gen": m.gen.get_state(),
-            "iterations": self.iterations,
-        }
-
-    def restore(self, s: dict[str, Any]) -> None:
-        m = self.model
-        self.sb3.load_state_dict(s["sb3"])
-        m.train_steps = s["train_steps"]
-        set_vec_env_states(self.venv, s["env_states"])
-        self.reward_venv.set_state(s["wrapper_obs"])
-        if isinstance(self.env, VecNormalize):
-            self.env.obs_rms, self.env.old_obs = s["obs_rms"], s["old_obs"]
-        load_buffer_state(m.replay_buffer, s["buffer"])
-        self.disc.load_state_dict(s["disc"])
-        self.d_opt.load_state_dict(s["d_opt"])
-        if m.popart:
-            m.popart.load_state_dict(s["popart"])
-        m.action_noise = s["action_noise"]
-        if m.param_noise is not None:
-            m.param_noise.sigma = s["param_noise"]["sigma"]
-            m.param_noise.perturbed.load_state_dict(s["param_noise"]["perturbed"])
-            m.param_noise.last_distance = s["param_noise"]["last_distance"]  # logged with every evaluation
-        set_rng_state(s["rng"])
-        m.rng.bit_generator.state = s["np_rng"]
-        m.gen.set_state(s["gen"])
-        m.refresh_obs_stats()  # the actor/critic's cached statistics follow the restored ones
-        self.iterations = s["iterations"]
-
-    # ----- acting policy ---------------------------------------------------------------------
-    def acting_policy(self) -> LoadedPolicy:
-        normalizer = None
-        if isinstance(self.env, VecNormalize):
-            normalizer = ObsNormalizer(self.env.obs_rms.mean.copy(), self.env.obs_rms.var.copy(), self.env.clip_obs, self.env.epsilon)
-        return LoadedPolicy(self.model.policy, normalizer)
-
-    def collect(self) -> None:
-        """Collect c_max env steps with the exploring policy."""
-        self.sb3.collect(self.env)
-
-    @property
-    def learning(self) -> bool:
-        return self.model.num_timesteps > self.model.learning_starts
-
-    def iterate(self) -> None:
-        """One SAM iteration: collect c_max steps, then t_max training steps once learning has started."""
-        self.collect()
-        if self.learning:
-            self.model.train(gradient_steps=self.model.gradient_steps, batch_size=self.model.batch_size)
-        self.iterations += 1
-
-
-def _exchange(state: Optional[Any]) -> Any:
-    """Rank 0 hands each worker its part of a checkpoint (a list, one entry per rank) or None."""
-    out: list[Any] = [None]
-    dist.scatter_object_list(out, state if distributed.rank() == 0 else None, src=0)
-    return out[0]
-
-
-def _gather(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    if not distributed.active():
-        return [snapshot]
-    out: Optional[list[Any]] = [None] * distributed.world_size() if distributed.rank() == 0 else None
-    dist.gather_object(snapshot, out, dst=0)
-    return out or []
+CHECKPOINT_FORMAT = "sam-stacked-1"
+D_LOGS, AC_LOGS = LOGS[:7], LOGS[7:]
 
 
 class SAMLearner(Learner):
-    """``algo=sam``: K seeds in this process (``train.seeds_per_process``), each a :class:`Worker`.
-
-    Seeds collect one after the other and train together (their updates stacked by
-    :class:`ail.algos.sam.compiled.StackedSteps`). With K > 1 each seed also keeps its own global
-    random streams (numpy, torch, python: SB3's action noise draws from numpy's), swapped in around
-    every phase that may draw from them, so each follows the stream it would alone.
-    """
+    """``algo=sam``: K seeds (``train.seeds_per_process``) collected side by side and updated as one stack."""
 
     max_seeds = 1024
     failure_hint = "lower algo.discriminator.lr or algo.critic.lr"
@@ -303,98 +99,344 @@ class SAMLearner(Learner):
             )
         if k > 1 and int(a.workers) > 1:
             raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
-        if k > 1:
-            for off, what in (
-                (bool(a.absorbing), "algo.absorbing=true"),
-                (bool(a.discriminator.spectral_norm), "algo.discriminator.spectral_norm=true"),
-                (float(a.actor.d_scale) != 0, f"algo.actor.d_scale={a.actor.d_scale}"),
-            ):
-                if off:
-                    raise ConfigError(
-                        f"train.seeds_per_process={k} stacks SAM's functional update, which {what} does not use; "
-                        f"accepted with {what}: train.seeds_per_process=1"
-                    )
         check_demos_match_env(demos, env.observation_space, env.action_space)
-        build_discriminator(_d_space(env.observation_space, bool(a.absorbing)), env.action_space, a.discriminator, absorbing=bool(a.absorbing))
+        build_discriminator(env.observation_space, env.action_space, a.discriminator)
         env.close()
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        self.workers: list[Worker] = []
-        self.streams: list[Optional[dict[str, Any]]] = []
-        for seed in self.seeds:
-            c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-            c.seed = seed
-            self.workers.append(Worker(c, demos, distributed.rank()))  # seeds the global streams itself
-            self.streams.append(rng_state() if len(self.seeds) > 1 else None)
-        self.stacked = StackedSteps([w.model for w in self.workers], enabled=bool(cfg.algo.compile)) if len(self.seeds) > 1 else None
-        self.iteration_note = (
-            f"an iteration collects algo.schedule.env_steps = {cfg.algo.schedule.env_steps} steps in each of "
-            f"algo.workers = {cfg.algo.workers} workers"
+        # Plain attributes, not OmegaConf nodes: the collection and batch code reads them every step.
+        a = self.a = _plain(OmegaConf.to_container(cfg.algo, resolve=True))
+        rank, k = distributed.rank(), len(self.seeds)
+        self.k = k
+        self.device = torch.device(str(cfg.runtime.device))
+        # Nothing below draws from the global streams; seeded anyway, for the envs' own draws.
+        set_random_seed(derive_seed("worker", self.seeds[0], rank), int(cfg.runtime.threads))
+        self.venvs = [make_vec_env(cfg.env.name, n_envs=1, seed=derive_seed("worker", s, rank)) for s in self.seeds]
+        obs_space, act_space = self.venvs[0].observation_space, self.venvs[0].action_space
+        self.obs_space, self.act_space = obs_space, act_space
+        self.obs_dim, self.act_dim = int(obs_space.shape[0]), int(act_space.shape[0])
+        self.low, self.high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
+        self.upd = SAMUpdate.build(a, self.obs_dim, torch.as_tensor(self.low), torch.as_tensor(self.high)).to(self.device)
+        # Parameters from the seed alone (not the rank): every worker starts from the same networks.
+        inits = [torch.Generator().manual_seed(derive_seed("sam_init", s, 0)) for s in self.seeds]
+        self.st = _to(self.upd.init_state(inits, float(a.network.head_init)), self.device)
+        self.gens = [torch.Generator().manual_seed(derive_seed("sam_update", s, rank)) for s in self.seeds]
+        self.rngs = [np.random.default_rng(derive_seed("sam_replay", s, rank)) for s in self.seeds]
+        self.replay = CompactReplayBuffer(int(a.buffer_size), obs_space, act_space, device="cpu", n_envs=k)
+        self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32).reshape(len(demos.obs), -1)
+        self.expert_act = torch.as_tensor(demos.actions, dtype=torch.float32).reshape(len(demos.obs), -1)
+        self.expert_term = torch.as_tensor(demos.terminated, dtype=torch.bool)
+        self.obs_rms = [RunningMeanStd(shape=obs_space.shape) for _ in self.seeds] if bool(a.normalize_obs) else None
+        e = a.exploration
+        self.noise = [ActionNoise(str(e.action_noise), float(e.action_noise_sigma), self.act_dim) for _ in self.seeds]
+        self.param_noise = None if e.param_noise is None else ParamNoise(self.upd.actor, k, float(e.param_noise), float(e.param_noise_factor))
+        if self.param_noise is not None:
+            self.param_noise.resample(self.st["actor"], self.gens, list(range(k)))
+        self.last_obs = np.concatenate([v.reset() for v in self.venvs]).astype(np.float32)
+        self.episode_returns: list[collections.deque] = [collections.deque(maxlen=100) for _ in self.seeds]
+        self.num_timesteps = self.n_updates = self.train_steps = self.iterations = 0
+        self.logs = np.zeros((k, len(LOGS)))
+        self.smoothing = label_smoothing(a.discriminator)
+        self.per_worker_total = math.ceil(int(cfg.train.env_steps) / distributed.world_size())
+        self.step_fn = Compiled(
+            self.upd.update, "SAM update", bool(a.compile), cuda_graphs=self.device.type == "cuda", fullgraph=not distributed.active()
         )
+        self.iteration_note = (
+            f"an iteration collects algo.schedule.env_steps = {a.schedule.env_steps} steps in each of algo.workers = {a.workers} workers"
+        )
+        self._policy: Optional[SAMPolicy] = None
 
-    @contextlib.contextmanager
-    def seed_context(self, i: int) -> Iterator[None]:
-        if self.streams[i] is None:
-            yield
-            return
-        outer = rng_state()
-        set_rng_state(self.streams[i])
-        try:
-            yield
-        finally:
-            self.streams[i] = rng_state()
-            set_rng_state(outer)
-
+    # ----- counts ------------------------------------------------------------------------------
     @property
     def env_steps(self) -> int:
-        return self.workers[0].model.num_timesteps * distributed.world_size()
+        return self.num_timesteps * distributed.world_size()
 
     @property
     def updates(self) -> int:
-        return self.workers[0].sb3.n_updates
+        return self.n_updates
 
     @property
     def budget(self) -> int:
-        return self.workers[0].per_worker_total * distributed.world_size()
+        return self.per_worker_total * distributed.world_size()
+
+    @property
+    def learning(self) -> bool:
+        return self.num_timesteps > int(self.a.learning_starts)
+
+    # ----- collection --------------------------------------------------------------------------
+    def _refresh_obs_stats(self) -> None:
+        """The actor/critic's observation statistics (float32, per seed) from the running ones."""
+        if self.obs_rms is None:
+            return
+        mean = np.stack([r.mean for r in self.obs_rms])[:, None]
+        std = np.sqrt(np.stack([r.var for r in self.obs_rms])[:, None] + 1e-8)
+        self.st["obs_stats"]["mean"].copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.st["obs_stats"]["std"].copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def _env_action(self, scaled: np.ndarray) -> np.ndarray:
+        return self.low + (scaled + 1.0) * 0.5 * (self.high - self.low)
+
+    def collect_step(self) -> None:
+        """One env step of every seed, stored in its replay column."""
+        if self.num_timesteps < int(self.a.learning_starts):
+            scaled = np.stack([rng.uniform(-1.0, 1.0, self.act_dim) for rng in self.rngs]).astype(np.float32)
+        else:
+            with torch.no_grad():
+                obs_n = self.upd.normalize(self.st["obs_stats"], _dev(torch.as_tensor(self.last_obs)[:, None], self.device))
+                params = self.param_noise.perturbed if self.param_noise is not None else self.st["actor"]
+                mu = self.upd.policy(params, obs_n)[:, 0].cpu().numpy()
+            noise = np.stack([n(rng) for n, rng in zip(self.noise, self.rngs)])
+            scaled = np.clip(mu + noise, -1.0, 1.0).astype(np.float32)
+        env_act = self._env_action(scaled)
+        new_obs, next_obs, dones, infos = [], [], [], []
+        for k, venv in enumerate(self.venvs):
+            obs_k, _, done_k, info_k = venv.step(env_act[k : k + 1])
+            new_obs.append(obs_k[0])
+            next_obs.append(info_k[0]["terminal_observation"] if done_k[0] else obs_k[0])
+            dones.append(bool(done_k[0]))
+            infos.append(info_k[0])
+            if done_k[0] and "episode" in info_k[0]:
+                self.episode_returns[k].append(float(info_k[0]["episode"]["r"]))
+        reward = np.zeros(self.k, dtype=np.float32)
+        if not bool(self.a.recompute_rewards):  # sam-tf: D's reward at collection, never updated
+            with torch.no_grad():
+                obs_t = _dev(torch.as_tensor(self._d_obs(self.last_obs))[:, None], self.device)
+                r = self.upd.rewards(self.upd.d_params(self.st), self.st["d_stats"], obs_t, _dev(torch.as_tensor(env_act)[:, None], self.device))
+            reward = r[:, 0].cpu().numpy()
+        self.replay.add(self.last_obs, np.stack(next_obs), scaled, reward, np.array(dones), infos)
+        self.last_obs = np.stack(new_obs).astype(np.float32)
+        if self.obs_rms is not None:
+            # The actor/critic statistics follow the agent's own observations (every worker's alike).
+            for k, rms in enumerate(self.obs_rms):
+                rms.update(distributed.gather_rows(self.last_obs[k : k + 1].astype(np.float64)))
+            self._refresh_obs_stats()
+        ended = [k for k, d in enumerate(dones) if d]
+        for k in ended:
+            self.noise[k].reset()
+        if ended and self.param_noise is not None:
+            self.param_noise.resample(self.st["actor"], self.gens, ended)
+        self.num_timesteps += 1
+
+    # ----- batches -----------------------------------------------------------------------------
+    def _d_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Observations as D sees them: with absorbing states, an indicator column of 0 appended."""
+        if not bool(self.a.absorbing):
+            return obs
+        return np.concatenate([obs, np.zeros((*obs.shape[:-1], 1), dtype=obs.dtype)], axis=-1)
+
+    def _column(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """``field`` at ``rows (K, ...)`` of each seed's own column."""
+        data = getattr(self.replay, field)
+        flat = data.reshape(-1, *data.shape[2:])  # row r of seed k is flat row r * K + k (np.take of flat rows: cheaper than a 2-d fancy index)
+        return np.take(flat, rows * self.k + np.arange(self.k).reshape(-1, *([1] * (rows.ndim - 1))), axis=0)
+
+    def _rows(self) -> np.ndarray:
+        return np.stack([uniform_rows(self.replay, int(self.a.batch_size), rng) for rng in self.rngs])
+
+    def d_batch(self) -> dict[str, torch.Tensor]:
+        """Policy pairs from each seed's replay against as many expert pairs, and their random draws."""
+        a, k = self.a, self.k
+        b = int(a.discriminator.batch_size)
+        rows = np.stack([uniform_rows(self.replay, b, rng) for rng in self.rngs])
+        p_obs, p_act = self._column("observations", rows), self._column("actions", rows)
+        idx = torch.stack([torch.randint(len(self.expert_obs), (b,), generator=g) for g in self.gens])
+        e_obs, e_act = self.expert_obs[idx], self.expert_act[idx]
+        out = {"d_stats_obs": torch.cat([torch.as_tensor(p_obs), e_obs], dim=1)}
+        n_e = 2 * b if bool(a.absorbing) else b  # with absorbing states, B masked absorbing pairs follow
+        draws = [sample_loss_noise(n_e, b, self.smoothing, float(a.discriminator.grad_penalty), g) for g in self.gens]
+        y_e, eps = (torch.stack(d) for d in zip(*draws))
+        p_obs_t, e_obs_t = torch.as_tensor(self._d_obs(p_obs)), torch.as_tensor(self._d_obs(e_obs.numpy()))
+        p_act_t, ones = torch.as_tensor(p_act), torch.ones(k, b)
+        w_p = w_e = ones
+        if bool(a.absorbing):
+            # DAC: each terminal transition also leads into the absorbing state, on both sides (B masked rows each).
+            term_p = torch.as_tensor(self._column("dones", rows).astype(bool) & ~self._column("timeouts", rows).astype(bool))
+            term_e = self.expert_term[idx]
+            abs_obs = torch.zeros(k, b, self.obs_dim + 1)
+            abs_obs[..., -1] = 1.0
+            abs_act = torch.zeros(k, b, self.act_dim)
+            p_obs_t, e_obs_t = torch.cat([p_obs_t, abs_obs], 1), torch.cat([e_obs_t, abs_obs], 1)
+            p_act_t, e_act = torch.cat([p_act_t, abs_act], 1), torch.cat([e_act, abs_act], 1)  # zero actions: masked by D anyway
+            w_p, w_e = torch.cat([ones, term_p.float()], 1), torch.cat([ones, term_e.float()], 1)
+        out.update(p_obs=p_obs_t, p_act=p_act_t, e_obs=e_obs_t, e_act=e_act, y_e=y_e, eps=eps, w_p=w_p, w_e=w_e)
+        return out
+
+    def ac_batch(self) -> dict[str, torch.Tensor]:
+        """Each seed's sampled rows, their n-step windows and the next observations both bootstraps need."""
+        a, k, buf = self.a, self.k, self.replay
+        b, n = int(a.batch_size), int(a.nstep)
+        rows = self._rows()
+        envs = np.broadcast_to(np.arange(k)[:, None], rows.shape)
+        win = lookahead(buf.dones, buf.timeouts, buf.pos, buf.full, rows.reshape(-1), envs.reshape(-1), n)
+        win_idx = win.idx.reshape(k, b, n)
+        next1 = buf.next_obs_rows(rows.reshape(-1), envs.reshape(-1)).reshape(k, b, -1)
+        next_all = next1 if n == 1 else np.concatenate([next1, buf.next_obs_rows(win.last, envs.reshape(-1)).reshape(k, b, -1)], axis=1)
+        out = {
+            "obs": torch.as_tensor(self._column("observations", rows)),
+            "act": torch.as_tensor(self._column("actions", rows)),
+            "next_obs": torch.as_tensor(next_all),
+            "term1": torch.as_tensor(self._column("dones", rows).astype(bool) & ~self._column("timeouts", rows).astype(bool)),
+            "valid": torch.as_tensor(win.valid.reshape(k, b, n)),
+            "length": torch.as_tensor(win.length.reshape(k, b)),
+            "terminal": torch.as_tensor(win.terminal.reshape(k, b)),
+        }
+        if bool(a.recompute_rewards):
+            out["win_obs"] = torch.as_tensor(self._d_obs(self._column("observations", win_idx).reshape(k, b * n, -1)))
+            out["win_act"] = torch.as_tensor(self._column("actions", win_idx).reshape(k, b * n, -1))
+        else:
+            out["r_stored"] = torch.as_tensor(self._column("rewards", win_idx).astype(np.float32))
+        sigma, clip = float(a.critic.target_noise), float(a.critic.target_noise_clip)
+        if sigma > 0:
+            shape = (next_all.shape[1], self.act_dim)
+            out["target_noise"] = torch.stack([(torch.randn(shape, generator=g) * sigma).clamp(-clip, clip) for g in self.gens])
+        return out
+
+    # ----- training ----------------------------------------------------------------------------
+    def train_step(self) -> np.ndarray:
+        """One SAM training step of every seed; returns the ``(K, len(LOGS))`` means of its updates."""
+        s = self.a.schedule
+        if self.param_noise is not None and self.train_steps % int(self.a.exploration.adapt_every) == 0:
+            obs = torch.as_tensor(self._column("observations", self._rows()))
+            self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], _dev(obs, self.device)), self.gens)
+        if int(s.d_steps) == 1 and int(s.g_steps) == 1:  # the default: both halves in one call
+            calls = [self._call({**self.d_batch(), **self.ac_batch()}, True, True)]
+        else:
+            calls = [self._call(self.d_batch(), True, False) for _ in range(int(s.d_steps))]
+            calls += [self._call(self.ac_batch(), False, True) for _ in range(int(s.g_steps))]
+        self.train_steps += 1
+        n_d = len(D_LOGS)
+        d = np.mean([out[:, :n_d] for out, part, _ in calls if part != "ac"], axis=0)
+        ac = np.mean([out[:, n_d:-1] for out, part, _ in calls if part != "d"], axis=0)
+        due = [out[:, -1] for out, _, actor in calls if actor]
+        actor = np.mean(due, axis=0) if due else np.full(self.k, np.nan)
+        out = np.concatenate([d, ac, actor[:, None]], axis=1)
+        if not np.isfinite(out[:, :-1]).all() or (due and not np.isfinite(actor).all()):
+            raise TrainingError("SAM's discriminator or actor-critic update gave a NaN/inf loss")
+        return out
+
+    def _call(self, batch: dict[str, torch.Tensor], discriminator: bool, actor_critic: bool) -> tuple[np.ndarray, str, bool]:
+        """One call of the update: its ``(K, len(LOGS))`` logs, which halves ran, and whether the actor was due."""
+        due = False
+        if actor_critic:
+            self.n_updates += 1
+            due = self.n_updates % int(self.a.actor.policy_delay) == 0
+        out = self.step_fn(self.st, _to(batch, self.device), due, discriminator, actor_critic).cpu().numpy()
+        return out, "both" if discriminator and actor_critic else ("d" if discriminator else "ac"), due
 
     def iterate(self) -> list[dict[str, float]]:
-        if self.stacked is None:
-            self.workers[0].iterate()
-        else:
-            for i, w in enumerate(self.workers):
-                with self.seed_context(i):
-                    w.collect()
-            if self.workers[0].learning:
-                self.stacked.train(self.workers[0].model.gradient_steps)
-            for w in self.workers:
-                w.iterations += 1
-        return [{} for _ in self.workers]  # the update's logs are read when evaluated (evaluation_logs)
+        """One SAM iteration: collect c_max steps, then t_max training steps once learning has started."""
+        for _ in range(int(self.a.schedule.env_steps)):
+            self.collect_step()
+        if self.learning:
+            steps = [self.train_step() for _ in range(int(self.a.schedule.train_steps))]
+            self.logs = np.mean(steps, axis=0)
+        self.iterations += 1
+        return [{} for _ in self.seeds]  # the update's logs are read when evaluated (evaluation_logs)
 
+    # ----- evaluation, saving, checkpoints --------------------------------------------------------
     def evaluation_logs(self, i: int = 0) -> dict[str, float]:
-        m = self.workers[i].model
-        logs = dict(m.logs)
-        if m.ep_info_buffer:
-            logs["train_true_return"] = float(np.mean([e["r"] for e in m.ep_info_buffer]))
+        logs = {n: float(v) for n, v in zip(LOGS, self.logs[i]) if np.isfinite(v)} if self.n_updates else {}
+        if self.param_noise is not None:
+            logs["param_noise_sigma"] = float(self.param_noise.sigma[i])
+            if np.isfinite(self.param_noise.last_distance[i]):  # measured from the first adaptation on
+                logs["param_noise_distance"] = float(self.param_noise.last_distance[i])
+        if self.episode_returns[i]:
+            logs["train_true_return"] = float(np.mean(self.episode_returns[i]))
         return logs
 
+    def _exported(self, i: int) -> SAMPolicy:
+        """Seed ``i``'s networks in an SB3 ``TD3Policy`` (built once, loaded with the seed's current parameters)."""
+        a = self.a
+        if self._policy is None:
+            self._policy = SAMPolicy(
+                self.obs_space,
+                self.act_space,
+                lambda _: 0.0,
+                net_arch=list(a.network.hidden),
+                activation_fn=activation(str(a.network.activation), "algo.network.activation"),
+                n_critics=int(a.critic.n_critics),
+                layer_norm=bool(a.network.layer_norm),
+                head_init=float(a.network.head_init),
+            )
+        ln, state = bool(a.network.layer_norm), {}
+        for part, prefix in (("actor", "actor.mu.0."), ("actor_t", "actor_target.mu.0.")):
+            state.update({prefix + n: t for n, t in sequential_state(self.st[part], i, ln).items()})
+        for part, prefix in (("critic", "critic."), ("critic_t", "critic_target.")):
+            for j in range(int(a.critic.n_critics)):
+                head = {n[len(f"q{j}.") :]: t for n, t in self.st[part].items() if n.startswith(f"q{j}.")}
+                state.update({f"{prefix}qf{j}.{n}": t for n, t in sequential_state(head, i, ln).items()})
+        self._policy.load_state_dict({n: t.detach().cpu() for n, t in state.items()})
+        return self._policy
+
+    def _normalizer(self, i: int) -> Optional[ObsNormalizer]:
+        if self.obs_rms is None:
+            return None
+        return ObsNormalizer(self.obs_rms[i].mean.copy(), self.obs_rms[i].var.copy(), float(self.a.obs_clip), 1e-8)
+
     def acting_policy(self, i: int = 0) -> LoadedPolicy:
-        return self.workers[i].acting_policy()
+        return LoadedPolicy(self._exported(i), self._normalizer(i))
 
     def save_policy(self, i: int, path: Path) -> None:
-        w = self.workers[i]
-        save_policy(path, w.model.policy, w.acting_policy().normalizer, meta={"algo": "sam", "env": self.cfg.env.name})
+        save_policy(path, self._exported(i), self._normalizer(i), meta={"algo": "sam", "env": self.cfg.env.name})
+
+    def snapshot(self, i: int) -> dict[str, Any]:
+        """Seed ``i``'s full state on this worker (rank)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "state": {part: {n: (t if n == "beta_pow" else t[i]).detach().cpu().clone() for n, t in tree.items()} for part, tree in self.st.items()},
+            "counts": (self.num_timesteps, self.n_updates, self.train_steps, self.iterations),
+            "env_states": get_vec_env_states(self.venvs[i]),
+            "last_obs": self.last_obs[i].copy(),
+            "buffer": column_state(self.replay, i),
+            "obs_rms": None if self.obs_rms is None else self.obs_rms[i],
+            "noise": self.noise[i].x.copy(),
+            "param_noise": None if self.param_noise is None else self.param_noise.state_dict(i),
+            "episode_returns": list(self.episode_returns[i]),
+            "logs": self.logs[i].copy(),
+            "np_rng": self.rngs[i].bit_generator.state,
+            "gen": self.gens[i].get_state(),
+            "rng": rng_state(),
+        }
+
+    def restore(self, i: int, s: dict[str, Any]) -> None:
+        if not isinstance(s, dict) or s.get("format") != CHECKPOINT_FORMAT:
+            raise _unreadable_checkpoint()
+        for part, tree in self.st.items():
+            for n, t in tree.items():
+                src = s["state"][part][n].to(t.device)
+                if n == "beta_pow":
+                    t.copy_(src)
+                else:
+                    t[i] = src
+        self.num_timesteps, self.n_updates, self.train_steps, self.iterations = s["counts"]
+        set_vec_env_states(self.venvs[i], s["env_states"])
+        self.last_obs[i] = s["last_obs"]
+        load_column_state(self.replay, i, s["buffer"])
+        if self.obs_rms is not None:
+            self.obs_rms[i] = s["obs_rms"]
+            self._refresh_obs_stats()
+        self.noise[i].x = s["noise"].copy()
+        if self.param_noise is not None:
+            self.param_noise.load_state_dict(i, s["param_noise"])
+        self.episode_returns[i] = collections.deque(s["episode_returns"], maxlen=100)
+        self.logs[i] = s["logs"]
+        self.rngs[i].bit_generator.state = s["np_rng"]
+        self.gens[i].set_state(s["gen"])
+        set_rng_state(s["rng"])
 
     def state_dict(self, i: int = 0) -> Optional[dict[str, Any]]:
-        parts = _gather(self.workers[i].snapshot())  # every worker's state, at rank 0
+        parts = _gather(self.snapshot(i))  # every worker's state, at rank 0
         return {"ranks": parts} if distributed.rank() == 0 else None
 
     def load_state_dict(self, i: int, state: Optional[dict[str, Any]]) -> None:
+        if distributed.rank() == 0 and (not isinstance(state, dict) or "ranks" not in state):
+            raise _unreadable_checkpoint()
         part = _exchange(state["ranks"] if state else None) if distributed.active() else state["ranks"][0]
-        self.workers[i].restore(part)
+        self.restore(i, part)
 
     def summary(self, i: int = 0) -> dict[str, Any]:
-        return {"demo_pairs": len(self.demos), "workers": distributed.world_size(), "iterations": self.workers[i].iterations}
+        return {"demo_pairs": len(self.demos), "workers": distributed.world_size(), "iterations": self.iterations}
 
     @classmethod
     @contextlib.contextmanager
@@ -421,6 +463,44 @@ class SAMLearner(Learner):
         bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
         if bad:
             raise TrainingError(f"{len(bad)} SAM worker process(es) failed (exit codes {bad}); see the log above")
+
+
+def _unreadable_checkpoint() -> ConfigError:
+    return ConfigError(
+        "this run's checkpoint was written by SAM before its stacked update (or is not a SAM checkpoint); "
+        "accepted: a new run directory (experiment=NAME), which trains from scratch"
+    )
+
+
+def _plain(node: Any) -> Any:
+    """A config container as nested namespaces (attribute access, as on the DictConfig)."""
+    return SimpleNamespace(**{k: _plain(v) for k, v in node.items()}) if isinstance(node, dict) else node
+
+
+def _to(tree: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """A (nested) dict of tensors on ``device``; itself on the CPU."""
+    if device.type == "cpu":
+        return tree
+    return {n: (_to(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True)) for n, v in tree.items()}
+
+
+def _dev(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return t if device.type == "cpu" else t.to(device)
+
+
+def _exchange(state: Optional[Any]) -> Any:
+    """Rank 0 hands each worker its part of a checkpoint (a list, one entry per rank) or None."""
+    out: list[Any] = [None]
+    dist.scatter_object_list(out, state if distributed.rank() == 0 else None, src=0)
+    return out[0]
+
+
+def _gather(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    if not distributed.active():
+        return [snapshot]
+    out: Optional[list[Any]] = [None] * distributed.world_size() if distributed.rank() == 0 else None
+    dist.gather_object(snapshot, out, dst=0)
+    return out or []
 
 
 def _free_port() -> int:

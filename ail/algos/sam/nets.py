@@ -1,4 +1,6 @@
-"""SAM's actor and critic as an SB3 ``TD3Policy``: MLPs with LayerNorm after each activation.
+"""SAM's actor and critic as an SB3 ``TD3Policy``, the form a seed's networks are evaluated and saved in.
+
+SAM trains them stacked (:mod:`ail.algos.sam.stacked`); :func:`sequential_state` exports one seed.
 
 sam-tf's forward passes (``networks.py``): ``[Dense(64) -> leaky_relu(0.2) -> LayerNorm] x 2``,
 then a head initialised U(-3e-3, 3e-3): ``tanh`` for the actor (scaled to the action bounds
@@ -31,6 +33,17 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module
     return nn.Sequential(*layers)
 
 
+def sequential_state(p: dict[str, torch.Tensor], k: int, layer_norm: bool) -> dict[str, torch.Tensor]:
+    """Seed ``k`` of a stacked MLP (:class:`ail.algos.sam.stacked.MLP`) as the state dict of :func:`mlp`'s ``nn.Sequential``."""
+    stride = 3 if layer_norm else 2  # Linear, activation[, LayerNorm]
+    state = {}
+    for name, t in p.items():
+        kind, field = name.split(".")
+        index = int(kind[1:]) * stride + (2 if kind[0] == "n" else 0)
+        state[f"{index}.{field}"] = t[k] if kind[0] == "l" and field == "weight" else t[k].reshape(-1)
+    return state
+
+
 class SAMActor(Actor):
     """``mu(s) = tanh(MLP(s))`` in [-1, 1]^act_dim (SB3 rescales to the env's bounds)."""
 
@@ -45,7 +58,7 @@ class SAMActor(Actor):
 
 
 class SAMCritic(ContinuousCritic):
-    """``n_critics`` Q heads over ``concat(s, a)``; :meth:`heads` are the last linear layers (Pop-Art)."""
+    """``n_critics`` Q heads over ``concat(s, a)``."""
 
     def __init__(self, layer_norm: bool, head_init: float, **kwargs: Any):
         super().__init__(**kwargs)
@@ -57,13 +70,6 @@ class SAMCritic(ContinuousCritic):
             q_net = mlp(int(kwargs["features_dim"]) + act_dim, net_arch, 1, activation, layer_norm, head_init)
             self.add_module(f"qf{idx}", q_net)  # replaces SB3's plain MLP under the same name
             self.q_networks.append(q_net)
-
-    def heads(self) -> list[nn.Linear]:
-        return [q[-1] for q in self.q_networks]
-
-    def hidden_weights(self) -> list[torch.Tensor]:
-        """Kernels that get weight decay: hidden Linear weights only (no biases, LayerNorm or head)."""
-        return [m.weight for q in self.q_networks for m in list(q)[:-1] if isinstance(m, nn.Linear)]
 
 
 class SAMPolicy(TD3Policy):

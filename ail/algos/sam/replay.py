@@ -18,15 +18,13 @@ actual length ``L`` (1 <= L <= n).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-
-BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
 @dataclass
@@ -42,14 +40,11 @@ class Windows:
     terminal: np.ndarray
 
 
-def sample_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform ``(rows, env columns)`` as SB3 samples them (a full buffer skips the write head)."""
+def uniform_rows(buffer: ReplayBuffer, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform rows of one env column, as SB3 samples them (a full buffer skips the write head)."""
     if buffer.full:
-        rows = (rng.integers(1, buffer.buffer_size, size=batch_size) + buffer.pos) % buffer.buffer_size
-    else:
-        rows = rng.integers(0, buffer.pos, size=batch_size)
-    envs = rng.integers(0, buffer.n_envs, size=batch_size)
-    return rows, envs
+        return (rng.integers(1, buffer.buffer_size, size=batch_size) + buffer.pos) % buffer.buffer_size
+    return rng.integers(0, buffer.pos, size=batch_size)
 
 
 def lookahead(dones: np.ndarray, timeouts: np.ndarray, pos: int, full: bool, rows: np.ndarray, envs: np.ndarray, n: int) -> Windows:
@@ -72,24 +67,6 @@ def lookahead(dones: np.ndarray, timeouts: np.ndarray, pos: int, full: bool, row
     return Windows(idx=idx, valid=valid, length=length, last=last, terminal=terminal)
 
 
-def nstep_targets(
-    rewards: torch.Tensor, windows: Windows, next_values: torch.Tensor, gamma: float, terminal_value: Union[float, torch.Tensor] = 0.0
-) -> torch.Tensor:
-    """``y_n (B,)`` from window rewards ``(B, n)`` and ``Q'(next_obs[last])`` ``(B,)`` (module docstring).
-
-    A window that ends on a termination bootstraps from ``terminal_value`` instead: 0, or the
-    absorbing state's value when absorbing states are on.
-    """
-    dev = rewards.device
-    return nstep_return(
-        rewards,
-        *(torch.from_numpy(x).to(dev) for x in (windows.valid, windows.length, windows.terminal)),
-        next_values,
-        gamma,
-        torch.as_tensor(terminal_value, device=dev),
-    )
-
-
 def nstep_return(
     rewards: torch.Tensor,
     valid: torch.Tensor,
@@ -99,11 +76,12 @@ def nstep_return(
     gamma: float,
     terminal_value: torch.Tensor,
 ) -> torch.Tensor:
-    """The tensor core of :func:`nstep_targets` (also traced by SAM's compiled step):
-    ``valid (B, n)`` bool, ``length (B,)`` int, ``terminal (B,)`` bool; float64 sums."""
-    n = rewards.shape[1]
+    """``y_n`` from window rewards ``(..., n)`` and the bootstrap ``next_values (...)`` (module docstring):
+    ``valid (..., n)`` bool, ``length (...)`` int, ``terminal (...)`` bool (a window that ends on a
+    termination bootstraps from ``terminal_value``: 0, or the absorbing state's value); float64 sums."""
+    n = rewards.shape[-1]
     discounts = gamma ** torch.arange(n, dtype=torch.float64, device=rewards.device)
-    ret = (rewards.double() * valid * discounts).sum(dim=1)
+    ret = (rewards.double() * valid * discounts).sum(dim=-1)
     boot = torch.where(terminal, terminal_value.double(), next_values.double())
     return (ret + gamma ** length.double() * boot).to(rewards.dtype)
 
@@ -163,7 +141,7 @@ class CompactReplayBuffer(ReplayBuffer):
 
     def next_obs_rows(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
         """``(B, obs_dim)`` float32 next observations of rows ``rows`` in env columns ``envs``."""
-        out = self.observations[(rows + 1) % self.buffer_size, envs]
+        out = np.take(self.observations.reshape(-1, *self.obs_shape), ((rows + 1) % self.buffer_size) * self.n_envs + envs, axis=0)
         newest = rows == (self.pos - 1) % self.buffer_size
         out[newest] = self.pending[envs[newest]]
         for i in np.nonzero(self.dones[rows, envs] > 0)[0]:
@@ -186,34 +164,24 @@ class CompactReplayBuffer(ReplayBuffer):
 STATE_FIELDS = ("observations", "actions", "rewards", "dones", "timeouts")
 
 
-def buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
-    """The filled part of the buffer plus its cursor, for a checkpoint."""
+def column_state(buffer: CompactReplayBuffer, k: int) -> dict[str, Any]:
+    """Env column ``k`` of a compact buffer (one seed of a stacked learner), for that seed's checkpoint."""
     upto = buffer.buffer_size if buffer.full else buffer.pos
-    if isinstance(buffer, CompactReplayBuffer):
-        return {
-            "pos": buffer.pos,
-            "full": buffer.full,
-            "layout": "compact",
-            "finals": dict(buffer.finals),
-            "pending": buffer.pending.copy(),
-            **{f: getattr(buffer, f)[:upto].copy() for f in STATE_FIELDS},
-        }
-    return {"pos": buffer.pos, "full": buffer.full, **{f: getattr(buffer, f)[:upto].copy() for f in BUFFER_FIELDS}}
+    return {
+        "pos": buffer.pos,
+        "full": buffer.full,
+        "finals": {r: v.copy() for (r, e), v in buffer.finals.items() if e == k},
+        "pending": buffer.pending[k].copy(),
+        **{f: getattr(buffer, f)[:upto, k].copy() for f in STATE_FIELDS},
+    }
 
 
-def load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    """Inverse of :func:`buffer_state`; a compact buffer also loads a checkpoint of SB3's layout."""
-    fields = STATE_FIELDS if isinstance(buffer, CompactReplayBuffer) else BUFFER_FIELDS
-    for f in fields:
+def load_column_state(buffer: CompactReplayBuffer, k: int, state: dict[str, Any]) -> None:
+    """Inverse of :func:`column_state` (every column of a stacked learner is at the same position)."""
+    for f in STATE_FIELDS:
         arr = state[f]
-        getattr(buffer, f)[: len(arr)] = arr
+        getattr(buffer, f)[: len(arr), k] = arr
     buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
-    if isinstance(buffer, CompactReplayBuffer):
-        if state.get("layout") == "compact":
-            buffer.finals = {k: v.copy() for k, v in state["finals"].items()}
-            buffer.pending = state["pending"].copy()
-        else:  # written by SB3's buffer (runs made before the compact layout): keep what is not derivable
-            nxt = state["next_observations"]
-            buffer.finals = {(int(r), int(e)): nxt[r, e].astype(np.float32) for r, e in zip(*np.nonzero(state["dones"] > 0))}
-            if len(nxt):
-                buffer.pending = nxt[(buffer.pos - 1) % len(nxt)].astype(np.float32)
+    buffer.finals = {key: v for key, v in buffer.finals.items() if key[1] != k}
+    buffer.finals.update({(int(r), k): v.copy() for r, v in state["finals"].items()})
+    buffer.pending[k] = state["pending"]

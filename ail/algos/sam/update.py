@@ -1,0 +1,466 @@
+"""SAM's update, written once: one function over K stacked seeds, run compiled or as it is.
+
+One call of :meth:`SAMUpdate.update` is one SAM update of every seed (paper Algorithm 1, one
+discriminator step and one actor-critic step), in this order:
+
+1. **Discriminator.** D's input statistics fold in the batch's policy and expert observations.
+   ``L_D = BCE(f(x_p), 0) + BCE(f(x_e), y_e) - w_ent H(D) + lambda mean_b (||grad_x f(x_hat_b)|| - 1)^2``
+   (label convention and terms: :mod:`ail.discriminator`; expert = 1, policy = 0; ``y_e`` and the
+   penalty's ``eps`` are drawn by the caller). With absorbing states every terminal transition
+   also adds an absorbing pair on its side (a masked extra batch of B rows, so shapes are fixed).
+2. **Targets** with the just-updated D: rewards ``r = reward(f(s, a))`` of every window step
+   (or the stored ones), ``Q' = min_j Q'_j(s', mu'(s') [+ clipped noise])`` for both bootstraps,
+   ``y_1 = r_0 + gamma (term_0 ? V_abs : Q'(s_1))`` and the n-step ``y_n``
+   (:func:`ail.algos.sam.replay.nstep_return`); ``V_abs = r(absorbing) / (1 - gamma)`` or 0.
+3. **Pop-Art** folds ``y_1, y_n`` into each seed's statistics and rescales the online and target
+   heads so their outputs in return units are unchanged (:meth:`SAMUpdate.popart_fold`).
+4. **Critic.** ``L_Q = sum_j [l(Q_j, y_n) + l(Q_j, y_1)] + nu/2 sum ||W_hidden||^2`` in
+   normalised units (``l``: Huber or MSE; the 1-step term optional).
+5. **Actor** (every ``policy_delay`` updates): ``L_mu = -q_scale mean Q_1(s, mu(s)) - d_scale mean r(s, mu(s))``.
+6. **Polyak** on both targets.
+
+Every gradient is per seed (losses are summed over the seed axis), clipped per seed to
+``grad_clip``, averaged over gloo workers when there are any (:mod:`ail.distributed`), and
+applied by :class:`ail.algos.sam.stacked.Adam`. All state is updated in place; the function
+returns ``(K, len(LOGS))`` statistics. ``torch.compile(update)`` is the fast path and
+``update`` itself the eager reference: the same code, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import grad
+
+from ail import distributed
+from ail.algos.sam.replay import nstep_return
+from ail.algos.sam.stacked import MLP, Adam, Params, clip_per_seed, polyak
+from ail.discriminator import reward_from_logits
+
+LOGS = (
+    "d_loss",
+    "d_expert",
+    "d_policy",
+    "d_acc_expert",
+    "d_acc_policy",
+    "d_entropy",
+    "d_grad_penalty",
+    "critic_loss",
+    "target_mean",
+    "reward_mean",
+    "actor_loss",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The constants of the update (``algo.*``); a change of any of them is a new graph."""
+
+    gamma: float
+    tau: float
+    nstep: int
+    one_step_loss: bool
+    huber: bool
+    weight_decay: float
+    popart: bool
+    popart_min_var: float
+    grad_penalty: float
+    entropy_weight: float
+    reward: str
+    recompute_rewards: bool
+    absorbing: bool
+    q_scale: float
+    d_scale: float
+    grad_clip: Optional[float]
+    n_critics: int
+    target_noise: float
+    target_noise_clip: float
+    obs_clip: float
+    d_clip_obs: float
+    d_normalize_obs: bool
+    actor_lr: float
+    critic_lr: float
+    d_lr: float
+
+
+def settings_from_cfg(a: Any) -> Settings:
+    """:class:`Settings` from an ``algo`` config block (``conf/algo/sam.yaml``, checked by ``ail.schema``)."""
+    d = a.discriminator
+    return Settings(
+        gamma=float(a.gamma),
+        tau=float(a.tau),
+        nstep=int(a.nstep),
+        one_step_loss=bool(a.one_step_loss),
+        huber=str(a.critic.loss) == "huber",
+        weight_decay=float(a.critic.weight_decay),
+        popart=bool(a.critic.popart),
+        popart_min_var=float(a.critic.popart_min_var),
+        grad_penalty=float(d.grad_penalty),
+        entropy_weight=float(d.entropy_weight),
+        reward=str(a.reward),
+        recompute_rewards=bool(a.recompute_rewards),
+        absorbing=bool(a.absorbing),
+        q_scale=float(a.actor.q_scale),
+        d_scale=float(a.actor.d_scale),
+        grad_clip=None if a.grad_clip is None else float(a.grad_clip),
+        n_critics=int(a.critic.n_critics),
+        target_noise=float(a.critic.target_noise),
+        target_noise_clip=float(a.critic.target_noise_clip),
+        obs_clip=float(a.obs_clip) if bool(a.normalize_obs) else float("inf"),  # unnormalised: raw, unclipped
+        d_clip_obs=float(d.clip_obs),
+        d_normalize_obs=bool(d.normalize_obs),
+        actor_lr=float(a.actor.lr),
+        critic_lr=float(a.critic.lr),
+        d_lr=float(d.lr),
+    )
+
+
+def _head(p: Params, j: int) -> Params:
+    prefix = f"q{j}."
+    return {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)}
+
+
+class SAMUpdate:
+    """The update of K stacked seeds for fixed shapes and :class:`Settings`.
+
+    :param actor: ``obs_dim -> act_dim`` (tanh applied here: actions in [-1, 1]).
+    :param critic: ``obs_dim + act_dim -> 1``, one per head (parameters ``q{j}.<name>``).
+    :param disc: ``d_obs_dim + act_dim -> 1`` logits (``d_obs_dim`` counts the absorbing indicator).
+    :param act_low: ``(act_dim,)`` the env's action bounds: D sees env-unit actions, as the expert's are.
+    """
+
+    def __init__(self, s: Settings, actor: MLP, critic: MLP, disc: MLP, act_low: torch.Tensor, act_high: torch.Tensor):
+        self.s, self.actor, self.critic, self.disc = s, actor, critic, disc
+        self.act_low, self.act_span = act_low.float(), (act_high - act_low).float()
+        self.opt = {"actor": Adam(s.actor_lr), "critic": Adam(s.critic_lr), "disc": Adam(s.d_lr)}
+        self.d_norm_dim = disc.sizes[0] - actor.sizes[-1] - (1 if s.absorbing else 0)
+
+    def to(self, device: torch.device) -> "SAMUpdate":
+        """The action bounds on ``device`` (the state and batches are moved by the caller)."""
+        self.act_low, self.act_span = self.act_low.to(device), self.act_span.to(device)
+        return self
+
+    @classmethod
+    def build(cls, a: Any, obs_dim: int, act_low: torch.Tensor, act_high: torch.Tensor) -> "SAMUpdate":
+        """The update for an ``algo`` config block and a task's shapes (raw observations, Box actions)."""
+        s = settings_from_cfg(a)
+        act_dim = int(act_low.shape[0])
+        net, d = a.network, a.discriminator
+        actor = MLP((obs_dim, *map(int, net.hidden), act_dim), str(net.activation), bool(net.layer_norm))
+        critic = MLP((obs_dim + act_dim, *map(int, net.hidden), 1), str(net.activation), bool(net.layer_norm))
+        d_in = obs_dim + (1 if s.absorbing else 0) + act_dim
+        disc = MLP((d_in, *map(int, d.hidden), 1), str(d.activation), bool(d.layer_norm), bool(d.spectral_norm))
+        return cls(s, actor, critic, disc, act_low, act_high)
+
+    def init_state(self, generators: list[torch.Generator], head_init: float) -> dict[str, Params]:
+        """Fresh state of K seeds, seed ``k``'s networks drawn from ``generators[k]``: networks
+        (targets = online), optimiser moments, statistics."""
+        s, k = self.s, len(generators)
+        actor = self.actor.init(generators, head_init)
+        critic: Params = {}
+        for j in range(s.n_critics):
+            critic.update({f"q{j}.{n}": t for n, t in self.critic.init(generators, head_init).items()})
+        disc = self.disc.init(generators)
+        obs_dim = self.actor.sizes[0]
+        f64 = {"dtype": torch.float64}
+
+        def moments(*shape: int) -> Params:
+            return {"mean": torch.zeros(k, *shape, **f64), "var": torch.ones(k, *shape, **f64), "count": torch.full((k,), 1e-4, **f64)}
+
+        state = {
+            "actor": actor,
+            "critic": critic,
+            "actor_t": {n: t.clone() for n, t in actor.items()},
+            "critic_t": {n: t.clone() for n, t in critic.items()},
+            "disc": disc,
+            "opt_actor": Adam.init(actor),
+            "opt_critic": Adam.init(critic),
+            "opt_disc": Adam.init(disc),
+            "popart": moments(),
+            "d_stats": moments(self.d_norm_dim),
+            "obs_stats": {"mean": torch.zeros(k, 1, obs_dim), "std": torch.ones(k, 1, obs_dim)},
+        }
+        if self.disc.spectral_norm:
+            state["disc_sn"] = self.disc.init_sn(generators)
+            self.disc.power_iteration(disc, state["disc_sn"], steps=15)
+        return state
+
+    # ----- the pieces the update is made of ---------------------------------------------------
+    def env_action(self, scaled: torch.Tensor) -> torch.Tensor:
+        """Actor/replay actions in [-1, 1] -> the env's units."""
+        return self.act_low + (scaled + 1.0) * 0.5 * self.act_span
+
+    def policy(self, p: Params, obs_n: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.actor(p, obs_n))
+
+    def q_values(self, p: Params, obs_n: torch.Tensor, act: torch.Tensor) -> list[torch.Tensor]:
+        """Every head's ``(K, B)`` value (normalised units under Pop-Art)."""
+        x = torch.cat([obs_n, act], dim=-1)
+        return [self.critic(_head(p, j), x).squeeze(-1) for j in range(self.s.n_critics)]
+
+    def features(self, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
+        """D's input ``(K, B, d_obs_dim + act_dim)`` from raw obs (with the absorbing flag last) and env actions."""
+        s = self.s
+        if s.d_normalize_obs:
+            m = self.d_norm_dim
+            mean, std = stats["mean"].float().unsqueeze(1), (stats["var"] + 1e-8).sqrt().float().unsqueeze(1)
+            real = ((obs[..., :m] - mean) / std).clamp(-s.d_clip_obs, s.d_clip_obs)
+            obs = torch.cat([real, obs[..., m:]], dim=-1)
+        if s.absorbing:  # whatever is done in the absorbing state changes nothing: D must not judge it
+            env_act = env_act * (1.0 - obs[..., -1:])
+        return torch.cat([obs, env_act], dim=-1)
+
+    def d_params(self, st: dict[str, Params]) -> Params:
+        """D's parameters as its forward uses them (kernels spectrally normalised when that is on), no gradient."""
+        return {n: t.detach() for n, t in self.disc.spectral(st["disc"], st.get("disc_sn")).items()}
+
+    def rewards(self, dp: Params, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
+        return reward_from_logits(self.disc(dp, self.features(stats, obs, env_act)).squeeze(-1), self.s.reward)
+
+    def absorbing_value(self, dp: Params, stats: Params, k: int) -> torch.Tensor:
+        """``(K,)`` value of the absorbing state: it loops forever on D's reward for it."""
+        act_dim = int(self.act_span.shape[0])
+        dev = stats["count"].device
+        obs = torch.zeros(k, 1, self.disc.sizes[0] - act_dim, device=dev)
+        obs[..., -1] = 1.0
+        r = self.rewards(dp, stats, obs, torch.zeros(k, 1, act_dim, device=dev))
+        return r[:, 0] / (1.0 - self.s.gamma)
+
+    def normalize(self, obs_stats: Params, obs: torch.Tensor) -> torch.Tensor:
+        """The actor/critic's observation transform (VecNormalize's), per seed."""
+        return ((obs - obs_stats["mean"]) / obs_stats["std"]).clamp(-self.s.obs_clip, self.s.obs_clip)
+
+    def d_loss(self, dp: Params, sn: Optional[Params], x_e: Tensor, x_p: Tensor, y_e: Tensor, eps: Tensor, w_e: Tensor, w_p: Tensor):
+        """Sum over seeds of ``L_D``; rows weighted ``w`` (1, or the absorbing pairs' 0/1 mask);
+        ``sn``: the spectral-norm vectors, or None."""
+        s = self.s
+        dp = self.disc.spectral(dp, sn)
+        f_e, f_p = self.disc(dp, x_e).squeeze(-1), self.disc(dp, x_p).squeeze(-1)
+        n_e, n_p = w_e.sum(1), w_p.sum(1)
+        loss_e = (F.binary_cross_entropy_with_logits(f_e, y_e, reduction="none") * w_e).sum(1) / n_e
+        loss_p = (F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p), reduction="none") * w_p).sum(1) / n_p
+        f_all, w_all = torch.cat([f_e, f_p], dim=1), torch.cat([w_e, w_p], dim=1)
+        entropy = ((F.softplus(f_all) - f_all * torch.sigmoid(f_all)) * w_all).sum(1) / w_all.sum(1)
+        loss = loss_e + loss_p - s.entropy_weight * entropy
+        gp = torch.zeros_like(loss)
+        if s.grad_penalty > 0:
+            b = eps.shape[1]
+            x_hat = eps * x_e[:, :b] + (1 - eps) * x_p[:, :b]
+            g = grad(lambda x: self.disc(dp, x).sum())(x_hat)  # rows and seeds are independent: per-sample gradients
+            gp = (g.norm(2, dim=-1) - 1).pow(2).mean(1)
+            loss = loss + s.grad_penalty * gp
+        logs = torch.stack(
+            [
+                loss,
+                (torch.sigmoid(f_e) * w_e).sum(1) / n_e,
+                (torch.sigmoid(f_p) * w_p).sum(1) / n_p,
+                ((f_e > 0).float() * w_e).sum(1) / n_e,
+                ((f_p < 0).float() * w_p).sum(1) / n_p,
+                entropy,
+                gp,
+            ],
+            dim=1,
+        ).detach()
+        return loss.sum(), logs
+
+    def critic_loss(self, cp: Params, obs_n: torch.Tensor, act: torch.Tensor, y1: torch.Tensor, yn: torch.Tensor):
+        s = self.s
+        loss_fn = F.smooth_l1_loss if s.huber else F.mse_loss
+        loss = obs_n.new_zeros(obs_n.shape[0])
+        for q in self.q_values(cp, obs_n, act):
+            loss = loss + loss_fn(q, yn, reduction="none").mean(1)
+            if s.one_step_loss:
+                loss = loss + loss_fn(q, y1, reduction="none").mean(1)
+        for j in range(s.n_critics):
+            for name in self.critic.hidden_kernels():
+                loss = loss + s.weight_decay * 0.5 * cp[f"q{j}.{name}"].pow(2).flatten(1).sum(1)
+        return loss.sum(), loss.detach()
+
+    def actor_loss(self, ap: Params, cp: Params, obs_n: torch.Tensor, popart: Params, dp: Params, stats: Params, raw_obs: torch.Tensor):
+        s = self.s
+        mu = self.policy(ap, obs_n)
+        q = self.q_values(cp, obs_n, mu)[0]
+        if s.popart:
+            q = (q.double() * self._sigma(popart).unsqueeze(1) + popart["mean"].unsqueeze(1)).float()
+        loss = -s.q_scale * q.mean(1)
+        if s.d_scale:
+            loss = loss - s.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(mu)).mean(1)
+        return loss.sum(), loss.detach()
+
+    def popart_fold(self, pop: Params, targets: torch.Tensor, critics: list[Params]) -> None:
+        """Fold ``targets (K, M)`` (return units) into each seed's Pop-Art statistics and rescale the
+        heads of every critic in ``critics`` so their outputs in return units are unchanged.
+
+        Pop-Art (van Hasselt et al. 2016): the critic's last layer predicts ``q_n``, worth
+        ``q = sigma q_n + mu`` in return units. When the statistics move from ``(mu, sigma)`` to
+        ``(mu', sigma')`` every output layer (online *and* target critics) is rescaled,
+        ``W <- W sigma / sigma'``, ``b <- (sigma b + mu - mu') / sigma'``, and the loss compares
+        the normalised prediction with the normalised target ``(y - mu') / sigma'`` (sam-tf compared
+        a de-normalised prediction with a normalised target: a unit mismatch). Statistics: a
+        count-weighted running mean and variance of every target, ``sigma = sqrt(max(var, min_var))``
+        (sam-tf: min_var = 1e-2, so sigma >= 0.1)."""
+        k = targets.shape[0]
+        old_mean, old_sigma = pop["mean"].clone(), self._sigma(pop)
+        fold_moments(pop, targets.unsqueeze(-1), squeeze=True)
+        new_sigma = self._sigma(pop)
+        shift, scale = (old_mean - pop["mean"]).view(k, 1, 1), new_sigma.view(k, 1, 1)
+        for params in critics:
+            for j in range(self.s.n_critics):
+                w, b = (f"q{j}.{n}" for n in self.critic.head())
+                params[b].copy_(((old_sigma.view(k, 1, 1) * params[b].double() + shift) / scale).float())
+                params[w].mul_((old_sigma / new_sigma).view(k, 1, 1).float())
+
+    def _sigma(self, popart: Params) -> torch.Tensor:
+        return popart["var"].clamp(min=self.s.popart_min_var).sqrt()
+
+    def _step(self, name: str, params: Params, grads: Params, opt_state: Params) -> None:
+        distributed.average_tensors(list(grads.values()))  # workers first, then each seed's clip (as SB3 workers would)
+        grads = clip_per_seed(grads, self.s.grad_clip)
+        self.opt[name].step(params, grads, opt_state)
+
+    # ----- the update --------------------------------------------------------------------------
+    def update(
+        self, st: dict[str, Params], b: dict[str, torch.Tensor], actor_due: bool, discriminator: bool = True, actor_critic: bool = True
+    ) -> torch.Tensor:
+        """One update of every seed; ``st``: the learner state, ``b``: the batch (see module docstring).
+
+        ``discriminator`` / ``actor_critic``: run that half (a schedule with ``d_steps`` or
+        ``g_steps`` above 1 calls the halves apart; each combination is its own graph). Returns
+        ``(K, len(LOGS))``: the logs of a half that did not run, and ``actor_loss`` when the actor
+        was not due, are 0."""
+        s = self.s
+        k = st["popart"]["mean"].shape[0]
+        dev = st["popart"]["mean"].device
+        d_logs = torch.zeros(k, 7, device=dev)
+        if discriminator:
+            # 1. Discriminator: its input statistics, then one step.
+            if s.d_normalize_obs:
+                fold_moments(st["d_stats"], b["d_stats_obs"])
+            x_e = self.features(st["d_stats"], b["e_obs"], b["e_act"])
+            x_p = self.features(st["d_stats"], b["p_obs"], self.env_action(b["p_act"]))
+            sn = st.get("disc_sn")
+            if sn is not None:
+                self.disc.power_iteration(st["disc"], sn)
+            g_d, d_logs = grad(self.d_loss, has_aux=True)(st["disc"], sn, x_e, x_p, b["y_e"], b["eps"], b["w_e"], b["w_p"])
+            self._step("disc", st["disc"], g_d, st["opt_disc"])
+        if not actor_critic:
+            return torch.cat([d_logs, torch.zeros(k, 4, device=dev)], dim=1)
+        dp = self.d_params(st)
+        # 2. Targets in return units, with the updated D.
+        with torch.no_grad():
+            v_abs = self.absorbing_value(dp, st["d_stats"], k) if s.absorbing else torch.zeros(k, device=dev)
+            n = b["valid"].shape[2]
+            bsz = b["valid"].shape[1]
+            if s.recompute_rewards:
+                r_win = self.rewards(dp, st["d_stats"], b["win_obs"], self.env_action(b["win_act"])).reshape(k, bsz, n)
+            else:
+                r_win = b["r_stored"]
+            next_n = self.normalize(st["obs_stats"], b["next_obs"])
+            next_act = self.policy(st["actor_t"], next_n)
+            if s.target_noise > 0:
+                next_act = (next_act + b["target_noise"]).clamp(-1, 1)
+            q_next = torch.stack(self.q_values(st["critic_t"], next_n, next_act)).min(0).values
+            pop = st["popart"]
+            if s.popart:
+                q_next = (q_next.double() * self._sigma(pop).unsqueeze(1) + pop["mean"].unsqueeze(1)).float()
+            y1 = r_win[:, :, 0] + s.gamma * torch.where(b["term1"], v_abs.unsqueeze(1), q_next[:, :bsz])
+            yn = nstep_return(r_win, b["valid"], b["length"], b["terminal"], q_next[:, bsz:], s.gamma, v_abs.unsqueeze(1)) if n > 1 else y1
+            target_mean, reward_mean = yn.mean(1), r_win[:, :, 0].mean(1)
+            # 3. Pop-Art: fold the targets in, rescale every head, compare in normalised units.
+            if s.popart:
+                self.popart_fold(pop, torch.cat([y1, yn], dim=1), [st["critic"], st["critic_t"]])
+                mean, sigma = pop["mean"].unsqueeze(1), self._sigma(pop).unsqueeze(1)
+                y1, yn = ((y1.double() - mean) / sigma).float(), ((yn.double() - mean) / sigma).float()
+        # 4. Critic.
+        obs_n = self.normalize(st["obs_stats"], b["obs"])
+        g_c, c_loss = grad(self.critic_loss, has_aux=True)(st["critic"], obs_n, b["act"], y1, yn)
+        self._step("critic", st["critic"], g_c, st["opt_critic"])
+        # 5. Actor, then 6. Polyak.
+        a_loss = torch.zeros(k, device=dev)
+        if actor_due:
+            g_a, a_loss = grad(self.actor_loss, has_aux=True)(st["actor"], st["critic"], obs_n, pop, dp, st["d_stats"], b["obs"])
+            self._step("actor", st["actor"], g_a, st["opt_actor"])
+            with torch.no_grad():
+                polyak(st["critic_t"], st["critic"], s.tau)
+                polyak(st["actor_t"], st["actor"], s.tau)
+        return torch.cat([d_logs, torch.stack([c_loss, target_mean, reward_mean, a_loss], dim=1)], dim=1)
+
+
+def fold_moments(stats: Params, x: torch.Tensor, squeeze: bool = False) -> None:
+    """Fold ``x (K, B, d)`` into per-seed running ``mean``, ``var`` (``(K, d)``, or ``(K,)`` with
+    ``squeeze``) and ``count (K,)``, all float64: the parallel-variance update of SB3's
+    ``RunningMeanStd``, with every worker's rows (their moments summed over gloo)."""
+    x = x.double()
+    n = torch.full((x.shape[0],), float(x.shape[1]), dtype=torch.float64, device=x.device)
+    s1, s2 = x.sum(1), x.pow(2).sum(1)
+    s1, s2, n = distributed.sum_tensors(s1, s2, n)
+    batch_mean = s1 / n.unsqueeze(1)
+    batch_var = (s2 / n.unsqueeze(1) - batch_mean.pow(2)).clamp(min=0.0)
+    if squeeze:
+        batch_mean, batch_var = batch_mean.squeeze(1), batch_var.squeeze(1)
+        nn_, count = n, stats["count"]
+    else:
+        nn_, count = n.unsqueeze(1), stats["count"].unsqueeze(1)
+    delta = batch_mean - stats["mean"]
+    total = count + nn_
+    new_mean = stats["mean"] + delta * nn_ / total
+    m2 = stats["var"] * count + batch_var * nn_ + delta.pow(2) * count * nn_ / total
+    stats["mean"].copy_(new_mean)
+    stats["var"].copy_(m2 / total)
+    stats["count"].add_(n)
+
+
+class Compiled:
+    """``fn`` compiled on first use; falls back to ``fn`` itself, uncompiled, if that fails.
+
+    ``fullgraph=False`` lets gloo's collectives (``algo.workers``) split the graph where they run.
+
+    ``cuda_graphs``: on a GPU, compile with ``mode="reduce-overhead"``: each call replays one CUDA
+    graph instead of launching its kernels one by one. At these sizes a kernel computes for a
+    microsecond or two and its launch costs several, so launches are the GPU update's cost
+    (docs/performance.md). Each call starts a new CUDA-graph iteration: the outputs of the
+    previous call are then overwritten, so callers use a call's outputs before the next call
+    (SAM does: gradients are applied, targets normalised, logs read in between) and drop them.
+    If that mode fails, the plain compiled graph is tried next, then no compilation.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str, enabled: bool, cuda_graphs: bool = False, fullgraph: bool = True):
+        self.fn, self.name, self.fullgraph = fn, name, fullgraph
+        self.modes: list[Optional[str]] = ((["reduce-overhead"] if cuda_graphs else []) + [None]) if enabled else []
+        if enabled:
+            # Every learner's update is a bound method of one function, so each learner in a process
+            # (tests, benchmarks) adds cache entries to one code object; torch's default of 8 would
+            # send the ninth back to eager.
+            config = torch._dynamo.config
+            limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+            setattr(config, limit, max(int(getattr(config, limit)), 64))
+        self.compiled = self._next()
+
+    def _next(self) -> Optional[Callable[..., Any]]:
+        if not self.modes:
+            return None
+        self.mode = self.modes.pop(0)
+        return torch.compile(self.fn, dynamic=False, fullgraph=self.fullgraph, mode=self.mode)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        while self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as exc:  # a missing toolchain or an op inductor cannot lower: same math, another way
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                failed = f"torch.compile(mode={self.mode!r})" if self.mode else "torch.compile"
+                self.compiled = self._next()
+                then = (
+                    "running it uncompiled"
+                    if self.compiled is None
+                    else f"trying torch.compile(mode={self.mode!r})"
+                    if self.mode
+                    else "trying torch.compile without CUDA graphs"
+                )
+                print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}", file=sys.stderr, flush=True)
+        return self.fn(*args, **kwargs)

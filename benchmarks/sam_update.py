@@ -1,0 +1,135 @@
+"""SAM's stacked update (ail/algos/sam/update.py) alone, next to SB3 DDPG's update, in one run.
+
+    python benchmarks/sam_update.py [--env hopper] [--ks 1 2 4 8] [--seconds 10] [--eager]
+
+One torch thread. For each K: SAM updates/s and seed-updates/s of the compiled update (and the
+uncompiled one with ``--eager``), on a batch of random data with the task's shapes and
+``conf/algo/sam.yaml``'s settings (batch 256, n = 10, 64-64 networks, D with gradient penalty).
+Next to it, SB3 ``DDPG.train`` updates/s with the same networks and batch on a filled replay
+buffer (its whole update: sampling, critic, actor, Polyak). Last, the FLOPs of one K = 1 SAM
+update (``torch.utils.flop_counter``) against this core's measured rate on the update's matmul
+shapes: the arithmetic limit, and the fraction of it each K reaches. Only the update is timed
+here; benchmarks/sam_speed.py times whole training loops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from stable_baselines3 import DDPG
+from torch.utils.flop_counter import FlopCounterMode
+
+from ail.algos.sam.update import SAMUpdate
+from ail.config import CONF_DIR, register_resolvers
+from ail.envs import make_vec_env
+
+
+def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random inputs of the update's shapes (the speed does not depend on their values)."""
+    obs, act, n = u.actor.sizes[0], u.actor.sizes[-1], u.s.nstep
+    d_obs = u.disc.sizes[0] - act
+    valid = torch.ones(k, b, n, dtype=torch.bool)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=g) * 2 - 1
+
+    return {
+        "obs": r(k, b, obs),
+        "act": r(k, b, act),
+        "d_stats_obs": r(k, 2 * b, obs),
+        "e_obs": r(k, b, d_obs),
+        "e_act": r(k, b, act),
+        "p_obs": r(k, b, d_obs),
+        "p_act": r(k, b, act),
+        "y_e": 0.7 + 0.5 * torch.rand(k, b, generator=g),
+        "eps": torch.rand(k, b, 1, generator=g),
+        "w_e": torch.ones(k, b),
+        "w_p": torch.ones(k, b),
+        "win_obs": r(k, b * n, d_obs),
+        "win_act": r(k, b * n, act),
+        "r_stored": torch.rand(k, b, n, generator=g),
+        "next_obs": r(k, 2 * b if n > 1 else b, obs),
+        "target_noise": 0.1 * r(k, 2 * b if n > 1 else b, act),
+        "term1": torch.zeros(k, b, dtype=torch.bool),
+        "valid": valid,
+        "length": valid.sum(-1),
+        "terminal": torch.zeros(k, b, dtype=torch.bool),
+    }
+
+
+def rate(fn, seconds: float) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (after two untimed calls)."""
+    fn()
+    fn()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def matmul_rate(shapes: list[tuple[int, int, int]], seconds: float) -> float:
+    """FLOP/s of ``torch.baddbmm`` over these (rows, in, out) shapes, each weighted by its FLOPs."""
+    flops, secs = 0.0, 0.0
+    for m, k, n in shapes:
+        a, w, bias = torch.randn(1, m, k), torch.randn(1, n, k), torch.randn(1, 1, n)
+        calls = rate(lambda: torch.baddbmm(bias, a, w.transpose(1, 2)), seconds / len(shapes))
+        flops += 2 * m * k * n
+        secs += 1 / calls
+    return flops / secs
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="hopper")
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--seconds", type=float, default=10.0, help="timing window per measurement")
+    parser.add_argument("--eager", action="store_true", help="also time the uncompiled update")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["algo=sam", f"env={args.env}"])
+    a = cfg.algo
+    venv = make_vec_env(cfg.env.name, n_envs=1, seed=0)
+    space = venv.action_space
+    obs_dim = int(venv.observation_space.shape[0])
+    u = SAMUpdate.build(a, obs_dim, torch.as_tensor(space.low), torch.as_tensor(space.high))
+    b = int(a.batch_size)
+    print(f"env={args.env} obs={obs_dim} act={space.shape[0]} hidden={list(a.network.hidden)} batch={b} nstep={a.nstep} (cpu, one torch thread)")
+
+    ddpg = DDPG("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": list(a.network.hidden)}, seed=0, device="cpu")
+    ddpg.learn(2 * b)  # a few rows in the buffer to sample from
+    ddpg_rate = 100 * rate(lambda: ddpg.train(gradient_steps=100, batch_size=b), args.seconds)
+    print(f"{'sb3 ddpg':<16} {ddpg_rate:9.1f} updates/s")
+
+    g = torch.Generator().manual_seed(0)
+    st1, b1 = u.init_state([g], float(a.network.head_init)), batch(u, 1, b, g)
+    with FlopCounterMode(display=False) as counter:
+        u.update(st1, b1, True)
+    flops = counter.get_total_flops()
+    hidden, d_hidden = int(a.network.hidden[0]), int(a.discriminator.hidden[0])
+    shapes = [(b, hidden, hidden), (b * int(a.nstep), d_hidden, d_hidden), (2 * b, hidden, hidden), (b, u.disc.sizes[0], d_hidden)]
+    limit = matmul_rate(shapes, args.seconds) / flops
+    print(f"one K=1 update: {flops / 1e6:.1f} MFLOP; matmul rate on its shapes {flops * limit / 1e9:.1f} GFLOP/s: limit {limit:.0f} updates/s")
+
+    print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {'of limit':>9}")
+    for compiled in [True] + ([False] if args.eager else []):
+        for k in args.ks:
+            st, bk = u.init_state([g] * k, float(a.network.head_init)), batch(u, k, b, g)
+            fn = torch.compile(u.update, fullgraph=True, dynamic=False) if compiled else u.update
+            t0 = time.perf_counter()
+            fn(st, bk, True)
+            first = time.perf_counter() - t0
+            per = rate(lambda: fn(st, bk, True), args.seconds)
+            name = "sam compiled" if compiled else "sam eager"
+            print(f"{name:<16} {k:>3} {per:10.1f} {k * per:11.1f} {k * per / ddpg_rate:7.2f} {k * per / limit:9.0%}   (first call {first:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
