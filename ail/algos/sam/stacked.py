@@ -3,7 +3,7 @@
 A layer of K seeds is one batched matmul, ``y[k] = x[k] @ W[k]^T + b[k]`` with ``x (K, B, in)``,
 ``W (K, out, in)`` (``nn.Linear``'s layout per seed, so seed ``k``'s slice loads into an SB3
 policy as it is) and ``b (K, 1, out)``. Seeds never mix: a loss summed over seeds has, for seed
-``k``, exactly the gradient of seed ``k``'s own loss, so one ``torch.func.grad`` serves all K.
+``k``, exactly the gradient of seed ``k``'s own loss, so one gradient call serves all K.
 K = 1 is the single-seed case, not a separate path.
 
 An MLP's parameters are a flat dict: ``l{i}.weight``, ``l{i}.bias`` for linear layer ``i``
