@@ -36,10 +36,19 @@ from stable_baselines3.common.utils import set_random_seed as sb3_set_random_see
 
 
 def set_random_seed(seed: int, threads: int = 1) -> None:
-    """Seed python, numpy and torch, pin torch to ``threads`` CPU threads, and ask for deterministic kernels."""
+    """Seed python, numpy and torch and pin torch to ``threads`` CPU threads.
+
+    Eager CPU kernels give the same result run after run without more; what can differ is asked
+    for by :func:`deterministic_kernels`."""
     torch.set_num_threads(threads)
     sb3_set_random_seed(seed)
-    # Deterministic cuBLAS on a GPU; read when cuBLAS starts, so set before any GPU work (unused on the CPU).
+
+
+def deterministic_kernels() -> None:
+    """Ask torch for deterministic kernels: cuBLAS and CUDA ops on a GPU, inductor's choices in
+    ``torch.compile``. Called by the learners that use either, before any GPU work (the cuBLAS
+    setting is read when cuBLAS starts); not at every start, since the call imports torch's
+    compiler stack (seconds per process)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     # That also fills every new tensor with NaN (a kernel per allocation: on a GPU, about 100 extra

@@ -58,7 +58,7 @@ from ail.envs import SHIPPED, is_mujoco, make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.preemption import Preempted
-from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
+from ail.seeding import derive_seed, deterministic_kernels, rng_state, set_random_seed, set_rng_state
 
 # A worker that died leaves the others blocked in a collective: fail after this long instead of
 # gloo's 30 minutes. Rank 0's evaluations (the longest wait for the others) take seconds.
@@ -112,6 +112,8 @@ class SAMLearner(Learner):
         self.device = torch.device(str(cfg.runtime.device))
         # Nothing below draws from the global streams; seeded anyway, for the envs' own draws.
         set_random_seed(derive_seed("worker", self.seeds[0], rank), int(cfg.runtime.threads))
+        if bool(a.compile) or self.device.type == "cuda":
+            deterministic_kernels()
         self.venvs = [make_vec_env(cfg.env.name, n_envs=1, seed=derive_seed("worker", s, rank)) for s in self.seeds]
         obs_space, act_space = self.venvs[0].observation_space, self.venvs[0].action_space
         self.obs_space, self.act_space = obs_space, act_space
