@@ -8,7 +8,8 @@ episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into `
 
 - ``table.md`` / ``table.csv``: one row per task x algorithm: complete seeds (of runs found); final
   score, mean and 95% percentile-bootstrap interval over seeds; env steps to a score of 0.9 (median
-  over the seeds that reached it, with how many did); wall time per seed (mean, minutes).
+  over the seeds that reached it, with how many did); wall time per seed (mean, minutes; a process
+  that trained K seeds at once, ``train.seeds_per_process=K``, counts its wall time / K per seed).
 - ``aggregate.md``: per algorithm, the interquartile mean (IQM) and mean over its runs on all the
   tasks it has, with 95% stratified-bootstrap intervals (``rliable``: runs resampled within each
   task); with an unequal number of seeds per task, each task's first ``min`` seeds are used (said there).
@@ -85,7 +86,7 @@ def cell_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
                 reached=len(reached),
                 steps_to_threshold=int(np.median(reached)) if reached else None,
                 env_steps=max(int(r.summary["env_steps"]) for r in cell),
-                wall_minutes=float(np.mean([r.summary["wall_time_s"] for r in cell])) / 60,
+                wall_minutes=float(np.mean([r.summary["wall_time_s"] / r.seeds_per_process for r in cell])) / 60,
             )
         rows.append(row)
     return rows

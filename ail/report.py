@@ -62,6 +62,7 @@ class RunRecord:
     scores: np.ndarray  # (evaluations,) normalised score
     summary: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    seeds_per_process: int = 1  # train.seeds_per_process: its wall time was shared by this many seeds
 
     @property
     def key(self) -> GroupKey:
@@ -140,6 +141,7 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
                     scores=scores,
                     summary=summary,
                     message=failed.get(d, ""),
+                    seeds_per_process=int(cfg["train"].get("seeds_per_process", 1)),
                 )
             )
         # A job that failed before its run directory was written still has its sweep record.

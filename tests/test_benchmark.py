@@ -15,7 +15,7 @@ from ail.benchmark import benchmark_report, bootstrap_ci, main
 EXPERT, RANDOM = 3000.0, 0.0
 
 
-def _run(root: Path, algo: str, label: str, env: str, seed: int, final: float, steps: list[int], scores: list[float]) -> Path:
+def _run(root: Path, algo: str, label: str, env: str, seed: int, final: float, steps: list[int], scores: list[float], per_process: int = 1) -> Path:
     d = root / f"{label}-{env}-d4" / f"seed{seed}"
     d.mkdir(parents=True)
     cfg = {
@@ -24,7 +24,7 @@ def _run(root: Path, algo: str, label: str, env: str, seed: int, final: float, s
         "seed": seed,
         "algo": {"name": algo, "label": label},
         "env": {"name": env, "id": f"{env.title()}-v5"},
-        "train": {"env_steps": 0 if algo == "bc" else steps[-1]},
+        "train": {"env_steps": 0 if algo == "bc" else steps[-1], "seeds_per_process": per_process},
     }
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     with open(d / "metrics.csv", "w", newline="") as f:
@@ -52,7 +52,8 @@ def grid(tmp_path: Path) -> Path:
         for seed in range(3):
             final = base + 0.05 * seed
             steps = [0, 10_000, 30_000, 100_000, 300_000]
-            _run(root, "sam", "sam", env, seed, final, steps, [0.0, 0.3, 0.6, final - 0.01, final])
+            # walker's SAM seeds as one 3-seed process: each run directory holds the process's wall time
+            _run(root, "sam", "sam", env, seed, final, steps, [0.0, 0.3, 0.6, final - 0.01, final], 3 if env == "walker" else 1)
             _run(root, "gail", "gail-ppo", env, seed, final - 0.3, [0, 100_000, 1_000_000], [0.0, 0.2, final - 0.3])
             _run(root, "bc", "bc", env, seed, 0.5, [0, 0], [0.0, 0.5])
     d = root / "sam-ant-d4" / "seed0"  # an incomplete cell: counted, not in the statistics
@@ -73,6 +74,7 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
     assert sam["reached"] == 3 and sam["steps_to_threshold"] == 100_000  # median first reach: 300k (seed 0), 100k, 100k
     assert rows[("walker", "sam")]["reached"] == 0 and rows[("walker", "sam")]["steps_to_threshold"] is None
     assert rows[("hopper", "sam")]["wall_minutes"] == pytest.approx(20.0)
+    assert rows[("walker", "sam")]["wall_minutes"] == pytest.approx(20.0 / 3)  # a 3-seed process: its wall time / 3 per seed
     assert rows[("ant", "sam")]["seeds"] == 0 and rows[("ant", "sam")]["runs"] == 1
     table = (out / "table.md").read_text()
     assert "| ant | sam | 0 of 1 | not complete |" in table and "| hopper | bc | 3 of 3 |" in table
