@@ -185,7 +185,7 @@ def _update(s: Settings, k: int, seed: int = 0, spectral_norm: bool = False) -> 
 
 
 def _seed(tree: dict, k: int) -> dict:
-    return {n: (_seed(v, k) if isinstance(v, dict) else (v.clone() if n == "beta_pow" else v[k : k + 1].clone())) for n, v in tree.items()}
+    return {n: (_seed(v, k) if isinstance(v, dict) else (v.clone() if n == Adam.SHARED else v[k : k + 1].clone())) for n, v in tree.items()}
 
 
 VARIANTS = {
@@ -210,7 +210,7 @@ def test_k_stacked_seeds_update_as_each_seed_alone(variant):
     for k, (st_k, _) in enumerate(alone):
         for part in ("actor", "critic", "disc", "critic_t", "popart", "opt_critic", *(["disc_sn"] if spectral else [])):
             for n, t in st_k[part].items():
-                if n != "beta_pow":
+                if n != Adam.SHARED:
                     torch.testing.assert_close(st[part][n][k : k + 1], t, rtol=1e-4, atol=1e-5, msg=f"{part}.{n}")
 
 

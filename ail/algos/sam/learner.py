@@ -50,6 +50,7 @@ from ail.algorithm import Learner
 from ail.algos.sam.exploration import ActionNoise, ParamNoise
 from ail.algos.sam.nets import SAMPolicy, sequential_state
 from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state, lookahead, uniform_rows
+from ail.algos.sam.stacked import Adam
 from ail.algos.sam.update import LOGS, Compiled, SAMUpdate
 from ail.demos import Demos, check_demos_match_env
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing, sample_loss_noise
@@ -386,7 +387,7 @@ class SAMLearner(Learner):
         """Seed ``i``'s full state on this worker (rank)."""
         return {
             "format": CHECKPOINT_FORMAT,
-            "state": {part: {n: (t if n == "beta_pow" else t[i]).detach().cpu().clone() for n, t in tree.items()} for part, tree in self.st.items()},
+            "state": {part: {n: (t if n == Adam.SHARED else t[i]).detach().cpu().clone() for n, t in tree.items()} for part, tree in self.st.items()},
             "counts": (self.num_timesteps, self.n_updates, self.train_steps, self.iterations),
             "env_states": get_vec_env_states(self.venvs[i]),
             "last_obs": self.last_obs[i].copy(),
@@ -407,7 +408,7 @@ class SAMLearner(Learner):
         for part, tree in self.st.items():
             for n, t in tree.items():
                 src = s["state"][part][n].to(t.device)
-                if n == "beta_pow":
+                if n == Adam.SHARED:
                     t.copy_(src)
                 else:
                     t[i] = src

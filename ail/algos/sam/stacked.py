@@ -140,10 +140,11 @@ class Adam:
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    SHARED = "beta_pow"  # the one state entry without a seed axis (checkpoints keep it whole)
 
     @staticmethod
     def init(params: Params) -> Params:
-        state = {"beta_pow": torch.ones(2, dtype=torch.float64)}
+        state = {Adam.SHARED: torch.ones(2, dtype=torch.float64)}
         for n, p in params.items():
             state[f"m.{n}"] = torch.zeros_like(p)
             state[f"v.{n}"] = torch.zeros_like(p)
@@ -153,7 +154,8 @@ class Adam:
         # Running powers, not beta ** t: inductor inlines these scalars into every kernel that reads
         # an updated parameter, and a pow there is evaluated once per vector of the kernel's loop.
         b1, b2 = self.betas
-        pow1, pow2 = state["beta_pow"].mul_(torch.tensor(self.betas, dtype=torch.float64, device=state["beta_pow"].device)).unbind()
+        pw = state[Adam.SHARED]
+        pow1, pow2 = pw.mul_(torch.tensor(self.betas, dtype=torch.float64, device=pw.device)).unbind()
         step_size = (self.lr / (1.0 - pow1)).float()
         bias2_sqrt = (1.0 - pow2).sqrt().float()
         for n, p in params.items():
