@@ -1,6 +1,6 @@
 """SAM's stacked update (ail/algos/sam/update.py) alone, next to SB3 DDPG's update, in one run.
 
-    python benchmarks/sam_update.py [--env hopper] [--ks 1 2 4 8] [--seconds 10] [--eager]
+    python benchmarks/sam_update.py [--env hopper] [--ks 1 2 4 8] [--seconds 10] [--eager] [--device cuda]
 
 One torch thread. For each K: SAM updates/s and seed-updates/s of the compiled update (and the
 uncompiled one with ``--eager``), on a batch of random data with the task's shapes and
@@ -10,6 +10,9 @@ buffer (its whole update: sampling, critic, actor, Polyak). Last, the FLOPs of o
 update (``torch.utils.flop_counter``) against this core's measured rate on the update's matmul
 shapes: the arithmetic limit, and the fraction of it each K reaches. Only the update is timed
 here; benchmarks/sam_speed.py times whole training loops.
+
+``--device cuda``: the same on a GPU, compiled as the learner compiles it there (one CUDA graph per
+call), next to SB3 DDPG on the GPU; the arithmetic limit, a CPU core's, is then not computed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from hydra import compose, initialize_config_dir
 from stable_baselines3 import DDPG
 from torch.utils.flop_counter import FlopCounterMode
 
-from ail.algos.sam.update import SAMUpdate
+from ail.algos.sam.update import Compiled, SAMUpdate
 from ail.config import CONF_DIR, register_resolvers
 from ail.envs import make_vec_env
 
@@ -61,14 +64,26 @@ def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.T
     }
 
 
+def on(tree: dict, device: torch.device) -> dict:
+    return {n: (on(v, device) if isinstance(v, dict) else v.to(device)) for n, v in tree.items()}
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that a timing window ends when its calls have run."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def rate(fn, seconds: float) -> float:
     """Calls per second of ``fn`` over about ``seconds`` (after two untimed calls)."""
     fn()
     fn()
+    sync()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn()
         n += 1
+    sync()
     return n / (time.perf_counter() - t0)
 
 
@@ -89,7 +104,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=10.0, help="timing window per measurement")
     parser.add_argument("--eager", action="store_true", help="also time the uncompiled update")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    dev = torch.device(args.device)
     torch.set_num_threads(1)
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -100,9 +119,10 @@ def main(argv: list[str]) -> int:
     obs_dim = int(venv.observation_space.shape[0])
     u = SAMUpdate.build(a, obs_dim, torch.as_tensor(space.low), torch.as_tensor(space.high))
     b = int(a.batch_size)
-    print(f"env={args.env} obs={obs_dim} act={space.shape[0]} hidden={list(a.network.hidden)} batch={b} nstep={a.nstep} (cpu, one torch thread)")
+    where = "cpu, one torch thread" if dev.type == "cpu" else torch.cuda.get_device_name()
+    print(f"env={args.env} obs={obs_dim} act={space.shape[0]} hidden={list(a.network.hidden)} batch={b} nstep={a.nstep} ({where})")
 
-    ddpg = DDPG("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": list(a.network.hidden)}, seed=0, device="cpu")
+    ddpg = DDPG("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": list(a.network.hidden)}, seed=0, device=dev)
     ddpg.learn(2 * b)  # a few rows in the buffer to sample from
     ddpg_rate = 100 * rate(lambda: ddpg.train(gradient_steps=100, batch_size=b), args.seconds)
     print(f"{'sb3 ddpg':<16} {ddpg_rate:9.1f} updates/s")
@@ -112,22 +132,30 @@ def main(argv: list[str]) -> int:
     with FlopCounterMode(display=False) as counter:
         u.update(st1, b1, True)
     flops = counter.get_total_flops()
-    hidden, d_hidden = int(a.network.hidden[0]), int(a.discriminator.hidden[0])
-    shapes = [(b, hidden, hidden), (b * int(a.nstep), d_hidden, d_hidden), (2 * b, hidden, hidden), (b, u.disc.sizes[0], d_hidden)]
-    limit = matmul_rate(shapes, args.seconds) / flops
-    print(f"one K=1 update: {flops / 1e6:.1f} MFLOP; matmul rate on its shapes {flops * limit / 1e9:.1f} GFLOP/s: limit {limit:.0f} updates/s")
+    if dev.type == "cpu":
+        hidden, d_hidden = int(a.network.hidden[0]), int(a.discriminator.hidden[0])
+        shapes = [(b, hidden, hidden), (b * int(a.nstep), d_hidden, d_hidden), (2 * b, hidden, hidden), (b, u.disc.sizes[0], d_hidden)]
+        limit = matmul_rate(shapes, args.seconds) / flops
+        print(f"one K=1 update: {flops / 1e6:.1f} MFLOP; matmul rate on its shapes {flops * limit / 1e9:.1f} GFLOP/s: limit {limit:.0f} updates/s")
+        last = "of limit"
+    else:
+        print(f"one K=1 update: {flops / 1e6:.1f} MFLOP")
+        last = "GFLOP/s"
+    u.to(dev)
 
-    print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {'of limit':>9}")
+    print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {last:>9}")
     for compiled in [True] + ([False] if args.eager else []):
         for k in args.ks:
-            st, bk = u.init_state([g] * k, float(a.network.head_init)), batch(u, k, b, g)
-            fn = torch.compile(u.update, fullgraph=True, dynamic=False) if compiled else u.update
+            st, bk = on(u.init_state([g] * k, float(a.network.head_init)), dev), on(batch(u, k, b, g), dev)
+            fn = Compiled(u.update, "benchmark", True, cuda_graphs=dev.type == "cuda") if compiled else u.update
             t0 = time.perf_counter()
             fn(st, bk, True)
+            sync()
             first = time.perf_counter() - t0
             per = rate(lambda: fn(st, bk, True), args.seconds)
             name = "sam compiled" if compiled else "sam eager"
-            print(f"{name:<16} {k:>3} {per:10.1f} {k * per:11.1f} {k * per / ddpg_rate:7.2f} {k * per / limit:9.0%}   (first call {first:.0f} s)")
+            share = f"{k * per / limit:9.0%}" if dev.type == "cpu" else f"{k * per * flops / 1e9:9.1f}"
+            print(f"{name:<16} {k:>3} {per:10.1f} {k * per:11.1f} {k * per / ddpg_rate:7.2f} {share}   (first call {first:.0f} s)")
     return 0
 
 

@@ -445,6 +445,9 @@ class Compiled:
     (docs/performance.md). Each call starts a new CUDA-graph iteration: the outputs of the
     previous call are then overwritten, so callers use a call's outputs before the next call
     (SAM does: gradients are applied, targets normalised, logs read in between) and drop them.
+    The first argument is the state the update mutates in place: its tensors are marked as static
+    addresses, without which inductor refuses to graph a function that mutates its inputs
+    ("skipping cudagraphs due to mutated inputs") and launches every kernel itself.
     If that mode fails, the plain compiled graph is tried next, then no compilation.
     """
 
@@ -468,6 +471,8 @@ class Compiled:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         while self.compiled is not None:
+            if self.mode == "reduce-overhead":
+                _mark_static(args[0])
             try:
                 return self.compiled(*args, **kwargs)
             except Exception as exc:  # a missing toolchain or an op inductor cannot lower: same math, another way
@@ -483,3 +488,13 @@ class Compiled:
                 )
                 print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}", file=sys.stderr, flush=True)
         return self.fn(*args, **kwargs)
+
+
+def _mark_static(tree: Any) -> None:
+    """Mark every tensor of a nested dict as a static input of the CUDA graph (``guard=False``: a
+    tensor that moves, as after a checkpoint load, makes the graph re-record, not recompile)."""
+    if isinstance(tree, dict):
+        for v in tree.values():
+            _mark_static(v)
+    elif isinstance(tree, torch.Tensor):
+        torch._dynamo.mark_static_address(tree, guard=False)
