@@ -166,21 +166,20 @@ def test_preempted_gail_resumes_to_the_uninterrupted_curve(runs, generator, vec_
 
 
 @pytest.mark.slow
-def test_gail_imitates_hopper_beyond_what_the_survival_bonus_explains(runs):
-    # GAIL's learning test (a generator that does not learn, or a discriminator that does not, stays
-    # below the bar). CartPole's is gone: any positive per-step reward teaches CartPole, and the
-    # full-budget CartPole figures are in README.md's "Measured so far".
-    # A Hopper that only stays upright (all the minimax reward's survival bonus asks for) earns the
-    # healthy reward, 1 per step: about 1000 per episode, a normalised score of about 0.3. 0.5 needs
-    # hopping forward. Seed 0 with constraints.txt's packages, evaluated every 16,384 steps: 0.29 at
-    # 81,920, 0.955 at 98,304, 0.964 at 114,688, 0.997 at 151,552 (no schedule depends on the budget,
-    # and training is independent of how often it is evaluated, so the curve is this run's prefix).
+def test_gail_imitates_acrobot_where_a_discriminator_that_learns_nothing_pays_nothing(runs):
+    # GAIL's learning test: a generator that does not learn, or a discriminator that does not, stays
+    # below the bar. Acrobot's episodes end on success, so no constant reward can teach it: a positive
+    # one pays never finishing, a negative one finishing by any route, and GAIL there uses the logit
+    # reward (conf/algo_env/gail_acrobot.yaml), zero where D cannot tell. Measured, seed 0 with
+    # constraints.txt's packages and this budget: 0.957 over the 10 final episodes (0.9 first at
+    # 114,688 steps); the same run with D frozen (algo.discriminator.lr=1e-12): -0.008, every episode
+    # at the 500-step limit. Full budgets on MuJoCo: docs/results/benchmark/.
     proc = launch(
         [
             "algo=gail",
-            "env=hopper",
-            "train.env_steps=114688",
-            "eval.every=114688",
+            "env=acrobot",
+            "train.env_steps=131072",
+            "eval.every=131072",
             "eval.episodes=1",
             "eval.final_episodes=10",
             "runtime.progress=false",
@@ -189,9 +188,8 @@ def test_gail_imitates_hopper_beyond_what_the_survival_bonus_explains(runs):
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads((runs / "default" / "gail-ppo-hopper-d4" / "seed0" / "summary.json").read_text())
-    assert summary["demo_pairs"] == 200  # 4 trajectories, every 20th pair
-    assert summary["normalized_score"] >= 0.5, summary
+    summary = json.loads((runs / "default" / "gail-ppo-acrobot-d4" / "seed0" / "summary.json").read_text())
+    assert summary["normalized_score"] >= 0.8, summary
 
 
 @pytest.mark.slow
