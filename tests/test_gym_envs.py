@@ -76,6 +76,7 @@ def test_gail_on_a_users_registered_env_with_a_foreign_expert_file_scores_as_the
         f"env.expert.path={expert}",
         f"paths.demos={tmp_path / 'demos'}",
         "algo.vec_env=subproc",
+        "algo.n_envs=2",  # each worker process imports torch: two show the package imported there as well as eight
     ]
     first = launch(args + AS_CARTPOLE, runs, env=env)
     assert first.returncode == 0, first.stderr
@@ -83,7 +84,7 @@ def test_gail_on_a_users_registered_env_with_a_foreign_expert_file_scores_as_the
     record = json.loads(next((tmp_path / "demos" / "mycartpole-v0").glob("expert-*.json")).read_text())
     shipped = json.loads((REPO / "experts" / "cartpole" / "expert.json").read_text())
     assert (record["return_mean"], record["random_return_mean"]) == (shipped["return_mean"], shipped["random_return_mean"])
-    ref = launch(GAIL + ["env=cartpole", "experiment=ref", "algo.vec_env=subproc"], runs)
+    ref = launch(GAIL + ["env=cartpole", "experiment=ref", "algo.vec_env=subproc", "algo.n_envs=2"], runs)
     assert ref.returncode == 0, ref.stderr
     mine, theirs = runs / "default" / "gail-ppo-mycartpole-v0-d4" / "seed0", runs / "ref" / "gail-ppo-cartpole-d4" / "seed0"
     assert without_wall_time(read_metrics(mine)) == without_wall_time(read_metrics(theirs))
