@@ -9,10 +9,10 @@ from test_gail import TINY as TINY_GAIL
 
 
 def test_bc_killed_anywhere_resumes_exactly(runs):
-    args = [a for a in TINY_BC if not a.startswith("algo.updates")] + ["algo.updates=1000", "algo.eval_every=100"]
+    args = [a for a in TINY_BC if not a.startswith("algo.updates")] + ["algo.updates=500", "algo.eval_every=100"]
     assert_kills_anywhere_resume_exactly(args, runs, lambda e: runs / e / "bc-cartpole-d4" / "seed0", kills=5, seed=1)
 
 
 def test_gail_killed_anywhere_resumes_exactly(runs):
-    args = [a for a in TINY_GAIL if not a.startswith("train.env_steps")] + ["train.env_steps=8192"]
+    args = [a for a in TINY_GAIL if not a.startswith("train.env_steps")] + ["train.env_steps=6144"]
     assert_kills_anywhere_resume_exactly(args, runs, lambda e: runs / e / "gail-ppo-cartpole-d4" / "seed0", kills=5, seed=2)
