@@ -148,14 +148,15 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     x_min = min((int(r.steps[r.steps > 0].min()) for r in interacting), default=1_000)
     for i, (label, group) in enumerate(sorted(by_label.items())):
         c = color(label, i)
+        seeds = f"{len(group)} seed{'s' if len(group) != 1 else ''}"
         scores = np.array([r.summary["normalized_score"] for r in group])
         if all(r.algo == "bc" for r in group):  # no env steps: its final score as a level
             lo, hi = bootstrap_ci(scores, rng)
             ax.axhspan(lo, hi, color=c, alpha=0.15, lw=0)
-            ax.axhline(float(scores.mean()), color=c, ls="-.", lw=1.5, label=f"{label} (no env steps, {len(group)} seeds)")
+            ax.axhline(float(scores.mean()), color=c, ls="-.", lw=1.5, label=f"{label} (no env steps, {seeds})")
             continue
         grid = log_grid(group)
-        _band(ax, grid, np.stack([scores_at(r, grid) for r in group]), rng, c, f"{label} ({len(group)} seeds)")
+        _band(ax, grid, np.stack([scores_at(r, grid) for r in group]), rng, c, f"{label} ({seeds})")
     ref = demo_returns(runs[0])
     if ref is not None and len(ref):
         expert, rand = runs[0].summary["expert_return"], runs[0].summary["random_return"]
