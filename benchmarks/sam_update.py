@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_dir
 from stable_baselines3 import DDPG
 from torch.utils.flop_counter import FlopCounterMode
 
+from ail.algos.sam.stacked import to_device
 from ail.algos.sam.update import Compiled, SAMUpdate
 from ail.config import CONF_DIR, register_resolvers
 from ail.envs import make_vec_env
@@ -62,10 +63,6 @@ def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.T
         "length": valid.sum(-1),
         "terminal": torch.zeros(k, b, dtype=torch.bool),
     }
-
-
-def on(tree: dict, device: torch.device) -> dict:
-    return {n: (on(v, device) if isinstance(v, dict) else v.to(device)) for n, v in tree.items()}
 
 
 def sync() -> None:
@@ -146,7 +143,7 @@ def main(argv: list[str]) -> int:
     print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {last:>9}")
     for compiled in [True] + ([False] if args.eager else []):
         for k in args.ks:
-            st, bk = on(u.init_state([g] * k, float(a.network.head_init)), dev), on(batch(u, k, b, g), dev)
+            st, bk = to_device(u.init_state([g] * k, float(a.network.head_init)), dev), to_device(batch(u, k, b, g), dev)
             fn = Compiled(u.update, "benchmark", True, cuda_graphs=dev.type == "cuda") if compiled else u.update
             t0 = time.perf_counter()
             fn(st, bk, True)

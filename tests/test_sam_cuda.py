@@ -20,14 +20,11 @@ from test_sam import TINY, sam_dir
 from test_sam_update import VARIANTS, _settings, _update
 from torch._dynamo.utils import counters
 
+from ail.algos.sam.stacked import to_device
 from ail.algos.sam.update import Compiled
 from ail.policy import load_policy
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runtime.device=cuda)")
-
-
-def _on(tree: dict, device: str) -> dict:
-    return {n: (_on(v, device) if isinstance(v, dict) else v.to(device)) for n, v in tree.items()}
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -35,8 +32,9 @@ def _on(tree: dict, device: str) -> dict:
 def test_the_update_on_the_gpu_matches_the_cpus_from_the_same_state_and_batch(variant, compiled):
     change = dict(VARIANTS[variant])
     u, st, batch = _update(_settings(**change), 2)
-    st_gpu, batch_gpu = _on(st, "cuda"), _on(batch, "cuda")
-    u_gpu = copy.deepcopy(u).to(torch.device("cuda"))  # its action bounds on the GPU, as the learner's are
+    cuda = torch.device("cuda")
+    st_gpu, batch_gpu = to_device(st, cuda), to_device(batch, cuda)
+    u_gpu = copy.deepcopy(u).to(cuda)  # its action bounds on the GPU, as the learner's are
     step = Compiled(u_gpu.update, "gpu test", compiled, cuda_graphs=compiled)
     counters.clear()
     for _ in range(3):

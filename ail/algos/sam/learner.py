@@ -50,7 +50,7 @@ from ail.algorithm import Learner
 from ail.algos.sam.exploration import ActionNoise, ParamNoise
 from ail.algos.sam.nets import SAMPolicy, sequential_state
 from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state, lookahead, uniform_rows
-from ail.algos.sam.stacked import Adam
+from ail.algos.sam.stacked import Adam, to_device
 from ail.algos.sam.update import LOGS, Compiled, SAMUpdate
 from ail.demos import Demos, check_demos_match_env
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing, sample_loss_noise
@@ -123,7 +123,7 @@ class SAMLearner(Learner):
         self.upd = SAMUpdate.build(a, self.obs_dim, torch.as_tensor(self.low), torch.as_tensor(self.high)).to(self.device)
         # Parameters from the seed alone (not the rank): every worker starts from the same networks.
         inits = [torch.Generator().manual_seed(derive_seed("sam_init", s, 0)) for s in self.seeds]
-        self.st = _to(self.upd.init_state(inits, float(a.network.head_init)), self.device)
+        self.st = to_device(self.upd.init_state(inits, float(a.network.head_init)), self.device)
         self.gens = [torch.Generator().manual_seed(derive_seed("sam_update", s, rank)) for s in self.seeds]
         self.rngs = [np.random.default_rng(derive_seed("sam_replay", s, rank)) for s in self.seeds]
         self.replay = CompactReplayBuffer(int(a.buffer_size), obs_space, act_space, device="cpu", n_envs=k)
@@ -324,7 +324,7 @@ class SAMLearner(Learner):
         if actor_critic:
             self.n_updates += 1
             due = self.n_updates % int(self.a.actor.policy_delay) == 0
-        out = self.step_fn(self.st, _to(batch, self.device), due, discriminator, actor_critic).cpu().numpy()
+        out = self.step_fn(self.st, to_device(batch, self.device), due, discriminator, actor_critic).cpu().numpy()
         return out, "both" if discriminator and actor_critic else ("d" if discriminator else "ac"), due
 
     def iterate(self) -> list[dict[str, float]]:
@@ -478,13 +478,6 @@ def _unreadable_checkpoint() -> ConfigError:
 def _plain(node: Any) -> Any:
     """A config container as nested namespaces (attribute access, as on the DictConfig)."""
     return SimpleNamespace(**{k: _plain(v) for k, v in node.items()}) if isinstance(node, dict) else node
-
-
-def _to(tree: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """A (nested) dict of tensors on ``device``; itself on the CPU."""
-    if device.type == "cpu":
-        return tree
-    return {n: (_to(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True)) for n, v in tree.items()}
 
 
 def _dev(t: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -165,6 +165,13 @@ class Adam:
             p.sub_(step_size * m / (v.sqrt() / bias2_sqrt + self.eps))
 
 
+def to_device(tree: dict, device: torch.device) -> dict:
+    """A (nested) dict of tensors on ``device``; itself on the CPU."""
+    if device.type == "cpu":
+        return tree
+    return {n: (to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True)) for n, v in tree.items()}
+
+
 def polyak(target: Params, source: Params, tau: float) -> None:
     """``target <- (1 - tau) target + tau source``, in place."""
     for n, t in target.items():
