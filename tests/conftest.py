@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
+
+# One torch thread per process, as every launch runs (runtime.threads=1): pytest-xdist already runs a
+# worker per core, and a second intra-op thread in each worker only spins against the other worker.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 # Small, fast BC settings shared by the end-to-end tests.
