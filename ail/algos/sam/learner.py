@@ -186,7 +186,7 @@ class SAMLearner(Learner):
             scaled = np.stack([rng.uniform(-1.0, 1.0, self.act_dim) for rng in self.rngs]).astype(np.float32)
         else:
             with torch.no_grad():
-                obs_n = self.upd.normalize(self.st["obs_stats"], _dev(torch.as_tensor(self.last_obs)[:, None], self.device))
+                obs_n = self.upd.normalize(self.st["obs_stats"], to_device(torch.as_tensor(self.last_obs)[:, None], self.device))
                 params = self.param_noise.perturbed if self.param_noise is not None else self.st["actor"]
                 mu = self.upd.policy(params, obs_n)[:, 0].cpu().numpy()
             noise = np.stack([n(rng) for n, rng in zip(self.noise, self.rngs)])
@@ -204,8 +204,8 @@ class SAMLearner(Learner):
         reward = np.zeros(self.k, dtype=np.float32)
         if not bool(self.a.recompute_rewards):  # sam-tf: D's reward at collection, never updated
             with torch.no_grad():
-                obs_t = _dev(torch.as_tensor(self._d_obs(self.last_obs))[:, None], self.device)
-                r = self.upd.rewards(self.upd.d_params(self.st), self.st["d_stats"], obs_t, _dev(torch.as_tensor(env_act)[:, None], self.device))
+                obs_t = to_device(torch.as_tensor(self._d_obs(self.last_obs))[:, None], self.device)
+                r = self.upd.rewards(self.upd.d_params(self.st), self.st["d_stats"], obs_t, to_device(torch.as_tensor(env_act)[:, None], self.device))
             reward = r[:, 0].cpu().numpy()
         self.replay.add(self.last_obs, np.stack(next_obs), scaled, reward, np.array(dones), infos)
         self.last_obs = np.stack(new_obs).astype(np.float32)
@@ -301,7 +301,7 @@ class SAMLearner(Learner):
         s = self.a.schedule
         if self.param_noise is not None and self.train_steps % int(self.a.exploration.adapt_every) == 0:
             obs = torch.as_tensor(self._column("observations", self._rows()))
-            self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], _dev(obs, self.device)), self.gens)
+            self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], to_device(obs, self.device)), self.gens)
         if int(s.d_steps) == 1 and int(s.g_steps) == 1:  # the default: both halves in one call
             calls = [self._call({**self.d_batch(), **self.ac_batch()}, True, True)]
         else:
@@ -478,10 +478,6 @@ def _unreadable_checkpoint() -> ConfigError:
 def _plain(node: Any) -> Any:
     """A config container as nested namespaces (attribute access, as on the DictConfig)."""
     return SimpleNamespace(**{k: _plain(v) for k, v in node.items()}) if isinstance(node, dict) else node
-
-
-def _dev(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return t if device.type == "cpu" else t.to(device)
 
 
 def _exchange(state: Optional[Any]) -> Any:

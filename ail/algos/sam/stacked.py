@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -165,11 +165,13 @@ class Adam:
             p.sub_(step_size * m / (v.sqrt() / bias2_sqrt + self.eps))
 
 
-def to_device(tree: dict, device: torch.device) -> dict:
-    """A (nested) dict of tensors on ``device``; itself on the CPU."""
+def to_device(tree: Any, device: torch.device) -> Any:
+    """A tensor, or a (nested) dict of tensors, on ``device``; itself on the CPU."""
     if device.type == "cpu":
         return tree
-    return {n: (to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True)) for n, v in tree.items()}
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device, non_blocking=True)
+    return {n: to_device(v, device) for n, v in tree.items()}
 
 
 def polyak(target: Params, source: Params, tau: float) -> None:
