@@ -250,11 +250,16 @@ def test_a_step_that_cannot_compile_falls_back_to_the_same_function(capsys):
     def needs_numpy(x: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(x.numpy().tolist()) * 2  # .tolist() breaks a fullgraph trace
 
+    # On the CPU the C++ wrapper is tried first, then the Python one; every failure says what is tried next.
     step = Compiled(needs_numpy, "test", enabled=True)
+    assert step.options == {"cpp_wrapper": True}
     assert torch.equal(step(torch.ones(3)), torch.full((3,), 2.0))
     assert step.compiled is None
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("[sam] torch.compile of the test step failed") and err[0].endswith("running it uncompiled")
+    assert len(err) == 2
+    assert err[0].startswith("[sam] torch.compile(cpp_wrapper=True) of the test step failed")
+    assert err[0].endswith("trying torch.compile with its Python wrapper")
+    assert err[1].startswith("[sam] torch.compile of the test step failed") and err[1].endswith("running it uncompiled")
 
 
 def test_a_step_whose_cuda_graphs_fail_tries_plain_compilation_then_none(capsys):
@@ -274,13 +279,15 @@ def test_a_step_whose_cuda_graphs_fail_tries_plain_compilation_then_none(capsys)
 
 
 @pytest.mark.slow
-def test_a_machine_without_a_compiler_trains_uncompiled_with_one_warning_per_step(runs, tmp_path):
+def test_a_machine_without_a_compiler_trains_uncompiled_saying_each_fallback_once(runs, tmp_path):
     # An empty inductor cache and no working C++ compiler: every step must fall back and the run finish.
     env = {"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     proc = launch(TINY + ["algo.compile=true"], runs, env=env)
     assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("[sam] torch.compile of the")]
-    assert len(warnings) == 1 and "of the SAM update step failed" in warnings[0] and warnings[0].endswith("running it uncompiled"), proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("[sam] torch.compile")]
+    assert len(warnings) == 2, proc.stderr
+    assert warnings[0].startswith("[sam] torch.compile(cpp_wrapper=True) of the SAM update step failed"), proc.stderr
+    assert warnings[1].startswith("[sam] torch.compile of the SAM update step failed") and warnings[1].endswith("running it uncompiled"), proc.stderr
     assert (runs / "default" / "sam-invertedpendulum-d4" / "seed0" / "summary.json").is_file()
 
 

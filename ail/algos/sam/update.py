@@ -449,11 +449,17 @@ class Compiled:
     addresses, without which inductor refuses to graph a function that mutates its inputs
     ("skipping cudagraphs due to mutated inputs") and launches every kernel itself.
     If that mode fails, the plain compiled graph is tried next, then no compilation.
+
+    On the CPU the graph is compiled with inductor's C++ wrapper (``cpp_wrapper``): the code that
+    allocates buffers and calls the kernels is then compiled too, instead of running as Python on
+    each call, a large share of a small update's time (docs/performance.md). The kernels are the
+    same, so are the results. If it fails, the Python wrapper is tried next.
     """
 
     def __init__(self, fn: Callable[..., Any], name: str, enabled: bool, cuda_graphs: bool = False, fullgraph: bool = True):
         self.fn, self.name, self.fullgraph = fn, name, fullgraph
-        self.modes: list[Optional[str]] = ((["reduce-overhead"] if cuda_graphs else []) + [None]) if enabled else []
+        first = ("reduce-overhead", {}) if cuda_graphs else (None, {"cpp_wrapper": True})
+        self.modes: list[tuple[Optional[str], dict[str, bool]]] = [first, (None, {})] if enabled else []
         if enabled:
             # Every learner's update is a bound method of one function, so each learner in a process
             # (tests, benchmarks) adds cache entries to one code object; torch's default of 8 would
@@ -466,8 +472,8 @@ class Compiled:
     def _next(self) -> Optional[Callable[..., Any]]:
         if not self.modes:
             return None
-        self.mode = self.modes.pop(0)
-        return torch.compile(self.fn, dynamic=False, fullgraph=self.fullgraph, mode=self.mode)
+        self.mode, self.options = self.modes.pop(0)
+        return torch.compile(self.fn, dynamic=False, fullgraph=self.fullgraph, mode=self.mode, options=self.options or None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         while self.compiled is not None:
@@ -477,17 +483,23 @@ class Compiled:
                 return self.compiled(*args, **kwargs)
             except Exception as exc:  # a missing toolchain or an op inductor cannot lower: same math, another way
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                failed = f"torch.compile(mode={self.mode!r})" if self.mode else "torch.compile"
+                failed = self._label()
+                was_graphs = self.mode == "reduce-overhead"
                 self.compiled = self._next()
                 then = (
                     "running it uncompiled"
                     if self.compiled is None
-                    else f"trying torch.compile(mode={self.mode!r})"
-                    if self.mode
                     else "trying torch.compile without CUDA graphs"
+                    if was_graphs
+                    else "trying torch.compile with its Python wrapper"
                 )
                 print(f"[sam] {failed} of the {self.name} step failed ({type(exc).__name__}: {first[:160]}); {then}", file=sys.stderr, flush=True)
         return self.fn(*args, **kwargs)
+
+    def _label(self) -> str:
+        if self.mode:
+            return f"torch.compile(mode={self.mode!r})"
+        return "torch.compile(cpp_wrapper=True)" if self.options else "torch.compile"
 
 
 def _mark_static(tree: Any) -> None:
