@@ -279,15 +279,16 @@ def test_a_step_whose_cuda_graphs_fail_tries_plain_compilation_then_none(capsys)
 
 
 @pytest.mark.slow
-def test_a_machine_without_a_compiler_trains_uncompiled_saying_each_fallback_once(runs, tmp_path):
-    # An empty inductor cache and no working C++ compiler: every step must fall back and the run finish.
+def test_a_machine_without_a_compiler_trains_uncompiled_with_one_warning(runs, tmp_path):
+    # An empty inductor cache and no working C++ compiler: the step falls back at once (the Python
+    # wrapper's kernels would need the compiler too), says so once, and the run finishes.
     env = {"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     proc = launch(TINY + ["algo.compile=true"], runs, env=env)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("[sam] torch.compile")]
-    assert len(warnings) == 2, proc.stderr
+    assert len(warnings) == 1, proc.stderr
     assert warnings[0].startswith("[sam] torch.compile(cpp_wrapper=True) of the SAM update step failed"), proc.stderr
-    assert warnings[1].startswith("[sam] torch.compile of the SAM update step failed") and warnings[1].endswith("running it uncompiled"), proc.stderr
+    assert "InvalidCxxCompiler" in warnings[0] and warnings[0].endswith("running it uncompiled"), proc.stderr
     assert (runs / "default" / "sam-invertedpendulum-d4" / "seed0" / "summary.json").is_file()
 
 

@@ -453,7 +453,8 @@ class Compiled:
     On the CPU the graph is compiled with inductor's C++ wrapper (``cpp_wrapper``): the code that
     allocates buffers and calls the kernels is then compiled too, instead of running as Python on
     each call, a large share of a small update's time (docs/performance.md). The kernels are the
-    same, so are the results. If it fails, the Python wrapper is tried next.
+    same, so are the results. If it fails, the Python wrapper is tried next, unless the failure is
+    a missing C++ compiler, which the Python wrapper's kernels need as well.
     """
 
     def __init__(self, fn: Callable[..., Any], name: str, enabled: bool, cuda_graphs: bool = False, fullgraph: bool = True):
@@ -485,6 +486,8 @@ class Compiled:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 failed = self._label()
                 was_graphs = self.mode == "reduce-overhead"
+                if not was_graphs and _no_cxx_compiler(exc):
+                    self.modes = []  # inductor's CPU kernels are C++ whichever wrapper calls them
                 self.compiled = self._next()
                 then = (
                     "running it uncompiled"
@@ -500,6 +503,18 @@ class Compiled:
         if self.mode:
             return f"torch.compile(mode={self.mode!r})"
         return "torch.compile(cpp_wrapper=True)" if self.options else "torch.compile"
+
+
+def _no_cxx_compiler(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it wraps is inductor's "no working C++ compiler"."""
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    seen: Optional[BaseException] = exc
+    for _ in range(16):  # a chain of causes, bounded against a cycle
+        if seen is None or isinstance(seen, InvalidCxxCompiler):
+            return seen is not None
+        seen = getattr(seen, "inner_exception", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _mark_static(tree: Any) -> None:
