@@ -146,6 +146,7 @@ class SAMActor(Section):
     lr: PosNum
     q_scale: Number
     d_scale: Number
+    preact_penalty: NonNegNum
     policy_delay: PosInt
 
 

@@ -48,3 +48,11 @@ def test_a_run_from_before_the_expert_file_and_demo_source_keys_resumes_when_the
     assert _diff(old, other_expert) == ("env.expert_path", None, "zoo/model.zip")
     minari = {**new, "demo_set": {**new["demo_set"], "source": "minari:d4rl/hopper/expert-v0"}}
     assert _diff(old, minari) == ("demo_set.source", "expert", "minari:d4rl/hopper/expert-v0")
+
+
+def test_a_sam_run_from_before_the_pre_activation_penalty_resumes_when_it_stays_off():
+    old = {**STORED, "algo": {"name": "sam", "label": "sam", "actor": {"lr": 1e-4, "d_scale": 0.0}}}
+    new = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.0}}}
+    assert _diff(old, new) is None
+    on = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.01}}}
+    assert _diff(old, on) == ("algo.actor.preact_penalty", 0.0, 0.01)

@@ -113,6 +113,7 @@ def _settings(**change) -> Settings:
         absorbing=False,
         q_scale=1.0,
         d_scale=0.0,
+        preact_penalty=0.0,
         grad_clip=5.0,
         n_critics=1,
         target_noise=0.0,
@@ -192,7 +193,7 @@ VARIANTS = {
     "default": {},
     "td3-mse-stored-rewards-no-popart": dict(n_critics=2, target_noise=0.2, huber=False, recompute_rewards=False, popart=False, q_scale=0.5),
     "normalised-d-inputs-reward-gradient": dict(d_normalize_obs=True, d_scale=0.3, grad_clip=None, one_step_loss=False),
-    "absorbing-spectral-norm": dict(absorbing=True, spectral_norm=True),
+    "absorbing-spectral-norm-preact-penalty": dict(absorbing=True, spectral_norm=True, preact_penalty=0.1),
 }
 
 
@@ -212,6 +213,25 @@ def test_k_stacked_seeds_update_as_each_seed_alone(variant):
             for n, t in st_k[part].items():
                 if n != Adam.SHARED:
                     torch.testing.assert_close(st[part][n][k : k + 1], t, rtol=1e-4, atol=1e-5, msg=f"{part}.{n}")
+
+
+def test_the_pre_activation_penalty_adds_its_mean_square_and_pulls_saturated_outputs_back():
+    u, st, batch = _update(_settings(), 2)
+    # A policy driven deep into tanh's tails: the critic's gradient barely reaches its last layer.
+    st["actor"]["l2.bias"] = st["actor"]["l2.bias"] + 5.0
+    obs_n = u.normalize(st["obs_stats"], batch["obs"])
+    args = (st["actor"], st["critic"], obs_n, st["popart"], None, None, batch["obs"])
+    off, off_k = u.actor_loss(*args)
+    pen = dataclasses.replace(u.s, preact_penalty=0.5)
+    u_pen = SAMUpdate(pen, u.actor, u.critic, u.disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
+    on, on_k = u_pen.actor_loss(*args)
+    pre = u.actor(st["actor"], obs_n)
+    assert pre.abs().min() > 3  # saturated: tanh' < 0.01
+    torch.testing.assert_close(on_k, off_k + 0.5 * pre.pow(2).mean((1, 2)))
+    bias = st["actor"]["l2.bias"].requires_grad_()
+    g_off = torch.autograd.grad(u.actor_loss(*args)[0], bias)[0]
+    g_on = torch.autograd.grad(u_pen.actor_loss(*args)[0], bias)[0]
+    assert g_on.norm() > 100 * g_off.norm()  # the penalty's gradient does not vanish with tanh's
 
 
 def test_absorbing_pairs_enter_the_discriminator_batch_as_masked_rows():

@@ -16,7 +16,8 @@ discriminator step and one actor-critic step), in this order:
    heads so their outputs in return units are unchanged (:meth:`SAMUpdate.popart_fold`).
 4. **Critic.** ``L_Q = sum_j [l(Q_j, y_n) + l(Q_j, y_1)] + nu/2 sum ||W_hidden||^2`` in
    normalised units (``l``: Huber or MSE; the 1-step term optional).
-5. **Actor** (every ``policy_delay`` updates): ``L_mu = -q_scale mean Q_1(s, mu(s)) - d_scale mean r(s, mu(s))``.
+5. **Actor** (every ``policy_delay`` updates): ``L_mu = -q_scale mean Q_1(s, mu(s)) - d_scale mean r(s, mu(s))
+   + preact_penalty mean u(s)^2``, where ``mu = tanh(u)`` (``u``: the actor's output before the tanh).
 6. **Polyak** on both targets.
 
 Every gradient is per seed (losses are summed over the seed axis), clipped per seed to
@@ -75,6 +76,7 @@ class Settings:
     absorbing: bool
     q_scale: float
     d_scale: float
+    preact_penalty: float
     grad_clip: Optional[float]
     n_critics: int
     target_noise: float
@@ -106,6 +108,7 @@ def settings_from_cfg(a: Any) -> Settings:
         absorbing=bool(a.absorbing),
         q_scale=float(a.actor.q_scale),
         d_scale=float(a.actor.d_scale),
+        preact_penalty=float(a.actor.preact_penalty),
         grad_clip=None if a.grad_clip is None else float(a.grad_clip),
         n_critics=int(a.critic.n_critics),
         target_noise=float(a.critic.target_noise),
@@ -302,13 +305,18 @@ class SAMUpdate:
 
     def actor_loss(self, ap: Params, cp: Params, obs_n: torch.Tensor, popart: Params, dp: Params, stats: Params, raw_obs: torch.Tensor):
         s = self.s
-        mu = self.policy(ap, obs_n)
+        u = self.actor(ap, obs_n)
+        mu = torch.tanh(u)
         q = self.q_values(cp, obs_n, mu)[0]
         if s.popart:
             q = (q.double() * self._sigma(popart).unsqueeze(1) + popart["mean"].unsqueeze(1)).float()
         loss = -s.q_scale * q.mean(1)
         if s.d_scale:
             loss = loss - s.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(mu)).mean(1)
+        if s.preact_penalty:
+            # Where tanh is flat the critic's gradient no longer reaches the actor, which then stays
+            # at the action bounds (measured on Ant: docs/sam.md); this pulls u back where it does.
+            loss = loss + s.preact_penalty * u.pow(2).mean((1, 2))
         return loss.sum(), loss.detach()
 
     def popart_fold(self, pop: Params, targets: torch.Tensor, critics: list[Params]) -> None:
