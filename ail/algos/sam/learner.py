@@ -228,11 +228,19 @@ class SAMLearner(Learner):
             return obs
         return np.concatenate([obs, np.zeros((*obs.shape[:-1], 1), dtype=obs.dtype)], axis=-1)
 
-    def _column(self, field: str, rows: np.ndarray) -> np.ndarray:
-        """``field`` at ``rows (K, ...)`` of each seed's own column."""
+    def _flat(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``(K, ...)`` of each seed's own column as flat rows of the replay: row r of seed k is
+        flat row r * K + k (``np.take`` of flat rows: cheaper than a 2-d fancy index)."""
+        return rows * self.k + np.arange(self.k).reshape(-1, *([1] * (rows.ndim - 1)))
+
+    def _column(self, field: str, flat: np.ndarray) -> np.ndarray:
+        """``field`` at flat rows ``flat`` (:meth:`_flat`)."""
         data = getattr(self.replay, field)
-        flat = data.reshape(-1, *data.shape[2:])  # row r of seed k is flat row r * K + k (np.take of flat rows: cheaper than a 2-d fancy index)
-        return np.take(flat, rows * self.k + np.arange(self.k).reshape(-1, *([1] * (rows.ndim - 1))), axis=0)
+        return np.take(data.reshape(-1, *data.shape[2:]), flat, axis=0)
+
+    def _terminated(self, flat: np.ndarray) -> np.ndarray:
+        """Whether the rows ended on a true termination (done, not truncated by the time limit)."""
+        return self._column("dones", flat).astype(bool) & ~self._column("timeouts", flat).astype(bool)
 
     def _rows(self) -> np.ndarray:
         return np.stack([uniform_rows(self.replay, int(self.a.batch_size), rng) for rng in self.rngs])
@@ -241,8 +249,8 @@ class SAMLearner(Learner):
         """Policy pairs from each seed's replay against as many expert pairs, and their random draws."""
         a, k = self.a, self.k
         b = int(a.discriminator.batch_size)
-        rows = np.stack([uniform_rows(self.replay, b, rng) for rng in self.rngs])
-        p_obs, p_act = self._column("observations", rows), self._column("actions", rows)
+        flat = self._flat(np.stack([uniform_rows(self.replay, b, rng) for rng in self.rngs]))
+        p_obs, p_act = self._column("observations", flat), self._column("actions", flat)
         idx = torch.stack([torch.randint(len(self.expert_obs), (b,), generator=g) for g in self.gens])
         e_obs, e_act = self.expert_obs[idx], self.expert_act[idx]
         out = {"d_stats_obs": torch.cat([torch.as_tensor(p_obs), e_obs], dim=1)}
@@ -254,7 +262,7 @@ class SAMLearner(Learner):
         w_p = w_e = ones
         if bool(a.absorbing):
             # DAC: each terminal transition also leads into the absorbing state, on both sides (B masked rows each).
-            term_p = torch.as_tensor(self._column("dones", rows).astype(bool) & ~self._column("timeouts", rows).astype(bool))
+            term_p = torch.as_tensor(self._terminated(flat))
             term_e = self.expert_term[idx]
             abs_obs = torch.zeros(k, b, self.obs_dim + 1)
             abs_obs[..., -1] = 1.0
@@ -275,20 +283,21 @@ class SAMLearner(Learner):
         win_idx = win.idx.reshape(k, b, n)
         next1 = buf.next_obs_rows(rows.reshape(-1), envs.reshape(-1)).reshape(k, b, -1)
         next_all = next1 if n == 1 else np.concatenate([next1, buf.next_obs_rows(win.last, envs.reshape(-1)).reshape(k, b, -1)], axis=1)
+        flat, win_flat = self._flat(rows), self._flat(win_idx)
         out = {
-            "obs": torch.as_tensor(self._column("observations", rows)),
-            "act": torch.as_tensor(self._column("actions", rows)),
+            "obs": torch.as_tensor(self._column("observations", flat)),
+            "act": torch.as_tensor(self._column("actions", flat)),
             "next_obs": torch.as_tensor(next_all),
-            "term1": torch.as_tensor(self._column("dones", rows).astype(bool) & ~self._column("timeouts", rows).astype(bool)),
+            "term1": torch.as_tensor(self._terminated(flat)),
             "valid": torch.as_tensor(win.valid.reshape(k, b, n)),
             "length": torch.as_tensor(win.length.reshape(k, b)),
             "terminal": torch.as_tensor(win.terminal.reshape(k, b)),
         }
         if bool(a.recompute_rewards):
-            out["win_obs"] = torch.as_tensor(self._d_obs(self._column("observations", win_idx).reshape(k, b * n, -1)))
-            out["win_act"] = torch.as_tensor(self._column("actions", win_idx).reshape(k, b * n, -1))
+            out["win_obs"] = torch.as_tensor(self._d_obs(self._column("observations", win_flat).reshape(k, b * n, -1)))
+            out["win_act"] = torch.as_tensor(self._column("actions", win_flat).reshape(k, b * n, -1))
         else:
-            out["r_stored"] = torch.as_tensor(self._column("rewards", win_idx).astype(np.float32))
+            out["r_stored"] = torch.as_tensor(self._column("rewards", win_flat).astype(np.float32))
         sigma, clip = float(a.critic.target_noise), float(a.critic.target_noise_clip)
         if sigma > 0:
             shape = (next_all.shape[1], self.act_dim)
@@ -300,21 +309,23 @@ class SAMLearner(Learner):
         """One SAM training step of every seed; returns the ``(K, len(LOGS))`` means of its updates."""
         s = self.a.schedule
         if self.param_noise is not None and self.train_steps % int(self.a.exploration.adapt_every) == 0:
-            obs = torch.as_tensor(self._column("observations", self._rows()))
+            obs = torch.as_tensor(self._column("observations", self._flat(self._rows())))
             self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], to_device(obs, self.device)), self.gens)
         if int(s.d_steps) == 1 and int(s.g_steps) == 1:  # the default: both halves in one call
-            calls = [self._call({**self.d_batch(), **self.ac_batch()}, True, True)]
+            out, _, due = self._call({**self.d_batch(), **self.ac_batch()}, True, True)
+            if not due:
+                out[:, -1] = np.nan
         else:
             calls = [self._call(self.d_batch(), True, False) for _ in range(int(s.d_steps))]
             calls += [self._call(self.ac_batch(), False, True) for _ in range(int(s.g_steps))]
+            n_d = len(D_LOGS)
+            d = np.mean([out[:, :n_d] for out, part, _ in calls if part != "ac"], axis=0)
+            ac = np.mean([out[:, n_d:-1] for out, part, _ in calls if part != "d"], axis=0)
+            dues = [out[:, -1] for out, _, actor in calls if actor]
+            actor = np.mean(dues, axis=0) if dues else np.full(self.k, np.nan)
+            out, due = np.concatenate([d, ac, actor[:, None]], axis=1), bool(dues)
         self.train_steps += 1
-        n_d = len(D_LOGS)
-        d = np.mean([out[:, :n_d] for out, part, _ in calls if part != "ac"], axis=0)
-        ac = np.mean([out[:, n_d:-1] for out, part, _ in calls if part != "d"], axis=0)
-        due = [out[:, -1] for out, _, actor in calls if actor]
-        actor = np.mean(due, axis=0) if due else np.full(self.k, np.nan)
-        out = np.concatenate([d, ac, actor[:, None]], axis=1)
-        if not np.isfinite(out[:, :-1]).all() or (due and not np.isfinite(actor).all()):
+        if not np.isfinite(out[:, :-1]).all() or (due and not np.isfinite(out[:, -1]).all()):
             raise TrainingError("SAM's discriminator or actor-critic update gave a NaN/inf loss")
         return out
 
