@@ -71,9 +71,9 @@ def _values(override: Any) -> Iterable[Any]:
         return list(override.sweep_iterator())
     if isinstance(value, (Glob, IntervalSweep)):
         return []
-    if isinstance(value, list):
-        return value
-    return [value]
+    if isinstance(value, list) and override.key_or_group in GROUPS:
+        return value  # a group's list selects several of its options
+    return [value]  # a list value of a config key (algo.network.hidden=[256,256]) is one value
 
 
 def check_overrides(argv: list[str]) -> None:
