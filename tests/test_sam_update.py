@@ -272,7 +272,7 @@ def test_a_step_that_cannot_compile_falls_back_to_the_same_function(capsys):
 
     # On the CPU the C++ wrapper is tried first, then the Python one; every failure says what is tried next.
     step = Compiled(needs_numpy, "test", enabled=True)
-    assert step.options == {"cpp_wrapper": True}
+    assert step.options == {"cpp_wrapper": True, "memory_planning": True}
     assert torch.equal(step(torch.ones(3)), torch.full((3,), 2.0))
     assert step.compiled is None
     err = capsys.readouterr().err.strip().splitlines()
