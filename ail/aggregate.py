@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 CONFIDENCE = 0.95
 RESAMPLES = 2000  # bootstrap resamples (rliable's default is 50k; 2k keeps a report under a minute)
 SEED = 0  # the bootstrap's own generator: the same runs always give the same intervals
-COLORS = {"bc": "tab:gray", "gail-ppo": "tab:blue", "gail-trpo": "tab:cyan", "sam": "tab:orange", "mgail": "tab:green"}
+COLORS = {"bc": "tab:gray", "gail-ppo": "tab:blue", "gail-trpo": "tab:cyan", "sam": "tab:orange", "mgail": "tab:green", "dyna": "tab:purple"}
+SPARE_COLORS = ["tab:brown", "tab:pink", "tab:olive"]  # for labels COLORS does not name; none of them is taken there
 
 
 def complete_cells(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
@@ -96,7 +97,9 @@ def markdown_aggregate(agg: dict[str, dict[str, tuple[float, float, float]]], ma
 
 
 def color(label: str, i: int) -> str:
-    return COLORS.get(label, f"C{i % 10}")
+    """An algorithm's colour in every figure: by its label, else by the label's first part
+    (``dyna-tp10``: dyna), else the ``i``-th spare colour."""
+    return COLORS.get(label) or COLORS.get(label.split("-")[0]) or SPARE_COLORS[i % len(SPARE_COLORS)]
 
 
 def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
@@ -125,7 +128,13 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
         point, interval = rly.get_interval_estimates({label: scores}, iqm_per_step, reps=RESAMPLES // 4)
         c = color(label, i)
         ax.fill_between(grid, interval[label][0], interval[label][1], color=c, alpha=0.2, lw=0)
-        ax.plot(grid, point[label], color=c, lw=1.8, label=f"{label} ({len(group)} tasks, {n} seeds each)")
+        ax.plot(
+            grid,
+            point[label],
+            color=c,
+            lw=1.8,
+            label=f"{label} ({len(group)} task{'s' if len(group) != 1 else ''}, {n} seed{'s' if n != 1 else ''} each)",
+        )
         drawn += 1
     if not drawn:
         plt.close(fig)

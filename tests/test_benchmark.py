@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from ail.aggregate import color
 from ail.benchmark import benchmark_report, bootstrap_ci, main
 
 EXPERT, RANDOM = 3000.0, 0.0
@@ -97,3 +98,13 @@ def test_the_bootstrap_interval_is_seeded_and_brackets_the_mean():
 def test_the_command_line_refuses_a_missing_directory(tmp_path, capsys):
     assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_every_algorithm_of_the_grid_has_its_own_colour():
+    # Dyna-AIL's label (dyna-tp10) once fell back to matplotlib's C1, the orange SAM is drawn in.
+    labels = ["bc", "dyna-tp10", "gail-ppo", "gail-trpo", "mgail", "sam", "my-algo"]
+    from matplotlib.colors import to_hex
+
+    colours = [to_hex(color(label, i)) for i, label in enumerate(labels)]  # as drawn: "C1" is "tab:orange"
+    assert len(set(colours)) == len(labels), dict(zip(labels, colours))
+    assert color("dyna-tp5", 0) == color("dyna-tp10", 3)
