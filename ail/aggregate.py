@@ -96,6 +96,11 @@ def markdown_aggregate(agg: dict[str, dict[str, tuple[float, float, float]]], ma
     return "\n".join(lines) + "\n"
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1, as the figures' legends say it: "1 seed", "3 seeds"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def color(label: str, i: int) -> str:
     """An algorithm's colour in every figure: by its label, else by the label's first part
     (``dyna-tp10``: dyna), else the ``i``-th spare colour."""
@@ -128,13 +133,7 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
         point, interval = rly.get_interval_estimates({label: scores}, iqm_per_step, reps=RESAMPLES // 4)
         c = color(label, i)
         ax.fill_between(grid, interval[label][0], interval[label][1], color=c, alpha=0.2, lw=0)
-        ax.plot(
-            grid,
-            point[label],
-            color=c,
-            lw=1.8,
-            label=f"{label} ({len(group)} task{'s' if len(group) != 1 else ''}, {n} seed{'s' if n != 1 else ''} each)",
-        )
+        ax.plot(grid, point[label], color=c, lw=1.8, label=f"{label} ({count(len(group), 'task')}, {count(n, 'seed')} each)")
         drawn += 1
     if not drawn:
         plt.close(fig)

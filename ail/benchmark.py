@@ -41,6 +41,7 @@ from ail.aggregate import (
     aggregate,
     color,
     complete_cells,
+    count,
     iqm_curve_figure,
     log_grid,
     markdown_aggregate,
@@ -148,7 +149,7 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     x_min = min((int(r.steps[r.steps > 0].min()) for r in interacting), default=1_000)
     for i, (label, group) in enumerate(sorted(by_label.items())):
         c = color(label, i)
-        seeds = f"{len(group)} seed{'s' if len(group) != 1 else ''}"
+        seeds = count(len(group), "seed")
         scores = np.array([r.summary["normalized_score"] for r in group])
         if all(r.algo == "bc" for r in group):  # no env steps: its final score as a level
             lo, hi = bootstrap_ci(scores, rng)

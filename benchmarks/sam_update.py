@@ -11,8 +11,8 @@ update and of one DDPG update (``torch.utils.flop_counter``) against this core's
 SAM's matmul shapes: the arithmetic limit, and the fraction of it each K (and DDPG) reaches. SAM's
 update does several times DDPG's arithmetic (a discriminator step with gradient penalty, and D's
 rewards over every n-step window), so it matches DDPG's updates/s only where it uses the core
-that many times better. Only the update is timed
-here; benchmarks/sam_speed.py times whole training loops.
+that many times better. Only the update is timed here; benchmarks/sam_speed.py times whole
+training loops.
 
 ``--device cuda``: the same on a GPU, compiled as the learner compiles it there (one CUDA graph per
 call), next to SB3 DDPG on the GPU; the arithmetic limit, a CPU core's, is then not computed.
