@@ -1,6 +1,6 @@
 """SAM's stacked update (ail/algos/sam/update.py) alone, next to SB3 DDPG's update, in one run.
 
-    python benchmarks/sam_update.py [--env hopper] [--ks 1 2 4 8] [--seconds 10] [--eager] [--device cuda]
+    python benchmarks/sam_update.py [--env hopper] [--ks 1 2 4 8] [--seconds 10] [--eager] [--device cuda] [--process-steps 100000]
 
 One torch thread. For each K: SAM updates/s and seed-updates/s of the compiled update (and the
 uncompiled one with ``--eager``), on a batch of random data with the task's shapes and
@@ -14,6 +14,12 @@ rewards over every n-step window), so it matches DDPG's updates/s only where it 
 that many times better. Only the update is timed here; benchmarks/sam_speed.py times whole
 training loops.
 
+Last, whole processes one after the other on this core (``--process-steps N``, 0 skips them):
+``launch.py algo=sam env=ENV train.env_steps=N`` as a user runs it (compilation, evaluations and
+the final 50 episodes included) and an SB3 DDPG process learning ``N`` env steps with the same
+networks, batch, ``learning_starts`` and one update per env step (no evaluations): each one's wall
+time and peak resident memory (``os.wait4``'s ``ru_maxrss``).
+
 ``--device cuda``: the same on a GPU, compiled as the learner compiles it there (one CUDA graph per
 call), next to SB3 DDPG on the GPU; the arithmetic limit, a CPU core's, is then not computed.
 """
@@ -21,18 +27,28 @@ call), next to SB3 DDPG on the GPU; the arithmetic limit, a CPU core's, is then 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from stable_baselines3 import DDPG
+from stable_baselines3.common.noise import NormalActionNoise
 from torch.utils.flop_counter import FlopCounterMode
 
 from ail.algos.sam.stacked import to_device
 from ail.algos.sam.update import Compiled, SAMUpdate
 from ail.config import CONF_DIR, register_resolvers
 from ail.envs import make_vec_env
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -98,6 +114,38 @@ def matmul_rate(shapes: list[tuple[int, int, int]], seconds: float) -> float:
     return flops / secs
 
 
+def process(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one child process run to its end."""
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on a full pipe
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def ddpg_process(cfg: DictConfig, steps: int) -> None:
+    """``--ddpg-process``: SB3 DDPG learning ``steps`` env steps with SAM's networks, batch and ``learning_starts``."""
+    a = cfg.algo
+    venv = make_vec_env(cfg.env.name, n_envs=1, seed=0)
+    act = venv.action_space.shape[0]
+    DDPG(
+        "MlpPolicy",
+        venv,
+        learning_starts=int(a.learning_starts),
+        batch_size=int(a.batch_size),
+        train_freq=1,
+        gradient_steps=1,
+        action_noise=NormalActionNoise(np.zeros(act), 0.1 * np.ones(act)),
+        policy_kwargs={"net_arch": list(a.network.hidden)},
+        seed=0,
+        device="cpu",
+    ).learn(steps)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="hopper")
@@ -105,6 +153,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="timing window per measurement")
     parser.add_argument("--eager", action="store_true", help="also time the uncompiled update")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--process-steps", type=int, default=100_000, help="env steps of the whole-process rows (0: skip them)")
+    parser.add_argument("--ddpg-process", type=int, default=0, help=argparse.SUPPRESS)  # the DDPG child of those rows
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
@@ -113,6 +163,9 @@ def main(argv: list[str]) -> int:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=["algo=sam", f"env={args.env}"])
+    if args.ddpg_process:
+        ddpg_process(cfg, args.ddpg_process)
+        return 0
     a = cfg.algo
     venv = make_vec_env(cfg.env.name, n_envs=1, seed=0)
     space = venv.action_space
@@ -163,6 +216,15 @@ def main(argv: list[str]) -> int:
             name = "sam compiled" if compiled else "sam eager"
             share = f"{k * per / limit:9.0%}" if dev.type == "cpu" else f"{k * per * flops / 1e9:9.1f}"
             print(f"{name:<16} {k:>3} {per:10.1f} {k * per:11.1f} {k * per / ddpg_rate:7.2f} {share}   (first call {first:.0f} s)")
+    if args.process_steps and dev.type == "cpu":
+        n = args.process_steps
+        print(f"whole processes, {n} env steps each, one after the other")
+        with tempfile.TemporaryDirectory() as runs:
+            sam_cmd = [sys.executable, "launch.py", "algo=sam", f"env={args.env}", f"train.env_steps={n}", f"paths.runs={runs}", "runtime.progress=false"]
+            sam_s, sam_mb = process(sam_cmd)
+        ddpg_s, ddpg_mb = process([sys.executable, __file__, "--env", args.env, "--ddpg-process", str(n)])
+        print(f"{'sb3 ddpg':<16} {ddpg_s:8.1f} s  peak {ddpg_mb:6.0f} MB")
+        print(f"{'launch.py sam':<16} {sam_s:8.1f} s  peak {sam_mb:6.0f} MB   {sam_s / ddpg_s:.2f}x DDPG's time ({' '.join(sam_cmd[1:4])})")
     return 0
 
 
