@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -220,7 +219,15 @@ def main(argv: list[str]) -> int:
         n = args.process_steps
         print(f"whole processes, {n} env steps each, one after the other")
         with tempfile.TemporaryDirectory() as runs:
-            sam_cmd = [sys.executable, "launch.py", "algo=sam", f"env={args.env}", f"train.env_steps={n}", f"paths.runs={runs}", "runtime.progress=false"]
+            sam_cmd = [
+                sys.executable,
+                "launch.py",
+                "algo=sam",
+                f"env={args.env}",
+                f"train.env_steps={n}",
+                f"paths.runs={runs}",
+                "runtime.progress=false",
+            ]
             sam_s, sam_mb = process(sam_cmd)
         ddpg_s, ddpg_mb = process([sys.executable, __file__, "--env", args.env, "--ddpg-process", str(n)])
         print(f"{'sb3 ddpg':<16} {ddpg_s:8.1f} s  peak {ddpg_mb:6.0f} MB")
