@@ -215,6 +215,7 @@ class ForwardModel(Section):
     lr: PosNum
     max_error: PosNum
     plan_bound: PosNum
+    expert_fraction: Fraction
 
 
 class ModelBasedConfig(AlgoConfig):

@@ -1,13 +1,14 @@
 """How well a trained MGAIL / Dyna-AIL forward model's gradients match the simulator's, per horizon.
 
-    python benchmarks/forward_model_gradients.py RUN_DIR [--states 200] [--horizon 10] [--eps 1e-3]
+    python benchmarks/forward_model_gradients.py RUN_DIR [--states 200] [--horizon 10] [--eps 1e-3] [--expert]
 
 MGAIL's policy gradient reaches an action ``k`` steps back through the model's Jacobians taken at
 the real states (the re-parameterised unroll, ``ail/algos/model_based/unroll.py``):
 
     d s_{t+k} / d a_t = A_{t+k-1} ... A_{t+1} B_t,   A = df/ds,  B = df/da  (autograd).
 
-Along episodes of the run's last policy (its checkpoint, deterministic) in the real MuJoCo env,
+Along episodes of the run's last policy (its checkpoint, deterministic; ``--expert``: the shipped
+expert's, where the learner should go) in the real MuJoCo env,
 this script compares that product with the simulator's, built the same way from central finite
 differences of one env step around each visited state (the full simulator state, the solver's
 warm start included, restored before every perturbed step). Everything is in the model's
@@ -36,6 +37,7 @@ from omegaconf import OmegaConf
 from ail.algos.model_based.diff_policy import DiffPolicy
 from ail.algos.model_based.forward_model import ForwardModel
 from ail.envs import env_id
+from ail.experts import load_expert
 
 
 def load(run_dir: Path) -> tuple[object, ForwardModel, DiffPolicy, gym.Env]:
@@ -111,9 +113,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--states", type=int, default=200, help="start steps compared (episodes are rolled until this many)")
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--eps", type=float, default=1e-3, help="finite-difference step, raw units")
+    parser.add_argument("--expert", action="store_true", help="roll the shipped expert instead of the run's policy")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cfg, fm, policy, env = load(args.run_dir)
+    expert = load_expert(cfg.env.name) if args.expert else None
     sim = Simulator(env, args.eps)
     s_std, a_std = fm.obs_std.double().numpy(), fm.act_std.double().numpy()
     H = args.horizon
@@ -126,9 +130,11 @@ def main(argv: list[str]) -> int:
         episode += 1
         traj = []  # (obs, action, model A, model B, true A, true B), normalised units
         while True:
-            with torch.no_grad():
-                act_t = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0]
-            act = act_t.numpy().astype(np.float64)
+            if expert is not None:
+                act = np.asarray(expert.predict(obs[None], deterministic=True)[0], dtype=np.float64).reshape(env.action_space.shape)
+            else:
+                with torch.no_grad():
+                    act = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy().astype(np.float64)
             saved = sim.save()
             tA, tB = sim.jacobians(saved, act)
             mA, mB = model_jacobians(fm, obs, act)
@@ -150,7 +156,8 @@ def main(argv: list[str]) -> int:
                     s_pred = fm.predict(s_pred, torch.as_tensor(traj[t + k][1], dtype=torch.float32)[None])
                 err = (s_pred[0].double().numpy() - traj[t + k + 1][0]) / s_std
                 open_loop[k].append(float(np.mean(err**2)))
-    print(f"{args.run_dir}: {cfg.algo.name} on {cfg.env.name}, {len(rel[0])} start steps from {episode} episodes of its last policy")
+    whose = "the shipped expert" if expert is not None else "its last policy"
+    print(f"{args.run_dir}: {cfg.algo.name} on {cfg.env.name}, {len(rel[0])} start steps from {episode} episodes of {whose}")
     print(f"{'k':>3} {'rel. error of d s_t+k / d a_t':>30} {'cosine':>8} {'open-loop MSE':>14}")
     for k in range(H):
         print(f"{k + 1:>3} {np.median(rel[k]):30.3f} {np.median(cos[k]):8.3f} {np.median(open_loop[k]):14.4f}")

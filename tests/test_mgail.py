@@ -87,6 +87,7 @@ def test_dyna_runs_end_to_end_on_a_continuous_task(runs, update):
         (TINY_MGAIL, ["algo.forward_model.max_error=0"], "algo.forward_model.max_error=0 is invalid"),
         (TINY_MGAIL, ["algo.collect_start=reset"], "algo.collect_start=reset is invalid; accepted: live, expert"),
         (TINY_MGAIL, ["algo.collect_start=expert"], "algo.collect_start=expert needs simulator states in the demonstrations"),
+        (TINY_MGAIL, ["algo.forward_model.expert_fraction=1.5"], "algo.forward_model.expert_fraction=1.5 is invalid; accepted: a number in [0, 1]"),
         (TINY_DYNA, ["algo.plan_steps=-5"], "algo.plan_steps=-5 is invalid; accepted: a positive integer"),
         (TINY_DYNA, ["algo.plan_steps=1001"], "algo.plan_steps=1001 is longer than this task's episodes (1000 steps)"),
         (TINY_DYNA, ["algo.policy_update=sgd"], "algo.policy_update=sgd is invalid; accepted: adam, trpo"),
@@ -120,6 +121,36 @@ def test_planning_never_steps_the_real_env():
     logs = learner.planning_update(steps=10, batch=16)
     assert learner.env_steps == steps_before and logs["plan_kept"] > 0
     assert any(not (p == q).all() for p, q in zip(learner.policy.parameters(), before))  # it did update the policy
+
+
+@pytest.mark.parametrize("fraction,n_expert", [(0.0, 0), (0.5, 35), (1.0, 70)])
+def test_the_forward_model_trains_on_the_demonstrations_share_of_its_batch(fraction, n_expert):
+    from ail.algos.model_based.dyna import Dyna
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=TINY_DYNA[:2] + [f"algo.forward_model.expert_fraction={fraction}"])
+    learner = Dyna(cfg, load_demos("hopper", 4), [0])
+    learner.unroller.collect(20)
+    seen, asked = {}, []
+    loss, replay_batch = learner.fm.loss, learner._replay_batch
+
+    def spy_loss(obs, act, nxt):
+        seen.update(obs=obs, act=act, nxt=nxt)
+        return loss(obs, act, nxt)
+
+    def spy_replay(n):
+        asked.append(n)
+        return replay_batch(n)
+
+    learner.fm.loss, learner._replay_batch = spy_loss, spy_replay
+    learner.fm_step()
+    assert len(seen["obs"]) == int(cfg.algo.batch_size) == 70
+    assert asked == ([70 - n_expert] if n_expert < 70 else [])
+    # The last n_expert rows are transitions of the demonstrations: each with its own action and next state.
+    for obs, act, nxt in zip(seen["obs"][70 - n_expert :], seen["act"][70 - n_expert :], seen["nxt"][70 - n_expert :]):
+        j = int((learner.expert_obs == obs).all(1).nonzero()[0, 0])
+        assert torch.equal(learner.expert_act[j], act) and torch.equal(learner.expert_next_obs[j], nxt)
 
 
 def test_same_seed_gives_the_same_curve(runs):

@@ -72,6 +72,7 @@ class ModelBasedLearner(Learner):
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32)
         self.expert_act = encode_actions(torch.as_tensor(demos.actions), space)
+        self.expert_next_obs = torch.as_tensor(demos.next_obs, dtype=torch.float32)
         self.policy = DiffPolicy(
             self.venv.observation_space,
             space,
@@ -197,9 +198,20 @@ class ModelBasedLearner(Learner):
         self.unroller.collect(steps, start=start)
 
     def fm_step(self) -> float:
-        """One Adam step of the forward model's squared loss on a replay batch."""
-        batch = self._replay_batch(int(self.a.batch_size))
-        loss = self.fm.loss(batch.observations, encode_actions(batch.actions, self.venv.action_space), batch.next_observations)
+        """One Adam step of the forward model's squared loss on a replay batch, a share
+        ``forward_model.expert_fraction`` of it drawn from the demonstrations' transitions instead."""
+        n = int(self.a.batch_size)
+        n_expert = int(round(n * float(self.a.forward_model.expert_fraction)))
+        parts = []
+        if n_expert < n:
+            b = self._replay_batch(n - n_expert)
+            parts.append((b.observations, encode_actions(b.actions, self.venv.action_space), b.next_observations))
+        if n_expert:
+            # The learner's replay holds only states it reached; a policy that falls early never
+            # shows its model the states it must learn to reach (docs/mgail_dyna.md, Walker2d).
+            e = torch.randint(len(self.expert_obs), (n_expert,), generator=self.g)
+            parts.append((self.expert_obs[e], self.expert_act[e], self.expert_next_obs[e]))
+        loss = self.fm.loss(*(torch.cat(column) for column in zip(*parts)))
         if not torch.isfinite(loss):
             raise TrainingError("the forward model's loss is NaN/inf")
         self.f_opt.zero_grad()
