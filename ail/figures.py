@@ -9,6 +9,7 @@ a short run's axis is never unlabelled.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -61,6 +62,14 @@ def steps_axis(ax: Any, x_min: float, x_max: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_steps(v)))
     ax.set_xlim(0.0, x_max * 1.15)
     ax.set_xlabel("environment interactions")
+
+
+def seed_counts(counts: list[str]) -> str:
+    """A panel's ``"label: N seeds"`` entries as one subtitle: ``"N seeds each"`` when they agree,
+    else wrapped to lines a panel is wide enough for (a long line is cut off at the figure's edges)."""
+    if len(counts) > 1 and len({c.split(": ", 1)[1] for c in counts}) == 1:
+        return counts[0].split(": ", 1)[1] + " each"
+    return textwrap.fill(", ".join(counts), width=70)
 
 
 def panel_figure(runs: list["RunRecord"], demos: int) -> Any:
@@ -116,7 +125,7 @@ def panel_figure(runs: list["RunRecord"], demos: int) -> Any:
             ax.fill_between(grid, lo, hi, color=c, alpha=0.2, lw=0)
         _demonstrations(ax, demo_returns(here[0]), np.concatenate(drawn), handles)
         steps_axis(ax, x_min, x_max)
-        ax.set_title(f"{here[0].env_id}, {demos} demonstrations\n" + ", ".join(counts), fontsize=9)
+        ax.set_title(f"{here[0].env_id}, {demos} demonstrations\n" + seed_counts(counts), fontsize=9)
         ax.set_ylabel("evaluation return")
         ax.grid(alpha=0.3, lw=0.4)
     for ax in list(axes.flat)[len(envs) :]:

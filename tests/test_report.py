@@ -217,6 +217,16 @@ def test_the_figure_labels_its_steps_keeps_step_0_scales_to_the_curves_and_keeps
     pyplot().close(fig)
 
 
+def test_a_panel_subtitle_says_each_when_the_seed_counts_agree_and_wraps_otherwise() -> None:
+    from ail.figures import seed_counts
+
+    assert seed_counts([f"mgail-probe{i}: 1 seed" for i in range(5)]) == "1 seed each"
+    assert seed_counts(["sam: 3 seeds"]) == "sam: 3 seeds"
+    many = [f"algorithm-{i}: {i + 1} seeds" for i in range(8)]
+    lines = seed_counts(many).splitlines()
+    assert len(lines) > 1 and all(len(line) <= 70 for line in lines) and " ".join(lines) == ", ".join(many)
+
+
 def test_demonstrations_within_the_curves_scale_are_drawn_as_a_band(experiment: Path) -> None:
     from ail.figures import panel_figure, pyplot
     from ail.report import load_runs
