@@ -18,7 +18,7 @@ Last, whole processes one after the other on this core (``--process-steps N``, 0
 ``launch.py algo=sam env=ENV train.env_steps=N`` as a user runs it (compilation, evaluations and
 the final 50 episodes included) and an SB3 DDPG process learning ``N`` env steps with the same
 networks, batch, ``learning_starts`` and one update per env step (no evaluations): each one's wall
-time and peak resident memory (``os.wait4``'s ``ru_maxrss``).
+time and peak resident memory (the child's ``VmHWM``).
 
 ``--device cuda``: the same on a GPU, compiled as the learner compiles it there (one CUDA graph per
 call), next to SB3 DDPG on the GPU; the arithmetic limit, a CPU core's, is then not computed.
@@ -114,16 +114,27 @@ def matmul_rate(shapes: list[tuple[int, int, int]], seconds: float) -> float:
 
 
 def process(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of one child process run to its end."""
+    """Wall seconds and peak resident memory (MB) of one child process run to its end.
+
+    The peak is the child's ``VmHWM`` in ``/proc``, read until it exits: its ``ru_maxrss`` would not
+    do, since Linux carries the parent's peak over into a child at fork and exec (this process has
+    compiled and run every K by then, so both children would report its peak)."""
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on a full pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak_kb = 0
+        while proc.poll() is None:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                peak_kb = max(peak_kb, int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]))
+            except (OSError, StopIteration, ValueError):
+                pass  # exiting (or no /proc): the last reading stands
+            time.sleep(0.2)
         seconds = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
+        if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, peak_kb / 1024
 
 
 def ddpg_process(cfg: DictConfig, steps: int) -> None:
