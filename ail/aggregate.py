@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from ail.figures import finish_steps_axes, pyplot, steps_axis
+from ail.figures import count, finish_steps_axes, pyplot, steps_axis
 
 if TYPE_CHECKING:
     from ail.report import RunRecord
@@ -94,11 +94,6 @@ def markdown_aggregate(agg: dict[str, dict[str, tuple[float, float, float]]], ma
             f"| {k} | {iqm:.3f} [{ilo:.3f}, {ihi:.3f}] | {mean:.3f} [{mlo:.3f}, {mhi:.3f}] | {', '.join(tasks[k])} | {matrices[k].shape[0]} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1, as the figures' legends say it: "1 seed", "3 seeds"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def color(label: str, i: int) -> str:

@@ -64,6 +64,11 @@ def steps_axis(ax: Any, x_min: float, x_max: float) -> None:
     ax.set_xlabel("environment interactions")
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1, as the figures' legends say it: "1 seed", "3 seeds"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def seed_counts(counts: list[str]) -> str:
     """A panel's ``"label: N seeds"`` entries as one subtitle: ``"N seeds each"`` when they agree,
     else wrapped to lines a panel is wide enough for (a long line is cut off at the figure's edges)."""
@@ -109,7 +114,7 @@ def panel_figure(runs: list["RunRecord"], demos: int) -> Any:
             # none complete yet (a sweep in progress) is drawn from what its runs have logged.
             done = [r for r in group if r.status == "complete"]
             group = done or group
-            counts.append(f"{lab}: {len(group)} seed{'s' if len(group) > 1 else ''}{'' if done else ' (incomplete)'}")
+            counts.append(f"{lab}: {count(len(group), 'seed')}{'' if done else ' (incomplete)'}")
             c = color[lab]
             if all(r.budget == 0 for r in group):  # BC: no interactions, its final return as a level
                 level = float(np.mean([r.summary.get("final_return_mean", r.returns[-1]) for r in group]))
