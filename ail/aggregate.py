@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from ail.figures import count, finish_steps_axes, pyplot, steps_axis
+from ail.figures import DEMO_COLOR, count, finish_steps_axes, palette, pyplot, steps_axis
 
 if TYPE_CHECKING:
     from ail.report import RunRecord
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 CONFIDENCE = 0.95
 RESAMPLES = 2000  # bootstrap resamples (rliable's default is 50k; 2k keeps a report under a minute)
 SEED = 0  # the bootstrap's own generator: the same runs always give the same intervals
-COLORS = {"bc": "tab:gray", "gail-ppo": "tab:blue", "gail-trpo": "tab:cyan", "sam": "tab:orange", "mgail": "tab:green", "dyna": "tab:purple"}
-SPARE_COLORS = ["tab:brown", "tab:pink", "tab:olive"]  # for labels COLORS does not name; none of them is taken there
 
 
 def complete_cells(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
@@ -96,12 +94,6 @@ def markdown_aggregate(agg: dict[str, dict[str, tuple[float, float, float]]], ma
     return "\n".join(lines) + "\n"
 
 
-def color(label: str, i: int) -> str:
-    """An algorithm's colour in every figure: by its label, else by the label's first part
-    (``dyna-tp10``: dyna), else the ``i``-th spare colour."""
-    return COLORS.get(label) or COLORS.get(label.split("-")[0]) or SPARE_COLORS[i % len(SPARE_COLORS)]
-
-
 def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
     """IQM across tasks against env steps, per interacting algorithm (its tasks, equal seeds per task)."""
     from rliable import library as rly
@@ -111,7 +103,9 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
     drawn, first, last = 0, np.inf, 0
     cells = complete_cells(runs)
-    for i, label in enumerate(sorted({lab for lab, _ in cells})):
+    labels = sorted({lab for lab, _ in cells})
+    colours = palette(labels)
+    for label in labels:
         group = {env: cell for (lab, env), cell in cells.items() if lab == label and all(r.algo != "bc" for r in cell)}
         if not group:
             continue
@@ -126,14 +120,14 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
 
         np.random.seed(SEED)
         point, interval = rly.get_interval_estimates({label: scores}, iqm_per_step, reps=RESAMPLES // 4)
-        c = color(label, i)
+        c = colours[label]
         ax.fill_between(grid, interval[label][0], interval[label][1], color=c, alpha=0.2, lw=0)
         ax.plot(grid, point[label], color=c, lw=1.8, label=f"{label} ({count(len(group), 'task')}, {count(n, 'seed')} each)")
         drawn += 1
     if not drawn:
         plt.close(fig)
         return None
-    ax.axhline(1.0, color="tab:red", lw=1, ls="--", label="expert")
+    ax.axhline(1.0, color=DEMO_COLOR, lw=1, ls="--", label="expert")
     steps_axis(ax, first, last)
     finish_steps_axes(fig, ax, path, "IQM normalised score across tasks")
     return path
@@ -147,8 +141,9 @@ def profile_figure(path: Path, matrices: dict[str, np.ndarray]) -> None:
     np.random.seed(SEED)
     profiles, cis = rly.create_performance_profile(matrices, taus, reps=RESAMPLES // 4)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for i, k in enumerate(sorted(matrices)):
-        c = color(k, i)
+    colours = palette(sorted(matrices))
+    for k in sorted(matrices):
+        c = colours[k]
         ax.plot(taus, profiles[k], color=c, lw=1.8, label=k)
         ax.fill_between(taus, cis[k][0], cis[k][1], color=c, alpha=0.2, lw=0)
     ax.set_xlabel("normalised score tau")

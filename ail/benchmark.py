@@ -39,7 +39,6 @@ from ail.aggregate import (
     RESAMPLES,
     SEED,
     aggregate,
-    color,
     complete_cells,
     count,
     iqm_curve_figure,
@@ -49,7 +48,7 @@ from ail.aggregate import (
     score_matrices,
     scores_at,
 )
-from ail.figures import finish_steps_axes, fmt_steps, pyplot, steps_axis
+from ail.figures import DEMO_COLOR, finish_steps_axes, fmt_steps, palette, pyplot, steps_axis
 from ail.report import RunRecord, _show, demo_returns, load_runs
 
 THRESHOLD = 0.9
@@ -147,8 +146,9 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     interacting = [r for r in runs if r.algo != "bc" and (r.steps > 0).any()]
     x_max = max((int(r.steps[-1]) for r in interacting), default=1_000_000)
     x_min = min((int(r.steps[r.steps > 0].min()) for r in interacting), default=1_000)
-    for i, (label, group) in enumerate(sorted(by_label.items())):
-        c = color(label, i)
+    colours = palette(sorted(by_label))
+    for label, group in sorted(by_label.items()):
+        c = colours[label]
         seeds = count(len(group), "seed")
         scores = np.array([r.summary["normalized_score"] for r in group])
         if all(r.algo == "bc" for r in group):  # no env steps: its final score as a level
@@ -162,8 +162,8 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     if ref is not None and len(ref):
         expert, rand = runs[0].summary["expert_return"], runs[0].summary["random_return"]
         norm = (ref - rand) / (expert - rand)
-        ax.axhspan(float(norm.mean() - norm.std()), float(norm.mean() + norm.std()), color="tab:red", alpha=0.12, lw=0)
-        ax.axhline(float(norm.mean()), color="tab:red", lw=1.2, label=f"demonstrations ({len(ref)})")
+        ax.axhspan(float(norm.mean() - norm.std()), float(norm.mean() + norm.std()), color=DEMO_COLOR, alpha=0.12, lw=0)
+        ax.axhline(float(norm.mean()), color=DEMO_COLOR, lw=1.2, label=f"demonstrations ({len(ref)})")
     steps_axis(ax, x_min, x_max)
     ax.set_title(f"{runs[0].env_id}, {runs[0].demos} demonstrations")
     finish_steps_axes(fig, ax, path, "normalised score (expert = 1)")

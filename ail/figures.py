@@ -9,17 +9,40 @@ a short run's axis is never unlabelled.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 if TYPE_CHECKING:
     from ail.report import RunRecord
 
-COLORS = ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:gray"]
+ALGO_COLORS = {"bc": "tab:gray", "gail-ppo": "tab:blue", "gail-trpo": "tab:cyan", "sam": "tab:orange", "mgail": "tab:green", "dyna": "tab:purple"}
+SPARE_COLORS = ["tab:brown", "tab:pink", "tab:olive", "black", "gold", "navy", "lime", "teal"]  # none is in ALGO_COLORS
 DEMO_COLOR = "tab:red"
+
+
+def palette(labels: Sequence[str]) -> dict[str, str]:
+    """Each label's colour in one figure, so that the same algorithm has the same colour in every
+    figure: its own (``sam``), else its family's (``dyna-tp10``: dyna; ``gail-ppo-lr3``: gail-ppo)
+    while no other label of the figure holds it, else the next spare one. Two labels of one figure
+    share a colour only past the spare colours.
+
+    :param labels: the figure's labels in drawing order; the first of a family gets the family's colour.
+    """
+    colours = {lab: ALGO_COLORS[lab] for lab in labels if lab in ALGO_COLORS}
+    taken = set(colours.values())
+    spare = itertools.cycle(SPARE_COLORS)
+    for lab in labels:
+        if lab in colours:
+            continue
+        families = [k for k in ALGO_COLORS if lab.startswith(k + "-")]
+        family = ALGO_COLORS[max(families, key=len)] if families else None
+        colours[lab] = family if family is not None and family not in taken else next(spare)
+        taken.add(colours[lab])
+    return {lab: colours[lab] for lab in labels}
 
 
 def pyplot() -> Any:
@@ -93,7 +116,7 @@ def panel_figure(runs: list["RunRecord"], demos: int) -> Any:
     chosen = [r for r in runs if r.demos == demos and r.env != "?" and len(r.steps)]
     envs = sorted({r.env for r in chosen})
     labels = sorted({r.label for r in chosen})
-    color = {lab: COLORS[i % len(COLORS)] for i, lab in enumerate(labels)}
+    color = palette(labels)
     cols = min(3, len(envs))
     rows_n = (len(envs) + cols - 1) // cols
     width, height = 5.2 * cols, 4.0 * rows_n

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ail.aggregate import color
 from ail.benchmark import benchmark_report, bootstrap_ci, main
+from ail.figures import DEMO_COLOR, SPARE_COLORS, palette
 
 EXPERT, RANDOM = 3000.0, 0.0
 
@@ -102,9 +102,20 @@ def test_the_command_line_refuses_a_missing_directory(tmp_path, capsys):
 
 def test_every_algorithm_of_the_grid_has_its_own_colour():
     # Dyna-AIL's label (dyna-tp10) once fell back to matplotlib's C1, the orange SAM is drawn in.
-    labels = ["bc", "dyna-tp10", "gail-ppo", "gail-trpo", "mgail", "sam", "my-algo"]
     from matplotlib.colors import to_hex
 
-    colours = [to_hex(color(label, i)) for i, label in enumerate(labels)]  # as drawn: "C1" is "tab:orange"
-    assert len(set(colours)) == len(labels), dict(zip(labels, colours))
-    assert color("dyna-tp5", 0) == color("dyna-tp10", 3)
+    labels = ["bc", "dyna-tp10", "gail-ppo", "gail-trpo", "mgail", "sam", "my-algo"]
+    colours = {lab: to_hex(c) for lab, c in palette(labels).items()}  # as drawn: "C1" is "tab:orange"
+    assert len(set(colours.values())) == len(labels), colours
+    assert to_hex(DEMO_COLOR) not in colours.values()
+    assert palette(["dyna-tp5"]) == {"dyna-tp5": "tab:purple"}  # one algorithm, one colour in every figure
+
+
+def test_two_variants_of_one_algorithm_in_one_figure_get_two_colours():
+    # mgail-tp5 and mgail-tp10 side by side were once both MGAIL green.
+    colours = palette(["gail-ppo", "gail-ppo-lr3", "mgail", "mgail-tp5", "mgail-tp10", "x", "y"])
+    assert len(set(colours.values())) == 7, colours
+    assert colours["gail-ppo"] == "tab:blue" and colours["mgail"] == "tab:green"
+    assert palette(["gail-ppo-lr3", "mgail-tp5"]) == {"gail-ppo-lr3": "tab:blue", "mgail-tp5": "tab:green"}
+    many = palette([f"algo{i}" for i in range(len(SPARE_COLORS) + 1)])
+    assert len(set(many.values())) == len(SPARE_COLORS)  # past the spare colours, they repeat
