@@ -18,7 +18,7 @@ import numpy as np
 from ail.figures import DEMO_COLOR, count, finish_steps_axes, palette, pyplot, steps_axis
 
 if TYPE_CHECKING:
-    from ail.report import RunRecord
+    from ail.runs import RunRecord
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000  # bootstrap resamples (rliable's default is 50k; 2k keeps a report under a minute)

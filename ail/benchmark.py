@@ -49,7 +49,7 @@ from ail.aggregate import (
     scores_at,
 )
 from ail.figures import DEMO_COLOR, finish_steps_axes, fmt_steps, palette, pyplot, steps_axis
-from ail.report import RunRecord, _show, demo_returns, load_runs
+from ail.runs import RunRecord, demo_returns, display_path, load_runs
 
 THRESHOLD = 0.9
 
@@ -215,7 +215,7 @@ def main(argv: list[str]) -> int:
     print((args.out / "table.md").read_text())
     for r in result["runs"]:
         if r.status != "complete":
-            print(f"warning: {r.status} run {_show(r.dir)}" + (f": {r.message}" if r.message else ""), file=sys.stderr)
+            print(f"warning: {r.status} run {display_path(r.dir)}" + (f": {r.message}" if r.message else ""), file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in result["written"]))
     return 0
 

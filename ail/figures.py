@@ -12,12 +12,11 @@ from __future__ import annotations
 import itertools
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ail.report import RunRecord
+from ail.runs import RunRecord, band, demo_returns, mean_curve
 
 ALGO_COLORS = {"bc": "tab:gray", "gail-ppo": "tab:blue", "gail-trpo": "tab:cyan", "sam": "tab:orange", "mgail": "tab:green", "dyna": "tab:purple"}
 SPARE_COLORS = ["tab:brown", "tab:pink", "tab:olive", "black", "gold", "navy", "lime", "teal"]  # none is in ALGO_COLORS
@@ -110,8 +109,6 @@ def panel_figure(runs: list["RunRecord"], demos: int) -> Any:
     y axis stays on the curves and the demonstrations' mean is written at the top. One legend below
     the panels, so none covers a curve. Returns the matplotlib Figure.
     """
-    from ail.report import band, demo_returns, mean_curve
-
     plt = pyplot()
     chosen = [r for r in runs if r.demos == demos and r.env != "?" and len(r.steps)]
     envs = sorted({r.env for r in chosen})

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from ail.report import band, mean_curve, report
+from ail.report import report
+from ail.runs import band, mean_curve
 from ail.sweep_failures import write_failure
 
 EXPERT, RANDOM = 1000.0, 0.0
@@ -107,7 +108,7 @@ def test_table_numbers_and_listing(experiment: Path, tmp_path: Path) -> None:
 
 
 def test_mean_curve_interpolates_on_the_steps_every_seed_reached() -> None:
-    from ail.report import RunRecord
+    from ail.runs import RunRecord
 
     def rec(steps: list[int], rets: list[float]) -> RunRecord:
         return RunRecord(Path("."), "a", "a", "e", "E", 1, 0, 0, "complete", np.array(steps), np.array(rets), np.array(rets))
@@ -121,7 +122,7 @@ def test_mean_curve_interpolates_on_the_steps_every_seed_reached() -> None:
 
 
 def test_band_is_mean_plus_minus_std_clipped_to_the_seeds_range() -> None:
-    from ail.report import RunRecord
+    from ail.runs import RunRecord
 
     def rec(ret: float) -> RunRecord:
         return RunRecord(Path("."), "a", "a", "e", "E", 1, 0, 0, "complete", np.array([0, 10]), np.full(2, ret), np.full(2, ret))
@@ -181,7 +182,7 @@ def test_bad_threshold_is_one_line(tmp_path: Path) -> None:
 def _short_sweep(tmp_path: Path) -> list:
     """A short sweep as a new user makes one: evaluations every 1000 steps up to 4000 (within one
     decade), far below the demonstrations' return (about 1000)."""
-    from ail.report import load_runs
+    from ail.runs import load_runs
 
     root = tmp_path / "runs" / "short"
     make_run(root, "gail-ppo", "gail", 0, [20, 30, 45, 40, 60])
@@ -229,7 +230,7 @@ def test_a_panel_subtitle_says_each_when_the_seed_counts_agree_and_wraps_otherwi
 
 def test_demonstrations_within_the_curves_scale_are_drawn_as_a_band(experiment: Path) -> None:
     from ail.figures import panel_figure, pyplot
-    from ail.report import load_runs
+    from ail.runs import load_runs
 
     fig = panel_figure(load_runs([experiment]), demos=4)
     ax = fig.axes[0]

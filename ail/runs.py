@@ -1,0 +1,203 @@
+"""Run directories read back: each training run below some folders as a :class:`RunRecord` (its
+identity from ``config.yaml``, its evaluation curve from ``metrics.csv``, its ``summary.json`` once
+complete, and a sweep's ``.failures`` record when it failed), and the statistics across seeds that
+the report's and the benchmark's tables and figures share.
+
+Run directories are ``<label>-<env>-d<demos>/seed<seed>`` (``hydra.run.dir`` in
+``conf/config.yaml``, :func:`ail.config.run_name`); a group is every seed of one (label, env, demos).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+GroupKey = tuple[str, str, int]  # (label, env, demos)
+
+
+@dataclass
+class RunRecord:
+    """One run directory: its identity, its evaluation curve and, once complete, its summary."""
+
+    dir: Path
+    label: str
+    algo: str
+    env: str
+    env_id: str
+    demos: int
+    seed: int
+    budget: int
+    status: str  # complete | incomplete | failed
+    steps: np.ndarray  # (evaluations,) env steps
+    returns: np.ndarray  # (evaluations,) mean deterministic return
+    scores: np.ndarray  # (evaluations,) normalised score
+    summary: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    seeds_per_process: int = 1  # train.seeds_per_process: its wall time was shared by this many seeds
+
+    @property
+    def key(self) -> GroupKey:
+        return (self.label, self.env, self.demos)
+
+    def first_reach(self, threshold: float) -> Optional[int]:
+        hit = np.nonzero(self.scores >= threshold)[0]
+        return int(self.steps[hit[0]]) if len(hit) else None
+
+
+def _read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not path.is_file():
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return (
+        np.array([int(float(r["env_steps"])) for r in rows], np.int64),
+        np.array([float(r["return_mean"]) for r in rows]),
+        np.array([float(r["normalized_score"]) for r in rows]),
+    )
+
+
+def _failures(root: Path) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    for path in root.rglob(".failures/*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        out[Path(record["run_dir"]).resolve()] = record.get("message", "")
+    return out
+
+
+def _label(run_dir: Path, cfg: dict[str, Any]) -> str:
+    """The run group's label (gail-ppo, dyna-tp10...): from the directory <label>-<env>-d<demos>, which
+    also names runs made before algo.label existed; else algo.label, else the algorithm's name."""
+    suffix = f"-{cfg['env']['name']}-d{cfg['demos']}"
+    group = run_dir.parent.name
+    if group.endswith(suffix) and len(group) > len(suffix):
+        return group[: -len(suffix)]
+    return str(cfg["algo"].get("label") or cfg["algo"]["name"])
+
+
+def load_runs(roots: list[Path]) -> list[RunRecord]:
+    """Every training run directory (one with a ``config.yaml`` of ``task: train``) below ``roots``."""
+    runs: list[RunRecord] = []
+    seen: set[Path] = set()
+    for root in roots:
+        failed = _failures(root)
+        for cfg_path in sorted(root.rglob("config.yaml")):
+            d = cfg_path.parent.resolve()
+            if d in seen or ".submitit" in d.parts:
+                continue
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            if cfg.get("task") != "train" or "algo" not in cfg:
+                continue
+            seen.add(d)
+            steps, returns, scores = _read_curve(d / "metrics.csv")
+            summary_path = d / "summary.json"
+            summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+            status = "complete" if summary else ("failed" if d in failed else "incomplete")
+            algo = cfg["algo"]
+            runs.append(
+                RunRecord(
+                    dir=d,
+                    label=_label(d, cfg),
+                    algo=str(algo["name"]),
+                    env=str(cfg["env"]["name"]),
+                    env_id=str(cfg["env"]["id"]),
+                    demos=int(cfg["demos"]),
+                    seed=int(cfg["seed"]),
+                    budget=int(cfg["train"]["env_steps"]) if algo["name"] != "bc" else 0,
+                    status=status,
+                    steps=steps,
+                    returns=returns,
+                    scores=scores,
+                    summary=summary,
+                    message=failed.get(d, ""),
+                    seeds_per_process=int(cfg["train"].get("seeds_per_process", 1)),
+                )
+            )
+        # A job that failed before its run directory was written still has its sweep record.
+        for d, message in failed.items():
+            if d not in seen:
+                seen.add(d)
+                # Its group and seed from the directory name <label>-<env>-d<demos>/seed<seed>.
+                group, seed = re.fullmatch(r"(.+)-([^-]+)-d(\d+)", d.parent.name), re.fullmatch(r"seed(\d+)", d.name)
+                label, env, demos = (group.group(1), group.group(2), int(group.group(3))) if group else (d.parent.name, "?", -1)
+                runs.append(
+                    RunRecord(
+                        d,
+                        label,
+                        "?",
+                        env,
+                        "?",
+                        demos,
+                        int(seed.group(1)) if seed else -1,
+                        0,
+                        "failed",
+                        np.zeros(0, np.int64),
+                        np.zeros(0),
+                        np.zeros(0),
+                        message=message,
+                    )
+                )
+    return runs
+
+
+def demo_returns(run: RunRecord) -> Optional[np.ndarray]:
+    """Returns of the demonstrations the run was given: from its summary, else from the demo set."""
+    if run.summary.get("demo_returns"):
+        return np.asarray(run.summary["demo_returns"], dtype=float)
+    try:
+        from ail.demos import DemoSpec, load_demos
+
+        cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
+        spec = DemoSpec(
+            int(cfg["demo_set"]["trajectories"]), bool(cfg["demo_set"]["deterministic"]), int(cfg["demo_set"]["seed"]), cfg["demo_set"]["min_return"]
+        )
+        demos = load_demos(run.env, run.demos, seed=cfg["demo_set"]["select_seed"], spec=spec, root=cfg.get("paths", {}).get("demos"))
+        return np.asarray(demos.ep_returns, dtype=float)
+    except Exception:  # noqa: BLE001 - no band rather than no figure when the demo set is not here
+        return None
+
+
+def _seed_values(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's return ``(seeds, steps)`` on the evaluation steps every seed reached (linear interpolation)."""
+    curves = [r for r in runs if len(r.steps)]
+    if not curves:
+        return np.zeros(0), np.zeros((0, 0))
+    end = min(r.steps[-1] for r in curves)
+    grid = np.unique(np.concatenate([r.steps[r.steps <= end] for r in curves]))
+    return grid, np.stack([np.interp(grid, r.steps, r.returns) for r in curves])
+
+
+def mean_curve(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std across seeds on the evaluation steps every seed reached (linear interpolation)."""
+    grid, values = _seed_values(runs)
+    if not len(grid):
+        return grid, np.zeros(0), np.zeros(0)
+    return grid, values.mean(0), values.std(0)
+
+
+def band(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plotted band: mean ± std, clipped to the seeds' own range, so it never shows a return no
+    seed had (e.g. above CartPole's 500 when most seeds sit at it)."""
+    grid, values = _seed_values(runs)
+    if not len(grid):
+        return grid, np.zeros(0), np.zeros(0)
+    mean, std = values.mean(0), values.std(0)
+    return grid, np.maximum(mean - std, values.min(0)), np.minimum(mean + std, values.max(0))
+
+
+def display_path(path: Path) -> str:
+    """A run directory as written in the outputs: relative to the working directory when below it,
+    so committed reports do not carry one machine's absolute paths."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
