@@ -42,8 +42,9 @@ from stable_baselines3 import DDPG
 from stable_baselines3.common.noise import NormalActionNoise
 from torch.utils.flop_counter import FlopCounterMode
 
+from ail.algos.sam.compile import Compiled
 from ail.algos.sam.stacked import to_device
-from ail.algos.sam.update import Compiled, SAMUpdate
+from ail.algos.sam.update import SAMUpdate
 from ail.config import CONF_DIR, register_resolvers
 from ail.envs import make_vec_env
 

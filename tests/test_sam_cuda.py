@@ -20,8 +20,8 @@ from test_sam import TINY, sam_dir
 from test_sam_update import VARIANTS, _settings, _update
 from torch._dynamo.utils import counters
 
+from ail.algos.sam.compile import Compiled
 from ail.algos.sam.stacked import to_device
-from ail.algos.sam.update import Compiled
 from ail.policy import load_policy
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runtime.device=cuda)")

@@ -22,9 +22,10 @@ from torch import nn
 
 import ail.discriminator as disc_module
 from ail.activations import LeakyReLU02
+from ail.algos.sam.compile import Compiled
 from ail.algos.sam.nets import mlp, sequential_state
 from ail.algos.sam.stacked import MLP, Adam, clip_per_seed
-from ail.algos.sam.update import LOGS, Compiled, SAMUpdate, Settings, fold_moments
+from ail.algos.sam.update import LOGS, SAMUpdate, Settings, fold_moments
 from ail.discriminator import Discriminator
 
 OBS, ACT, B, N = 5, 2, 16, 4

@@ -47,11 +47,12 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from ail import distributed, train_loop
 from ail.activations import activation
 from ail.algorithm import Learner
+from ail.algos.sam.compile import Compiled
 from ail.algos.sam.exploration import ActionNoise, ParamNoise
 from ail.algos.sam.nets import SAMPolicy, sequential_state
 from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state, lookahead, uniform_rows
 from ail.algos.sam.stacked import Adam, to_device
-from ail.algos.sam.update import LOGS, Compiled, SAMUpdate
+from ail.algos.sam.update import LOGS, SAMUpdate
 from ail.demos import Demos, check_demos_match_env
 from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing, sample_loss_noise
 from ail.env_state import get_vec_env_states, set_vec_env_states
