@@ -1,7 +1,8 @@
 """ail: adversarial imitation learning platform (GAIL, SAM, MGAIL, Dyna-AIL, BC) on gymnasium tasks.
 
 Python API: ``ail.train(algo, env, demos, seed, overrides) -> run dir``, ``ail.evaluate(policy, env)``,
-``ail.load_policy(run_dir)``, ``ail.load_expert(env)``, ``ail.load_demos(env, n)``.
+``ail.load_policy(run_dir)``, ``ail.load_expert(env)``, ``ail.load_demos(env, n)``,
+``ail.sweep_jobs(sweep_file) -> [(config, run dir)]``.
 
 The names are imported on first use (PEP 562), so ``launch.py`` refuses bad input before torch and
 SB3 are imported (a second, not four).
@@ -18,6 +19,7 @@ _API = {
     "load_expert": "ail.experts",
     "load_policy": "ail.policy",
     "set_random_seed": "ail.seeding",
+    "sweep_jobs": "ail.api",
 }
 __all__ = sorted(_API)
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The Python API: ``ail.train`` and ``ail.evaluate`` for notebooks and scripts.
+"""The Python API: ``ail.train`` and ``ail.evaluate`` for notebooks and scripts, ``ail.sweep_jobs``
+to list what a sweep file runs.
 
 ``ail.train("bc", "cartpole", demos=2, seed=0, overrides=["algo.updates=500"])`` is
 ``python launch.py algo=bc env=cartpole demos=2 seed=0 algo.updates=500``: the same composed
@@ -53,6 +54,53 @@ def compose(overrides: Sequence[str]) -> tuple[DictConfig, Path]:
     check_config(cfg)
     check_writable(Path(str(cfg.paths.runs)), "paths.runs")
     return cfg, run_dir
+
+
+def sweep_jobs(sweep: Union[str, Path], overrides: Sequence[str] = ()) -> list[tuple[DictConfig, Path]]:
+    """Every job of a sweep file, as ``launch.py --config-dir DIR --config-name NAME -m OVERRIDES``
+    would run them: each job's config (checked by :mod:`ail.schema`) and its run directory, in
+    Hydra's order (the product of ``hydra.sweeper.params`` and the overrides, the first key
+    outermost; an override replaces the sweep file's values of its key). Nothing is run.
+
+    :param sweep: a sweep file, e.g. ``sweeps/benchmark_grid.yaml``.
+    :param overrides: as on the command line, sweeps included (``paths.runs=../grid``, ``seed=0,1``).
+    """
+    import itertools
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ail.config import CONF_DIR, check_config, register_resolvers
+
+    path = Path(sweep)
+    if not path.is_file() or path.suffix != ".yaml":
+        raise ConfigError(f"sweep file '{sweep}' not found; accepted: a .yaml file such as sweeps/benchmark_grid.yaml")
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    search = f"hydra.searchpath=[file://{CONF_DIR}]"
+    try:
+        with initialize_config_dir(config_dir=str(path.parent.resolve()), version_base="1.3"):
+            params = hydra_compose(config_name=path.stem, overrides=[search], return_hydra_config=True).hydra.sweeper.params or {}
+            axes: dict[str, list[str]] = {}  # key -> its "key=value" choices, as Hydra's basic sweeper builds them
+            for o in OverridesParser.create().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *map(str, overrides)]):
+                values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
+                axes[o.get_key_element()] = [f"{o.get_key_element()}={v}" for v in values]
+            combos = itertools.product(*axes.values())
+            cfgs = [hydra_compose(config_name=path.stem, overrides=[*combo, search], return_hydra_config=True) for combo in combos]
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Hydra's composition errors: keep their first line
+        raise ConfigError(f"cannot compose the jobs of {sweep}: {str(exc).splitlines()[0]}") from exc
+    jobs = []
+    for cfg in cfgs:
+        run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        check_config(cfg)
+        jobs.append((cfg, run_dir))
+    return jobs
 
 
 def train(

@@ -1,12 +1,15 @@
 """The benchmark grid's report: per-cell tables with bootstrap intervals, rliable aggregates, figures.
 
-    python -m ail.benchmark ../grid/benchmark --out docs/results/benchmark
+    python -m ail.benchmark ../grid/benchmark --out docs/results/benchmark \
+        --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_model_based.yaml
 
 The grid is ``sweeps/benchmark_grid*.yaml``: algorithms x tasks x seeds (4 demonstrations). Every
 statistic is over the **normalised score** of the final policy (``summary.json``: 50 deterministic
 episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into ``--out``:
 
-- ``table.md`` / ``table.csv``: one row per task x algorithm: complete seeds (of runs found); final
+- ``table.md`` / ``table.csv``: one row per task x algorithm: complete seeds, out of those the
+  ``--grid`` sweep files plan (with them, planned cells not run yet have their row too; without,
+  out of the runs found), and what the others are (incomplete, failed, not started); final
   score, mean and 95% percentile-bootstrap interval over seeds; env steps to a score of 0.9 (median
   over the seeds that reached it, with how many did); wall time per seed (mean, minutes; a process
   that trained K seeds at once, ``train.seeds_per_process=K``, counts its wall time / K per seed).
@@ -48,6 +51,7 @@ from ail.aggregate import (
     score_matrices,
     scores_at,
 )
+from ail.errors import ConfigError
 from ail.figures import DEMO_COLOR, finish_steps_axes, fmt_steps, palette, pyplot, steps_axis
 from ail.runs import RunRecord, demo_returns, display_path, load_runs
 
@@ -63,8 +67,20 @@ def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, f
     return float(lo), float(hi)
 
 
-def cell_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
-    """One row per (task, algorithm) found below the roots."""
+def planned_cells(sweeps: Sequence[Path]) -> dict[tuple[str, str], set[int]]:
+    """(label, env) -> the seeds the sweep files run for it (:func:`ail.api.sweep_jobs`)."""
+    from ail.api import sweep_jobs
+
+    plan: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for sweep in sweeps:
+        for cfg, _ in sweep_jobs(sweep):
+            if cfg.task == "train":
+                plan[(str(cfg.algo.label), str(cfg.env.name))].add(int(cfg.seed))
+    return plan
+
+
+def cell_rows(runs: list[RunRecord], plan: Optional[dict[tuple[str, str], set[int]]] = None) -> list[dict[str, Any]]:
+    """One row per (task, algorithm) found below the roots or planned by ``plan`` (:func:`planned_cells`)."""
     rng = np.random.default_rng(SEED)
     found: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for r in runs:
@@ -72,9 +88,15 @@ def cell_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
             found[(r.label, r.env)].append(r)
     done = complete_cells(runs)
     rows = []
-    for (label, env), members in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        cell = done.get((label, env), [])
+    for label, env in sorted(set(found) | set(plan or {}), key=lambda key: (key[1], key[0])):
+        cell, members = done.get((label, env), []), found.get((label, env), [])
         row: dict[str, Any] = {"env": env, "algo": label, "seeds": len(cell), "runs": len(members)}
+        if plan is not None:
+            seeds = plan.get((label, env), set())
+            row["planned"] = len(seeds)
+            row["not_started"] = len(seeds - {r.seed for r in members})
+        row["incomplete"] = sum(r.status == "incomplete" for r in members)
+        row["failed"] = sum(r.status == "failed" for r in members)
         if cell:
             scores = np.array([r.summary["normalized_score"] for r in cell])
             lo, hi = bootstrap_ci(scores, rng)
@@ -97,27 +119,39 @@ def _fmt_steps(n: Optional[int]) -> str:
     return "–" if n is None else fmt_steps(n)
 
 
+def _seeds(row: dict[str, Any]) -> str:
+    """``complete of planned`` (of runs found, without a plan or for a cell it does not name), and what the others are."""
+    planned = row.get("planned")
+    text = f"{row['seeds']} of {planned or row['runs']}"
+    rest = [f"{row[k]} {k.replace('_', ' ')}" for k in ("incomplete", "failed", "not_started") if row.get(k)]
+    if planned == 0:
+        rest.append("not in the grid files")
+    elif planned is None and 0 < row["seeds"] < 3:
+        rest.append("fewer than 3 seeds")
+    return f"{text} ({', '.join(rest)})" if rest else text
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"| task | algorithm | seeds | final normalised score: mean [95% CI] | env steps to {THRESHOLD} (median; seeds) "
+        f"| task | algorithm | complete seeds | final normalised score: mean [95% CI] | env steps to {THRESHOLD} (median; seeds) "
         f"| env steps | wall time per seed (min) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if not r["seeds"]:
-            lines.append(f"| {r['env']} | {r['algo']} | 0 of {r['runs']} | not complete | | | |")
+            lines.append(f"| {r['env']} | {r['algo']} | {_seeds(r)} | {'not run' if not r['runs'] else 'not complete'} | | | |")
             continue
-        marker = "" if r["seeds"] >= 3 else " (fewer than 3 seeds)"
         reach = f"{_fmt_steps(r['steps_to_threshold'])} ({r['reached']}/{r['seeds']})" if r["algo"] != "bc" else "no env steps"
         lines.append(
-            f"| {r['env']} | {r['algo']} | {r['seeds']} of {r['runs']}{marker} | {r['score_mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
+            f"| {r['env']} | {r['algo']} | {_seeds(r)} | {r['score_mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
             f"| {reach} | {_fmt_steps(r['env_steps']) if r['env_steps'] else '0'} | {r['wall_minutes']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def write_table_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    cols = ["env", "algo", "seeds", "runs", "score_mean", "ci_low", "ci_high", "reached", "steps_to_threshold", "env_steps", "wall_minutes"]
+    cols = ["env", "algo", "seeds", "runs", "planned", "incomplete", "failed", "not_started"]
+    cols += ["score_mean", "ci_low", "ci_high", "reached", "steps_to_threshold", "env_steps", "wall_minutes"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -169,13 +203,18 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     finish_steps_axes(fig, ax, path, "normalised score (expert = 1)")
 
 
-def benchmark_report(roots: Sequence[Path], out: Path) -> dict[str, Any]:
-    """Write the tables and figures of every run below ``roots`` into ``out``; returns what was written."""
+def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()) -> dict[str, Any]:
+    """Write the tables and figures of every run below ``roots`` into ``out``; returns what was written.
+
+    :param grid: sweep files that plan the grid; the table then has a row for every cell they run,
+        with its complete seeds out of those planned (without: cells found, out of runs found).
+    """
+    plan = planned_cells(grid) if grid else None
     runs = load_runs(list(roots))
     if not runs:
         raise FileNotFoundError(f"no training run directories below {', '.join(map(str, roots))}")
     out.mkdir(parents=True, exist_ok=True)
-    rows = cell_rows(runs)
+    rows = cell_rows(runs, plan)
     (out / "table.md").write_text(markdown_table(rows))
     write_table_csv(out / "table.csv", rows)
     written = [out / "table.md", out / "table.csv"]
@@ -202,14 +241,21 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m ail.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="the grid's experiment directory (paths.runs/benchmark), or several")
     parser.add_argument("--out", type=Path, required=True, help="directory for the tables and figures (docs/results/benchmark)")
+    parser.add_argument(
+        "--grid",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="the sweep files that plan the grid (sweeps/benchmark_grid*.yaml): the table lists every cell they run, not run ones included",
+    )
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}; accepted: directories holding run directories", file=sys.stderr)
         return 2
     try:
-        result = benchmark_report(args.dirs, args.out)
-    except FileNotFoundError as exc:
+        result = benchmark_report(args.dirs, args.out, args.grid)
+    except (FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print((args.out / "table.md").read_text())

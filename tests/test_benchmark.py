@@ -78,7 +78,7 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
     assert rows[("walker", "sam")]["wall_minutes"] == pytest.approx(20.0 / 3)  # a 3-seed process: its wall time / 3 per seed
     assert rows[("ant", "sam")]["seeds"] == 0 and rows[("ant", "sam")]["runs"] == 1
     table = (out / "table.md").read_text()
-    assert "| ant | sam | 0 of 1 | not complete |" in table and "| hopper | bc | 3 of 3 |" in table
+    assert "| ant | sam | 0 of 1 (1 incomplete) | not complete |" in table and "| hopper | bc | 3 of 3 |" in table
     # Aggregates: the IQM over 3 seeds x 2 tasks of SAM's scores (0.9..1.0 and 0.6..0.7) trims one from each end.
     iqm, lo, hi = result["aggregate"]["sam"]["iqm"]
     pooled = np.sort([0.9, 0.95, 1.0, 0.6, 0.65, 0.7])
@@ -86,6 +86,24 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
     assert "| sam |" in (out / "aggregate.md").read_text()
     for name in ("curves_hopper.png", "curves_walker.png", "aggregate_iqm.png", "profile.png"):
         assert (out / name).stat().st_size > 10_000, name
+
+
+def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_planned(grid, tmp_path):
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(
+        "defaults:\n  - config\n  - override /algo: sam\n  - override /env: hopper\n  - _self_\n"
+        "experiment: benchmark\nhydra:\n  sweeper:\n    params:\n      algo: sam,gail\n      env: hopper,ant\n      seed: 0,1,2,3\n"
+    )
+    out = tmp_path / "out"
+    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [sweep])["rows"]}
+    assert rows[("hopper", "sam")]["seeds"] == 3 and rows[("hopper", "sam")]["planned"] == 4
+    assert (rows[("ant", "gail-ppo")]["runs"], rows[("ant", "gail-ppo")]["not_started"]) == (0, 4)
+    table = (out / "table.md").read_text()
+    assert "| hopper | sam | 3 of 4 (1 not started) | 0.950" in table
+    assert "| ant | sam | 0 of 4 (1 incomplete, 3 not started) | not complete |" in table
+    assert "| ant | gail-ppo | 0 of 4 (4 not started) | not run |" in table
+    assert "| walker | sam | 3 of 3 (not in the grid files) | 0.650" in table  # run, though the grid files no longer plan it
+    assert main([str(grid), "--out", str(out), "--grid", str(tmp_path / "nope.yaml")]) == 2
 
 
 def test_the_bootstrap_interval_is_seeded_and_brackets_the_mean():
@@ -119,3 +137,12 @@ def test_two_variants_of_one_algorithm_in_one_figure_get_two_colours():
     assert palette(["gail-ppo-lr3", "mgail-tp5"]) == {"gail-ppo-lr3": "tab:blue", "mgail-tp5": "tab:green"}
     many = palette([f"algo{i}" for i in range(len(SPARE_COLORS) + 1)])
     assert len(set(many.values())) == len(SPARE_COLORS)  # past the spare colours, they repeat
+
+
+def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    committed = repo / "docs" / "results" / "benchmark"
+    grid = [repo / "sweeps" / "benchmark_grid.yaml", repo / "sweeps" / "benchmark_grid_model_based.yaml"]
+    benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid)
+    for name in ("table.md", "table.csv", "aggregate.md"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), f"{name}: rerun the README's ail.benchmark command"

@@ -2,48 +2,40 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, launch
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from ail.config import CONF_DIR, register_resolvers
-from ail.schema import check_config
+from ail.api import sweep_jobs
+from ail.errors import ConfigError
 
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
 
-def _params(name: str) -> dict:
-    """The grid of a sweep file, over the grid of the sweep file it extends (a reduced sweep)."""
-    doc = yaml.safe_load((REPO / "sweeps" / f"{name}.yaml").read_text())
-    parents = [d for d in doc.get("defaults", []) if isinstance(d, str) and (REPO / "sweeps" / f"{d}.yaml").is_file()]
-    params: dict = {}
-    for parent in parents:
-        params.update(_params(parent))
-    params.update(doc["hydra"]["sweeper"]["params"])
-    return params
-
-
-def _combinations(name: str) -> list[list[str]]:
-    params = _params(name)
-    axes = [[f"{k}={v}" for v in str(values).split(",")] for k, values in params.items()]
-    return [list(c) for c in itertools.product(*axes)]
-
-
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_job_of_a_sweep_composes_into_its_own_valid_config_and_run_directory(name: str):
-    register_resolvers()
-    dirs = set()
-    combos = _combinations(name)
-    with initialize_config_dir(config_dir=str(REPO / "sweeps"), version_base=None):
-        for combo in combos:
-            cfg = compose(name, overrides=[*combo, f"hydra.searchpath=[file://{CONF_DIR}]"])
-            check_config(cfg)  # every job's values pass the schema
-            dirs.add(f"{cfg.experiment}/{cfg.algo.label}-{cfg.env.name}-d{cfg.demos}/seed{cfg.seed}")
-    assert len(dirs) == len(combos) > 1, sorted(dirs)
+    doc = yaml.safe_load((REPO / "sweeps" / f"{name}.yaml").read_text())
+    jobs = sweep_jobs(REPO / "sweeps" / f"{name}.yaml")  # every job's values pass the schema
+    dirs = {str(run_dir) for _, run_dir in jobs}
+    assert len(dirs) == len(jobs) > 1, sorted(dirs)
+    own = doc["hydra"]["sweeper"].get("params", {}) if "hydra" in doc else {}
+    for key, values in own.items():  # the file's own axes, each value in some job (a reduced sweep adds its parent's)
+        chosen = {str(OmegaConf.select(cfg, f"{key}.name" if key in ("algo", "env") else key)) for cfg, _ in jobs}
+        assert chosen >= {v.strip() for v in str(values).split(",")}, key
+
+
+def test_sweep_jobs_takes_command_line_overrides_and_refuses_a_missing_file(tmp_path: Path):
+    jobs = sweep_jobs(REPO / "sweeps" / "benchmark_grid.yaml", ["algo=gail", "env=hopper", "seed=1,0", f"paths.runs={tmp_path}"])
+    # an override's values replace the file's; Hydra's order: the last key innermost
+    assert [(cfg.algo.label, cfg.seed) for cfg, _ in jobs] == [("gail-ppo", 1), ("gail-ppo", 0)]
+    assert [d for _, d in jobs] == [tmp_path / "benchmark" / "gail-ppo-hopper-d4" / f"seed{s}" for s in (1, 0)]
+    with pytest.raises(ConfigError, match="sweep file 'nope.yaml' not found; accepted"):
+        sweep_jobs("nope.yaml")
+    with pytest.raises(ConfigError, match="cannot compose the jobs of"):
+        sweep_jobs(REPO / "sweeps" / "benchmark_grid.yaml", ["algo=nope"])
 
 
 @pytest.mark.slow
