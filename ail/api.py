@@ -12,9 +12,11 @@ with the message launch.py prints after ``error:``; a numerical failure raises
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 from omegaconf import DictConfig, open_dict
@@ -24,33 +26,60 @@ from ail.errors import ConfigError
 Act = Callable[[np.ndarray], np.ndarray]
 
 
-def compose(overrides: Sequence[str]) -> tuple[DictConfig, Path]:
-    """The job config ``launch.py OVERRIDES`` would run (checked by :mod:`ail.schema`) and its run directory.
-
-    :param overrides: Hydra overrides as on the command line, e.g. ``["algo=sam", "seed=1"]``; no sweeps.
-    """
+@contextlib.contextmanager
+def _composer(what: str, config_dir: Optional[Path] = None) -> Iterator[Callable[[str, list[str]], DictConfig]]:
+    """Hydra's composer on ``config_dir`` (default ``conf/``), with ``conf/`` on its search path:
+    yields ``compose(name, overrides)``, which returns the config with its ``hydra`` node.
+    Hydra's errors become one-line :class:`ConfigError` s that start with ``what``; the caller's own
+    Hydra state is restored after."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
-    from ail.config import CONF_DIR, check_config, check_overrides, register_resolvers
+    from ail.config import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    search = [f"hydra.searchpath=[file://{CONF_DIR}]"] if config_dir is not None else []
+
+    def compose_one(name: str, overrides: list[str]) -> DictConfig:
+        return hydra_compose(config_name=name, overrides=[*overrides, *search], return_hydra_config=True)
+
+    backup = get_gh_backup()
+    # Hydra keeps one global composer; one left initialised by the caller (a notebook, a Hydra app)
+    # would make ours fail, so it is set aside and put back.
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str((config_dir or CONF_DIR).resolve()), version_base="1.3"):
+            yield compose_one
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Hydra's composition and grammar errors: keep their first line
+        raise ConfigError(f"{what}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def _job(cfg: DictConfig, run_dir: str) -> tuple[DictConfig, Path]:
+    """A composed config without its ``hydra`` node, and the run directory Hydra named for it."""
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, Path(run_dir)
+
+
+def compose(overrides: Sequence[str]) -> tuple[DictConfig, Path]:
+    """The job config ``launch.py OVERRIDES`` would run (checked as launch.py checks it) and its run directory.
+
+    :param overrides: Hydra overrides as on the command line, e.g. ``["algo=sam", "seed=1"]``; no sweeps.
+    """
+    from ail.config import check_config, check_overrides
     from ail.paths import check_writable
 
     overrides = [str(o) for o in overrides]
     check_overrides(overrides)
-    register_resolvers()
-    # Hydra keeps one global composer; one left initialised by the caller would make ours fail.
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Hydra's composition errors: keep their first line
-        raise ConfigError(f"cannot compose {overrides}: {str(exc).splitlines()[0]}") from exc
-    run_dir = Path(str(cfg.hydra.run.dir))
-    with open_dict(cfg):
-        del cfg["hydra"]
+    with _composer(f"cannot compose {overrides}") as compose_one:
+        cfg = compose_one("config", overrides)
+    cfg, run_dir = _job(cfg, str(cfg.hydra.run.dir))
     check_config(cfg)
     check_writable(Path(str(cfg.paths.runs)), "paths.runs")
     return cfg, run_dir
@@ -58,48 +87,47 @@ def compose(overrides: Sequence[str]) -> tuple[DictConfig, Path]:
 
 def sweep_jobs(sweep: Union[str, Path], overrides: Sequence[str] = ()) -> list[tuple[DictConfig, Path]]:
     """Every job of a sweep file, as ``launch.py --config-dir DIR --config-name NAME -m OVERRIDES``
-    would run them: each job's config (checked by :mod:`ail.schema`) and its run directory, in
-    Hydra's order (the product of ``hydra.sweeper.params`` and the overrides, the first key
-    outermost; an override replaces the sweep file's values of its key). Nothing is run.
+    would run them: each job's config (its values checked by :mod:`ail.schema`) and its run
+    directory, in the order of Hydra's basic sweeper (the product of ``hydra.sweeper.params`` and
+    the overrides, the first key outermost; an override replaces the file's values of its key, in
+    the file's place). Nothing is run and nothing is written. A job with
+    ``train.seeds_per_process=K`` trains seeds ``seed .. seed+K-1``, one run directory each; the
+    one given here is its first seed's.
 
     :param sweep: a sweep file, e.g. ``sweeps/benchmark_grid.yaml``.
     :param overrides: as on the command line, sweeps included (``paths.runs=../grid``, ``seed=0,1``).
     """
-    import itertools
-
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
 
-    from ail.config import CONF_DIR, check_config, register_resolvers
+    from ail.config import check_overrides
+    from ail.schema import check_config
 
     path = Path(sweep)
-    if not path.is_file() or path.suffix != ".yaml":
-        raise ConfigError(f"sweep file '{sweep}' not found; accepted: a .yaml file such as sweeps/benchmark_grid.yaml")
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    search = f"hydra.searchpath=[file://{CONF_DIR}]"
-    try:
-        with initialize_config_dir(config_dir=str(path.parent.resolve()), version_base="1.3"):
-            params = hydra_compose(config_name=path.stem, overrides=[search], return_hydra_config=True).hydra.sweeper.params or {}
-            axes: dict[str, list[str]] = {}  # key -> its "key=value" choices, as Hydra's basic sweeper builds them
-            for o in OverridesParser.create().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *map(str, overrides)]):
-                values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
-                axes[o.get_key_element()] = [f"{o.get_key_element()}={v}" for v in values]
-            combos = itertools.product(*axes.values())
-            cfgs = [hydra_compose(config_name=path.stem, overrides=[*combo, search], return_hydra_config=True) for combo in combos]
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Hydra's composition errors: keep their first line
-        raise ConfigError(f"cannot compose the jobs of {sweep}: {str(exc).splitlines()[0]}") from exc
-    jobs = []
-    for cfg in cfgs:
-        run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-        with open_dict(cfg):
-            del cfg["hydra"]
+    accepted = "accepted: a .yaml sweep file such as sweeps/benchmark_grid.yaml"
+    if not path.is_file():
+        raise ConfigError(f"sweep file '{sweep}' not found; {accepted}")
+    if path.suffix != ".yaml":
+        raise ConfigError(f"sweep file '{sweep}' is not a .yaml file; {accepted}")
+    overrides = [str(o) for o in overrides]
+    check_overrides([f"--config-name={path.stem}", *overrides])
+    with _composer(f"cannot compose the jobs of {sweep}", path.parent) as compose_one:
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        given = parser.parse_overrides(overrides)
+        # As Hydra's multirun: the sweep file's params are read from the config the fixed overrides compose.
+        params = compose_one(path.stem, [o.input_line for o in given if not o.is_sweep_override()]).hydra.sweeper.params or {}
+        axes: dict[str, list[str]] = {}  # key -> its "key=value" choices, as Hydra's basic sweeper builds them
+        for o in [*parser.parse_overrides([f"{k}={v}" for k, v in params.items()]), *given]:
+            # A glob lists group options from the composer's first path, here the sweep file's folder, not conf/.
+            if o.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                raise ConfigError(f"'{o.input_line}': glob() is not listed here; accepted: the values as a list ({o.get_key_element()}=a,b)")
+            values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
+            axes[o.get_key_element()] = [f"{o.get_key_element()}={v}" for v in values]
+        composed = [compose_one(path.stem, list(combo)) for combo in itertools.product(*axes.values())]
+    jobs = [_job(cfg, str(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir))) for cfg in composed]
+    for cfg, _ in jobs:
         check_config(cfg)
-        jobs.append((cfg, run_dir))
     return jobs
 
 

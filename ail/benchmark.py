@@ -51,6 +51,7 @@ from ail.aggregate import (
     score_matrices,
     scores_at,
 )
+from ail.api import sweep_jobs
 from ail.errors import ConfigError
 from ail.figures import DEMO_COLOR, finish_steps_axes, fmt_steps, palette, pyplot, steps_axis
 from ail.runs import RunRecord, demo_returns, display_path, load_runs
@@ -68,14 +69,14 @@ def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, f
 
 
 def planned_cells(sweeps: Sequence[Path]) -> dict[tuple[str, str], set[int]]:
-    """(label, env) -> the seeds the sweep files run for it (:func:`ail.api.sweep_jobs`)."""
-    from ail.api import sweep_jobs
-
+    """(label, env) -> the seeds the sweep files run for it (:func:`ail.api.sweep_jobs`; a job with
+    ``train.seeds_per_process=K`` runs K seeds)."""
     plan: dict[tuple[str, str], set[int]] = defaultdict(set)
     for sweep in sweeps:
         for cfg, _ in sweep_jobs(sweep):
             if cfg.task == "train":
-                plan[(str(cfg.algo.label), str(cfg.env.name))].add(int(cfg.seed))
+                first = int(cfg.seed)
+                plan[(str(cfg.algo.label), str(cfg.env.name))].update(range(first, first + int(cfg.train.seeds_per_process)))
     return plan
 
 

@@ -1,5 +1,6 @@
 """Figures against environment steps, shared by the report (``ail.report``) and the benchmark
-(``ail.benchmark``): the step axis, and the report's one-panel-per-task learning curves.
+(``ail.benchmark``): every figure's colours (:func:`palette`: an algorithm has one colour in all
+of them), the step axis, and the report's one-panel-per-task learning curves.
 
 The step axis is log-like but keeps step 0: ``symlog`` with the linear part ``[0, first evaluation]``
 squeezed to a third of a decade, so the untrained policy's evaluation is drawn at the left edge, and
@@ -29,7 +30,8 @@ def palette(labels: Sequence[str]) -> dict[str, str]:
     while no other label of the figure holds it, else the next spare one. Two labels of one figure
     share a colour only past the spare colours.
 
-    :param labels: the figure's labels in drawing order; the first of a family gets the family's colour.
+    :param labels: the figure's labels in drawing order. A label that is a family's own name
+        (``mgail``) keeps its colour wherever it comes; else the first of a family gets it.
     """
     colours = {lab: ALGO_COLORS[lab] for lab in labels if lab in ALGO_COLORS}
     taken = set(colours.values())

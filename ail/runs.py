@@ -1,7 +1,7 @@
 """Run directories read back: each training run below some folders as a :class:`RunRecord` (its
 identity from ``config.yaml``, its evaluation curve from ``metrics.csv``, its ``summary.json`` once
-complete, and a sweep's ``.failures`` record when it failed), and the statistics across seeds that
-the report's and the benchmark's tables and figures share.
+complete, and a sweep's ``.failures`` record when it failed), which the report and the benchmark
+both read, and the mean and band across seeds that the report's figures draw.
 
 Run directories are ``<label>-<env>-d<demos>/seed<seed>`` (``hydra.run.dir`` in
 ``conf/config.yaml``, :func:`ail.config.run_name`); a group is every seed of one (label, env, demos).

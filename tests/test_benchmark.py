@@ -103,6 +103,12 @@ def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_
     assert "| ant | sam | 0 of 4 (1 incomplete, 3 not started) | not complete |" in table
     assert "| ant | gail-ppo | 0 of 4 (4 not started) | not run |" in table
     assert "| walker | sam | 3 of 3 (not in the grid files) | 0.650" in table  # run, though the grid files no longer plan it
+    # one job training three seeds (train.seeds_per_process=3) plans all three
+    stacked = tmp_path / "stacked.yaml"
+    text = sweep.read_text().replace("algo: sam,gail", "algo: sam").replace("env: hopper,ant", "env: walker")
+    stacked.write_text(text.replace("seed: 0,1,2,3", "seed: 0") + "train:\n  seeds_per_process: 3\n")
+    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [stacked])["rows"]}
+    assert (rows[("walker", "sam")]["seeds"], rows[("walker", "sam")]["planned"]) == (3, 3)
     assert main([str(grid), "--out", str(out), "--grid", str(tmp_path / "nope.yaml")]) == 2
 
 
@@ -123,7 +129,7 @@ def test_every_algorithm_of_the_grid_has_its_own_colour():
     from matplotlib.colors import to_hex
 
     labels = ["bc", "dyna-tp10", "gail-ppo", "gail-trpo", "mgail", "sam", "my-algo"]
-    colours = {lab: to_hex(c) for lab, c in palette(labels).items()}  # as drawn: "C1" is "tab:orange"
+    colours = {lab: to_hex(c) for lab, c in palette(labels).items()}  # compared as drawn: two names can be one colour
     assert len(set(colours.values())) == len(labels), colours
     assert to_hex(DEMO_COLOR) not in colours.values()
     assert palette(["dyna-tp5"]) == {"dyna-tp5": "tab:purple"}  # one algorithm, one colour in every figure

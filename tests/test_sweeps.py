@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, launch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from ail.api import sweep_jobs
@@ -22,20 +23,39 @@ def test_every_job_of_a_sweep_composes_into_its_own_valid_config_and_run_directo
     dirs = {str(run_dir) for _, run_dir in jobs}
     assert len(dirs) == len(jobs) > 1, sorted(dirs)
     own = doc["hydra"]["sweeper"].get("params", {}) if "hydra" in doc else {}
-    for key, values in own.items():  # the file's own axes, each value in some job (a reduced sweep adds its parent's)
+    for o in OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in own.items()]):
+        # the file's own axes, each value in some job (a reduced sweep adds its parent's)
+        key = o.get_key_element()
         chosen = {str(OmegaConf.select(cfg, f"{key}.name" if key in ("algo", "env") else key)) for cfg, _ in jobs}
-        assert chosen >= {v.strip() for v in str(values).split(",")}, key
+        assert chosen >= set(o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]), key
 
 
-def test_sweep_jobs_takes_command_line_overrides_and_refuses_a_missing_file(tmp_path: Path):
-    jobs = sweep_jobs(REPO / "sweeps" / "benchmark_grid.yaml", ["algo=gail", "env=hopper", "seed=1,0", f"paths.runs={tmp_path}"])
-    # an override's values replace the file's; Hydra's order: the last key innermost
-    assert [(cfg.algo.label, cfg.seed) for cfg, _ in jobs] == [("gail-ppo", 1), ("gail-ppo", 0)]
-    assert [d for _, d in jobs] == [tmp_path / "benchmark" / "gail-ppo-hopper-d4" / f"seed{s}" for s in (1, 0)]
+def test_sweep_jobs_takes_command_line_overrides_and_refuses_bad_input(tmp_path: Path):
+    grid = REPO / "sweeps" / "benchmark_grid.yaml"
+    jobs = sweep_jobs(grid, ["algo=sam,gail", "env=hopper", "seed=1,0", f"paths.runs={tmp_path}"])
+    # an override's values replace the file's, in the file's place: algo outermost, seed innermost (Hydra's basic sweeper)
+    assert [(cfg.algo.label, cfg.seed) for cfg, _ in jobs] == [("sam", 1), ("sam", 0), ("gail-ppo", 1), ("gail-ppo", 0)]
+    assert [d for _, d in jobs][2:] == [tmp_path / "benchmark" / "gail-ppo-hopper-d4" / f"seed{s}" for s in (1, 0)]
+    # as Hydra's multirun, a fixed override applies before the file's params are read
+    assert [cfg.seed for cfg, _ in sweep_jobs(grid, ["algo=bc", "env=hopper", "hydra.sweeper.params.seed=7"])] == [7]
     with pytest.raises(ConfigError, match="sweep file 'nope.yaml' not found; accepted"):
         sweep_jobs("nope.yaml")
-    with pytest.raises(ConfigError, match="cannot compose the jobs of"):
-        sweep_jobs(REPO / "sweeps" / "benchmark_grid.yaml", ["algo=nope"])
+    with pytest.raises(ConfigError, match="is not a .yaml file; accepted"):
+        sweep_jobs(REPO / "README.md")
+    with pytest.raises(ConfigError, match="^unknown algo 'nope'; accepted: bc, "):
+        sweep_jobs(grid, ["algo=nope"])
+    with pytest.raises(ConfigError, match=r"'env=glob\(h\*\)': glob\(\) is not listed here; accepted: the values as a list"):
+        sweep_jobs(grid, ["env=glob(h*)"])
+
+
+def test_sweep_jobs_puts_back_the_callers_hydra(tmp_path: Path):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        sweep_jobs(REPO / "sweeps" / "benchmark_grid.yaml", ["algo=bc", "env=hopper", "seed=0"])
+        assert GlobalHydra.instance().is_initialized()  # a notebook's own Hydra is still there
+    assert not GlobalHydra.instance().is_initialized()
 
 
 @pytest.mark.slow
@@ -57,6 +77,8 @@ def test_a_sweep_file_runs_through_the_real_launcher(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = sorted(str(p.parent.relative_to(runs)) for p in runs.rglob("summary.json"))
     assert found == ["mgail-forward-model/mgail-fm-advanced-hopper-d4/seed0", "mgail-forward-model/mgail-fm-basic-hopper-d4/seed0"]
+    listed = sweep_jobs(REPO / "sweeps" / "mgail_forward_model.yaml", [*tiny, f"paths.runs={runs}"])
+    assert sorted(str(d.relative_to(runs)) for _, d in listed) == found  # what sweep_jobs lists is what -m ran
 
 
 @pytest.mark.slow

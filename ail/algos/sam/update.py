@@ -24,7 +24,8 @@ Every gradient is per seed (losses are summed over the seed axis), clipped per s
 ``grad_clip``, averaged over gloo workers when there are any (:mod:`ail.distributed`), and
 applied by :class:`ail.algos.sam.stacked.Adam`. All state is updated in place; the function
 returns ``(K, len(LOGS))`` statistics. ``torch.compile(update)`` is the fast path and
-``update`` itself the eager reference: the same code, so nothing is written twice.
+``update`` itself the eager reference: the same code, so nothing is written twice
+(:class:`ail.algos.sam.compile.Compiled` runs it compiled, with its fallbacks).
 """
 
 from __future__ import annotations
