@@ -22,6 +22,7 @@ episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into `
 - ``aggregate_iqm.png``: IQM across the tasks of the normalised score against env steps, with its
   stratified-bootstrap band; ``profile.png``: the performance profile (fraction of runs whose
   final score exceeds tau) with intervals.
+- ``README.md``: the command that wrote the folder, the tables and the figures on one page.
 
 Only complete runs enter the statistics; incomplete and failed ones are counted in the table.
 """
@@ -204,6 +205,30 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     finish_steps_axes(fig, ax, path, "normalised score (expert = 1)")
 
 
+def write_index(out: Path, roots: Sequence[Path], grid: Sequence[Path], written: list[Path]) -> Path:
+    """``README.md`` in ``out``: the command that wrote it, the tables and every figure, so the folder
+    reads on its own (GitHub renders a folder's README)."""
+    command = " ".join(["python -m ail.benchmark", *map(display_path, roots), "--out", display_path(out)])
+    if grid:
+        command += " --grid " + " ".join(map(display_path, grid))
+    names = {p.name for p in written}
+    parts = [
+        "# The benchmark grid",
+        f"Written by `{command}`; do not edit by hand. Every statistic is over the normalised score of the final "
+        "policy over 50 deterministic episodes: 1 is the shipped expert's mean return, 0 uniform random actions.",
+        "## Cells\n\n" + (out / "table.md").read_text().strip(),
+    ]
+    if "aggregate.md" in names:
+        parts.append("## Across tasks\n\n" + (out / "aggregate.md").read_text().strip() + "\n\n![performance profile](profile.png)")
+    if "aggregate_iqm.png" in names:
+        parts.append("![IQM against env steps](aggregate_iqm.png)")
+    curves = sorted(n for n in names if n.startswith("curves_"))
+    if curves:
+        parts.append("## Learning curves\n\n" + "\n\n".join(f"![{n[len('curves_') : -len('.png')]}]({n})" for n in curves))
+    (out / "README.md").write_text("\n\n".join(parts) + "\n")
+    return out / "README.md"
+
+
 def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()) -> dict[str, Any]:
     """Write the tables and figures of every run below ``roots`` into ``out``; returns what was written.
 
@@ -235,6 +260,7 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
     iqm = iqm_curve_figure(out / "aggregate_iqm.png", runs)
     if iqm is not None:
         written.append(iqm)
+    written.append(write_index(out, roots, grid, written))
     return {"runs": runs, "rows": rows, "aggregate": agg, "written": written}
 
 

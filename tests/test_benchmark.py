@@ -86,6 +86,8 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
     assert "| sam |" in (out / "aggregate.md").read_text()
     for name in ("curves_hopper.png", "curves_walker.png", "aggregate_iqm.png", "profile.png"):
         assert (out / name).stat().st_size > 10_000, name
+        assert f"]({name})" in (out / "README.md").read_text(), name  # the folder's page shows every figure
+    assert "| hopper | sam | 3 of 3 |" in (out / "README.md").read_text()
 
 
 def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_planned(grid, tmp_path):
