@@ -205,7 +205,7 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     finish_steps_axes(fig, ax, path, "normalised score (expert = 1)")
 
 
-def write_index(out: Path, roots: Sequence[Path], grid: Sequence[Path], written: list[Path]) -> Path:
+def write_index(out: Path, roots: Sequence[Path], grid: Sequence[Path], written: list[Path], table: str, agg: str) -> Path:
     """``README.md`` in ``out``: the command that wrote it, the tables and every figure, so the folder
     reads on its own (GitHub renders a folder's README)."""
     command = " ".join(["python -m ail.benchmark", *map(display_path, roots), "--out", display_path(out)])
@@ -216,10 +216,10 @@ def write_index(out: Path, roots: Sequence[Path], grid: Sequence[Path], written:
         "# The benchmark grid",
         f"Written by `{command}`; do not edit by hand. Every statistic is over the normalised score of the final "
         "policy over 50 deterministic episodes: 1 is the shipped expert's mean return, 0 uniform random actions.",
-        "## Cells\n\n" + (out / "table.md").read_text().strip(),
+        "## Cells\n\n" + table.strip(),
     ]
-    if "aggregate.md" in names:
-        parts.append("## Across tasks\n\n" + (out / "aggregate.md").read_text().strip() + "\n\n![performance profile](profile.png)")
+    if agg:
+        parts.append("## Across tasks\n\n" + agg.strip() + "\n\n![performance profile](profile.png)")
     if "aggregate_iqm.png" in names:
         parts.append("![IQM against env steps](aggregate_iqm.png)")
     curves = sorted(n for n in names if n.startswith("curves_"))
@@ -241,13 +241,15 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
         raise FileNotFoundError(f"no training run directories below {', '.join(map(str, roots))}")
     out.mkdir(parents=True, exist_ok=True)
     rows = cell_rows(runs, plan)
-    (out / "table.md").write_text(markdown_table(rows))
+    table = markdown_table(rows)
+    (out / "table.md").write_text(table)
     write_table_csv(out / "table.csv", rows)
     written = [out / "table.md", out / "table.csv"]
     matrices, tasks = score_matrices(runs)
     agg = aggregate(matrices) if matrices else {}
+    agg_text = markdown_aggregate(agg, matrices, tasks) if matrices else ""
     if matrices:
-        (out / "aggregate.md").write_text(markdown_aggregate(agg, matrices, tasks))
+        (out / "aggregate.md").write_text(agg_text)
         profile_figure(out / "profile.png", matrices)
         written += [out / "aggregate.md", out / "profile.png"]
     by_env: dict[str, list[RunRecord]] = defaultdict(list)
@@ -260,7 +262,7 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
     iqm = iqm_curve_figure(out / "aggregate_iqm.png", runs)
     if iqm is not None:
         written.append(iqm)
-    written.append(write_index(out, roots, grid, written))
+    written.append(write_index(out, roots, grid, written, table, agg_text))
     return {"runs": runs, "rows": rows, "aggregate": agg, "written": written}
 
 
