@@ -20,8 +20,24 @@ def evaluate(
     Episode ``i`` is reset with seed ``seed + i``, so an evaluation is reproducible and
     independent of what ran before it.
     """
+    return rollouts(act, env_name, episodes, seed)[0]
+
+
+def rollouts(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_name: str,
+    episodes: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`evaluate`'s episodes, with how each ended.
+
+    :return: the returns, shape ``(episodes,)``, and whether each episode was ended by the
+        environment (``terminated``: a fall, in the locomotion tasks) rather than by its time limit,
+        shape ``(episodes,)``, bool.
+    """
     env = make_env(env_name)
     returns = np.zeros(episodes, dtype=np.float64)
+    ended = np.zeros(episodes, dtype=bool)
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         done = False
@@ -29,8 +45,9 @@ def evaluate(
             obs, reward, terminated, truncated, _ = env.step(act(obs))
             returns[i] += float(reward)
             done = terminated or truncated
+        ended[i] = terminated
     env.close()
-    return returns
+    return returns, ended
 
 
 def random_policy_returns(env_name: str, episodes: int, seed: int) -> np.ndarray:
