@@ -29,6 +29,13 @@ from expert and policy batches) and clipped to [-clip, clip]; an absorbing-state
 last feature, :class:`ail.envs.AbsorbingStateWrapper`) is passed through unnormalised, and the
 action of an absorbing pair is zeroed (it has no effect there). Discrete
 actions are one-hot encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw.
+
+Which observation entries D judges (``obs_slice``): all of them by default, or only the entries
+``[start, stop)`` of the observation (the absorbing indicator is kept either way). The policy and
+critic still see everything; only the game is narrowed. Ant-v5 and Humanoid-v5 append contact
+forces, inertias and actuator forces to ``qpos, qvel`` (the papers' Ant-v2 reported zero contact
+forces, openai/gym#1541); with 4 demonstrations D separates expert from policy on those alone
+(measured in docs/sam.md and docs/results/benchmark/README.md).
 """
 
 from __future__ import annotations
@@ -92,8 +99,9 @@ def _linear(n_in: int, n_out: int, spectral: bool) -> nn.Module:
 class Discriminator(nn.Module):
     """MLP logit ``f(s, a)`` over (normalised obs, encoded action); ``D = sigmoid(f)`` = P(expert).
 
-    ``obs``: ``(B, obs_dim)`` raw observations (with the absorbing indicator last when
-    ``absorbing``); ``actions``: ``(B, act_dim)`` floats or ``(B,)`` integer indices.
+    ``obs``: ``(B, n)`` raw observations of the task (with the absorbing indicator last when
+    ``absorbing``; D judges the entries ``obs_slice`` of the others); ``actions``: ``(B, act_dim)``
+    floats or ``(B,)`` integer indices.
     """
 
     def __init__(
@@ -108,6 +116,7 @@ class Discriminator(nn.Module):
         normalize_obs: bool = True,
         clip_obs: float = 5.0,
         absorbing: bool = False,
+        obs_slice: Optional[Sequence[int]] = None,
     ):
         super().__init__()
         act_cls = activation_class(activation, "algo.discriminator.activation")
@@ -122,11 +131,14 @@ class Discriminator(nn.Module):
         self.onehot = discrete and action_encoding != "raw"
         self.n_actions = int(action_space.n) if discrete else 0
         self.act_dim = self.n_actions if self.onehot else (1 if discrete else int(np.prod(action_space.shape)))
-        self.obs_dim = int(np.prod(observation_space.shape))
+        n_real = int(np.prod(observation_space.shape)) - (1 if absorbing else 0)
+        self.judged = check_obs_slice(obs_slice, n_real)
+        self.n_real, self.narrowed = n_real, self.judged != slice(0, n_real)
+        n_norm = self.judged.stop - self.judged.start
+        self.obs_dim = n_norm + (1 if absorbing else 0)  # D's observation input
         self.absorbing = absorbing
         self.normalize_obs = normalize_obs
         self.clip_obs = float(clip_obs)
-        n_norm = self.obs_dim - (1 if absorbing else 0)
         self.obs_rms = RunningMeanStd(shape=(n_norm,))
         # float64 like RunningMeanStd, so a checkpoint restores the statistics exactly.
         self.register_buffer("obs_mean", torch.zeros(n_norm, dtype=torch.float64))
@@ -146,7 +158,7 @@ class Discriminator(nn.Module):
 
     # ----- inputs ----------------------------------------------------------------------------
     def update_obs_stats(self, obs: np.ndarray) -> None:
-        """Fold a batch of raw observations ``(B, obs_dim)`` into the running statistics."""
+        """Fold a batch of raw observations ``(B, n)`` (their judged entries) into the running statistics."""
         if not self.normalize_obs:
             return
         x = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
@@ -154,7 +166,7 @@ class Discriminator(nn.Module):
             x = x[x[:, -1] < 0.5, :-1]  # the absorbing state is not a real observation
             if len(x) == 0:
                 return
-        self.obs_rms.update(x)
+        self.obs_rms.update(x[:, self.judged])
         self.obs_mean.copy_(torch.as_tensor(self.obs_rms.mean))
         self.obs_var.copy_(torch.as_tensor(self.obs_rms.var))
         self.obs_count.fill_(float(self.obs_rms.count))
@@ -182,13 +194,16 @@ class Discriminator(nn.Module):
         return out
 
     def features(self, obs: Union[np.ndarray, torch.Tensor], actions: Union[np.ndarray, torch.Tensor], encoded: bool = False) -> torch.Tensor:
-        """D's input ``(B, obs_dim + act_dim)``: normalised, clipped obs and the encoded action.
+        """D's input ``(B, obs_dim + act_dim)``: the judged entries of the raw observations ``obs``
+        (normalised, clipped; the absorbing indicator after them) and the encoded action.
 
         ``encoded=True``: ``actions`` are already ``(B, act_dim)`` floats in D's encoding (a
         soft or straight-through one-hot for discrete actions), so gradients reach them
         (MGAIL's backpropagation through ``grad_a D``).
         """
         obs_t = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs, dtype=torch.float32).reshape(len(obs), -1)
+        if self.narrowed:
+            obs_t = torch.cat([obs_t[:, self.judged], obs_t[:, self.n_real :]], dim=1)
         if self.normalize_obs:
             real = obs_t[:, : self.obs_mean.shape[0]]
             real = ((real - self._mean32) / self._std32).clamp(-self.clip_obs, self.clip_obs)
@@ -298,6 +313,20 @@ def sample_loss_noise(
     return y_e, eps
 
 
+def check_obs_slice(obs_slice: Optional[Sequence[int]], n_obs: int) -> slice:
+    """``algo.discriminator.obs_slice`` as a slice of a task's ``n_obs`` observation entries;
+    ``None`` is all of them. Raises :class:`ConfigError` naming the bad value and the task's range."""
+    if obs_slice is None:
+        return slice(0, n_obs)
+    start, stop = (int(v) for v in obs_slice)
+    if not 0 <= start < stop <= n_obs:
+        raise ConfigError(
+            f"algo.discriminator.obs_slice=[{start}, {stop}] is invalid for this task's {n_obs} observation entries; "
+            f"accepted: [start, stop] with 0 <= start < stop <= {n_obs}, or null (all)"
+        )
+    return slice(start, stop)
+
+
 def build_discriminator(observation_space: gym.Space, action_space: gym.Space, dcfg: Any, absorbing: bool = False) -> Discriminator:
     """A :class:`Discriminator` from an ``algo.discriminator`` config block."""
     return Discriminator(
@@ -311,6 +340,7 @@ def build_discriminator(observation_space: gym.Space, action_space: gym.Space, d
         normalize_obs=bool(dcfg.normalize_obs),
         clip_obs=float(dcfg.clip_obs),
         absorbing=absorbing,
+        obs_slice=None if dcfg.obs_slice is None else [int(v) for v in dcfg.obs_slice],
     )
 
 

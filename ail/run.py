@@ -68,6 +68,8 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         # algo.label only names the run directory and the W&B group; algo.compile only changes how
         # the same update is executed (a run may resume on a node where compilation is unavailable).
         out["algo"] = {k: v for k, v in out["algo"].items() if k not in ("label", "compile")}
+        if isinstance(out["algo"].get("discriminator"), dict):
+            out["algo"]["discriminator"] = {"obs_slice": None, **out["algo"]["discriminator"]}  # older configs: D judged everything
         if out["algo"].get("name") == "sam" and isinstance(out["algo"].get("actor"), dict):
             out["algo"]["actor"] = {"preact_penalty": 0.0, **out["algo"]["actor"]}  # a SAM config older than the key had none
     return out

@@ -68,12 +68,18 @@ class DiscriminatorConfig(Section):
         json_schema_extra={"accepted": "null, a number, or [low, high] with low <= high"}
     )
     entropy_weight: Number
+    obs_slice: Optional[tuple[NonNegInt, PosInt]] = Field(
+        json_schema_extra={"accepted": "null (every observation entry) or [start, stop] with 0 <= start < stop"}
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "DiscriminatorConfig":
         s = self.label_smoothing
         if isinstance(s, tuple) and not s[0] <= s[1]:
             raise ValueError(f"label_smoothing=[{s[0]}, {s[1]}] is invalid; accepted: [low, high] with low <= high")
+        o = self.obs_slice
+        if o is not None and not o[0] < o[1]:
+            raise ValueError(f"obs_slice=[{o[0]}, {o[1]}] is invalid; accepted: [start, stop] with 0 <= start < stop, or null")
         return self
 
 

@@ -127,6 +127,28 @@ def test_observation_normalisation_and_absorbing_indicator():
     )
 
 
+def test_obs_slice_narrows_what_d_judges_and_keeps_the_absorbing_indicator():
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (6,), np.float32)  # 5 real entries + absorbing flag
+    disc = Discriminator(obs_space, BOX_ACT, absorbing=True, obs_slice=(1, 3))
+    assert disc.net[0].in_features == 2 + 1 + 2 and disc.obs_rms.mean.shape == (2,)
+    rng = np.random.default_rng(1)
+    obs = np.concatenate([rng.normal(size=(200, 5)) * [1, 2, 3, 4, 5] + [10, 20, 30, 40, 50], np.zeros((200, 1))], axis=1)
+    disc.update_obs_stats(obs)
+    assert np.allclose(disc.obs_rms.mean, [20, 30], atol=1.0)  # the statistics of entries 1 and 2 only
+    act = rng.uniform(-1, 1, (200, 2))
+    other = obs.copy()
+    other[:, [0, 3, 4]] = rng.normal(size=(200, 3)) * 100  # entries D does not judge
+    torch.testing.assert_close(disc.logits(obs, act), disc.logits(other, act))
+    moved = obs.copy()
+    moved[:, 2] += 5.0
+    assert not torch.allclose(disc.logits(obs, act), disc.logits(moved, act))
+    flagged = np.zeros((1, 6))
+    flagged[0, -1] = 1.0
+    assert disc.features(flagged, np.ones((1, 2)))[0, 2:].tolist() == [1.0, 0.0, 0.0]  # flag passed, action masked
+    with pytest.raises(ConfigError, match=r"obs_slice=\[2, 6\] is invalid for this task's 5 observation entries.*stop <= 5"):
+        Discriminator(obs_space, BOX_ACT, absorbing=True, obs_slice=(2, 6))
+
+
 @pytest.mark.parametrize("spectral", [False, True])
 def test_discriminator_learns_to_separate_expert_from_policy(spectral):
     torch.manual_seed(0)

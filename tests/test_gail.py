@@ -62,6 +62,10 @@ def test_gail_runs_end_to_end_with_either_generator(runs, generator):
         (["env=reacher", "algo.discriminator.action_encoding=onehot"], "action_encoding=onehot needs a discrete action space"),
         (["algo.reward=airl"], "algo.reward=airl is invalid; accepted: minimax, log_d, logit"),
         (["algo.discriminator.epochs=0"], "algo.discriminator.epochs=0 is invalid; accepted: a positive integer"),
+        (
+            ["algo.discriminator.obs_slice=[0,5]"],
+            "algo.discriminator.obs_slice=[0, 5] is invalid for this task's 4 observation entries; accepted: [start, stop] with 0 <= start < stop <= 4",
+        ),
     ],
 )
 def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):

@@ -50,6 +50,14 @@ def test_a_run_from_before_the_expert_file_and_demo_source_keys_resumes_when_the
     assert _diff(old, minari) == ("demo_set.source", "expert", "minari:d4rl/hopper/expert-v0")
 
 
+def test_a_run_from_before_the_discriminators_obs_slice_resumes_when_d_judges_everything():
+    old = {**STORED, "algo": {"name": "gail", "label": "gail-ppo", "discriminator": {"lr": 3e-4}}}
+    new = {**old, "algo": {**old["algo"], "discriminator": {"lr": 3e-4, "obs_slice": None}}}
+    assert _diff(old, new) is None
+    narrowed = {**old, "algo": {**old["algo"], "discriminator": {"lr": 3e-4, "obs_slice": [0, 27]}}}
+    assert _diff(old, narrowed) == ("algo.discriminator.obs_slice", None, [0, 27])
+
+
 def test_a_sam_run_from_before_the_pre_activation_penalty_resumes_when_it_stays_off():
     old = {**STORED, "algo": {"name": "sam", "label": "sam", "actor": {"lr": 1e-4, "d_scale": 0.0}}}
     new = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.0}}}

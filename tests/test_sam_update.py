@@ -122,6 +122,7 @@ def _settings(**change) -> Settings:
         obs_clip=5.0,
         d_clip_obs=5.0,
         d_normalize_obs=False,
+        d_obs_slice=None,
         actor_lr=1e-3,
         critic_lr=1e-3,
         d_lr=1e-3,
@@ -153,7 +154,8 @@ def test_the_discriminator_loss_is_the_shared_discriminators_for_each_seed(monke
 def _update(s: Settings, k: int, seed: int = 0, spectral_norm: bool = False) -> tuple[SAMUpdate, dict, dict]:
     actor = MLP((OBS, 8, 8, ACT), "leaky_relu", True)
     critic = MLP((OBS + ACT, 8, 8, 1), "leaky_relu", True)
-    disc = MLP((OBS + ACT + (1 if s.absorbing else 0), 8, 8, 1), "leaky_relu", True, spectral_norm)
+    judged = s.d_obs_slice or (0, OBS)
+    disc = MLP((judged[1] - judged[0] + ACT + (1 if s.absorbing else 0), 8, 8, 1), "leaky_relu", True, spectral_norm)
     u = SAMUpdate(s, actor, critic, disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
     g = torch.Generator().manual_seed(seed)
     st = u.init_state([g] * k, head_init=3e-3)
@@ -195,6 +197,7 @@ VARIANTS = {
     "td3-mse-stored-rewards-no-popart": dict(n_critics=2, target_noise=0.2, huber=False, recompute_rewards=False, popart=False, q_scale=0.5),
     "normalised-d-inputs-reward-gradient": dict(d_normalize_obs=True, d_scale=0.3, grad_clip=None, one_step_loss=False),
     "absorbing-spectral-norm-preact-penalty": dict(absorbing=True, spectral_norm=True, preact_penalty=0.1),
+    "absorbing-reward-gradient-obs-slice": dict(absorbing=True, d_scale=0.3, d_normalize_obs=True, d_obs_slice=(1, 4)),
 }
 
 
@@ -249,6 +252,22 @@ def test_absorbing_pairs_enter_the_discriminator_batch_as_masked_rows():
     half, _ = u.d_loss(dp, None, x_e[:, : B // 2], x_p[:, : B // 2], y_e[:, : B // 2], eps, w[:, : B // 2], w[:, : B // 2])
     torch.testing.assert_close(masked, half)
     assert torch.isfinite(u.update(st, batch, True)).all()
+
+
+def test_the_stacked_discriminator_judges_the_same_obs_slice_as_the_shared_one():
+    s = _settings(d_normalize_obs=True, d_obs_slice=(1, 4))
+    u, st, batch = _update(s, 1)
+    u.update(st, batch, actor_due=True)  # D's statistics fold in the judged entries of d_stats_obs
+    judged = batch["d_stats_obs"][0, :, 1:4].double()
+    torch.testing.assert_close(st["d_stats"]["mean"][0], judged.mean(0), rtol=1e-3, atol=1e-3)
+    d = Discriminator(
+        gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32), gym.spaces.Box(-2, 2, (ACT,), np.float32), obs_slice=(1, 4), clip_obs=5.0
+    )
+    d.load_state_dict(
+        {**d.state_dict(), "obs_mean": st["d_stats"]["mean"][0], "obs_var": st["d_stats"]["var"][0], "obs_count": st["d_stats"]["count"][0]}
+    )
+    obs, act = batch["e_obs"][0], batch["e_act"][0]
+    torch.testing.assert_close(u.features(st["d_stats"], obs[None], act[None])[0], d.features(obs, act))
 
 
 @pytest.mark.slow

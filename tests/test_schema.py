@@ -36,6 +36,10 @@ def test_every_shipped_algo_env_pair_passes_the_schema(compose_job):
             ["algo=sam", "algo.discriminator.label_smoothing=[1.2,0.7]"],
             "algo.discriminator.label_smoothing=[1.2, 0.7] is invalid; accepted: [low, high] with low <= high",
         ),
+        (
+            ["algo=mgail", "algo.discriminator.obs_slice=[3,3]"],
+            "algo.discriminator.obs_slice=[3, 3] is invalid; accepted: [start, stop] with 0 <= start < stop, or null",
+        ),
         (["algo=gail", "algo.discriminator.lr=0"], "algo.discriminator.lr=0 is invalid; accepted: a positive number"),
         (["algo=gail", "algo.relabel=1"], "algo.relabel=1 is invalid; accepted: true or false"),
         (["algo=bc", "algo.updates=2.5"], "algo.updates=2.5 is invalid; accepted: a positive integer"),

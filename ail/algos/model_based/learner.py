@@ -59,6 +59,7 @@ class ModelBasedLearner(Learner):
             )
         env = make_env(cfg.env.name)
         check_demos_match_env(demos, env.observation_space, env.action_space)
+        build_discriminator(env.observation_space, env.action_space, a.discriminator)  # e.g. an obs_slice beyond the task's entries
         env.close()
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):

@@ -40,7 +40,7 @@ from torch import Tensor
 from ail import distributed
 from ail.algos.sam.replay import nstep_return
 from ail.algos.sam.stacked import MLP, Adam, Params, clip_per_seed, polyak
-from ail.discriminator import reward_from_logits
+from ail.discriminator import check_obs_slice, reward_from_logits
 
 LOGS = (
     "d_loss",
@@ -84,6 +84,7 @@ class Settings:
     obs_clip: float
     d_clip_obs: float
     d_normalize_obs: bool
+    d_obs_slice: Optional[tuple[int, int]]
     actor_lr: float
     critic_lr: float
     d_lr: float
@@ -116,6 +117,7 @@ def settings_from_cfg(a: Any) -> Settings:
         obs_clip=float(a.obs_clip) if bool(a.normalize_obs) else float("inf"),  # unnormalised: raw, unclipped
         d_clip_obs=float(d.clip_obs),
         d_normalize_obs=bool(d.normalize_obs),
+        d_obs_slice=None if d.obs_slice is None else (int(d.obs_slice[0]), int(d.obs_slice[1])),
         actor_lr=float(a.actor.lr),
         critic_lr=float(a.critic.lr),
         d_lr=float(d.lr),
@@ -152,7 +154,8 @@ class SAMUpdate:
 
     :param actor: ``obs_dim -> act_dim`` (tanh applied here: actions in [-1, 1]).
     :param critic: ``obs_dim + act_dim -> 1``, one per head (parameters ``q{j}.<name>``).
-    :param disc: ``d_obs_dim + act_dim -> 1`` logits (``d_obs_dim`` counts the absorbing indicator).
+    :param disc: ``d_obs_dim + act_dim -> 1`` logits (``d_obs_dim``: the observation entries D
+        judges, ``algo.discriminator.obs_slice``, and the absorbing indicator).
     :param act_low: ``(act_dim,)`` the env's action bounds: D sees env-unit actions, as the expert's are.
     """
 
@@ -161,6 +164,8 @@ class SAMUpdate:
         self.act_low, self.act_span = act_low.float(), (act_high - act_low).float()
         self.opt = {"actor": Adam(s.actor_lr), "critic": Adam(s.critic_lr), "disc": Adam(s.d_lr)}
         self.d_norm_dim = disc.sizes[0] - actor.sizes[-1] - (1 if s.absorbing else 0)
+        self.obs_dim = actor.sizes[0]
+        self.d_judged = check_obs_slice(s.d_obs_slice, self.obs_dim)
 
     def to(self, device: torch.device) -> "SAMUpdate":
         """The action bounds on ``device`` (the state and batches are moved by the caller)."""
@@ -175,7 +180,8 @@ class SAMUpdate:
         net, d = a.network, a.discriminator
         actor = MLP((obs_dim, *map(int, net.hidden), act_dim), str(net.activation), bool(net.layer_norm))
         critic = MLP((obs_dim + act_dim, *map(int, net.hidden), 1), str(net.activation), bool(net.layer_norm))
-        d_in = obs_dim + (1 if s.absorbing else 0) + act_dim
+        judged = check_obs_slice(s.d_obs_slice, obs_dim)
+        d_in = judged.stop - judged.start + (1 if s.absorbing else 0) + act_dim
         disc = MLP((d_in, *map(int, d.hidden), 1), str(d.activation), bool(d.layer_norm), bool(d.spectral_norm))
         return cls(s, actor, critic, disc, act_low, act_high)
 
@@ -228,6 +234,8 @@ class SAMUpdate:
     def features(self, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
         """D's input ``(K, B, d_obs_dim + act_dim)`` from raw obs (with the absorbing flag last) and env actions."""
         s = self.s
+        if self.d_judged != slice(0, self.obs_dim):
+            obs = torch.cat([obs[..., self.d_judged], obs[..., self.obs_dim :]], dim=-1)
         if s.d_normalize_obs:
             m = self.d_norm_dim
             mean, std = stats["mean"].float().unsqueeze(1), (stats["var"] + 1e-8).sqrt().float().unsqueeze(1)
@@ -248,7 +256,7 @@ class SAMUpdate:
         """``(K,)`` value of the absorbing state: it loops forever on D's reward for it."""
         act_dim = int(self.act_span.shape[0])
         dev = stats["count"].device
-        obs = torch.zeros(k, 1, self.disc.sizes[0] - act_dim, device=dev)
+        obs = torch.zeros(k, 1, self.obs_dim + 1, device=dev)
         obs[..., -1] = 1.0
         r = self.rewards(dp, stats, obs, torch.zeros(k, 1, act_dim, device=dev))
         return r[:, 0] / (1.0 - self.s.gamma)
@@ -312,6 +320,8 @@ class SAMUpdate:
             q = (q.double() * self._sigma(popart).unsqueeze(1) + popart["mean"].unsqueeze(1)).float()
         loss = -s.q_scale * q.mean(1)
         if s.d_scale:
+            if s.absorbing:  # the replay's observations are real states: D's absorbing flag is 0 for them
+                raw_obs = torch.cat([raw_obs, raw_obs.new_zeros(*raw_obs.shape[:-1], 1)], dim=-1)
             loss = loss - s.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(mu)).mean(1)
         if s.preact_penalty:
             # Where tanh is flat the critic's gradient no longer reaches the actor, which then stays
@@ -367,7 +377,7 @@ class SAMUpdate:
         if discriminator:
             # 1. Discriminator: its input statistics, then one step.
             if s.d_normalize_obs:
-                fold_moments(st["d_stats"], b["d_stats_obs"])
+                fold_moments(st["d_stats"], b["d_stats_obs"][..., self.d_judged])
             x_e = self.features(st["d_stats"], b["e_obs"], b["e_act"])
             x_p = self.features(st["d_stats"], b["p_obs"], self.env_action(b["p_act"]))
             sn = st.get("disc_sn")
