@@ -33,9 +33,8 @@ actions are one-hot encoded (the CartPole blog's 4 + 2 inputs); continuous ones 
 Which observation entries D judges (``obs_slice``): all of them by default, or only the entries
 ``[start, stop)`` of the observation (the absorbing indicator is kept either way). The policy and
 critic still see everything; only the game is narrowed. Ant-v5 and Humanoid-v5 append contact
-forces, inertias and actuator forces to ``qpos, qvel`` (the papers' Ant-v2 reported zero contact
-forces, openai/gym#1541); with 4 demonstrations D separates expert from policy on those alone
-(measured in docs/sam.md and docs/results/benchmark/README.md).
+forces, inertias and actuator forces to ``qpos, qvel``, which the papers' Ant-v2 reported as zeros
+(openai/gym#1541). What narrowing D to ``qpos, qvel`` did on Ant: docs/sam.md, docs/results.md.
 """
 
 from __future__ import annotations
