@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.algos.gail import build_generator
@@ -54,11 +55,9 @@ def main(argv: list[str]) -> int:
         x = venv.normalize_obs(obs) if isinstance(venv, VecNormalize) else obs
         return model.predict(x, deterministic=True)[0]
 
-    print(f"{a.generator} on {cfg.env.id} with the true reward, {steps} env steps, seed {args.seed}; overrides: {args.overrides or 'none'}")
-    print(f"{'env steps':>10s} {'return':>20s} {'score':>7s} {'ended early':>11s} {'minutes':>8s}", flush=True)
     t0 = time.perf_counter()
-    while model.num_timesteps < steps:
-        model.learn(min(args.eval_every, steps - model.num_timesteps), reset_num_timesteps=False)
+
+    def report() -> None:
         ret, ended = rollouts(act, args.env, args.episodes, seed=400_000)
         score = normalized_score(float(ret.mean()), info["return_mean"], info["random_return_mean"])
         print(
@@ -66,6 +65,27 @@ def main(argv: list[str]) -> int:
             f"{(time.perf_counter() - t0) / 60:8.1f}",
             flush=True,
         )
+
+    class Every(BaseCallback):
+        """An evaluation at the start of the first rollout past each ``--eval-every`` steps (the policy just updated)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next = args.eval_every
+
+        def _on_rollout_start(self) -> None:
+            if self.num_timesteps >= self.next:
+                report()
+                self.next += args.eval_every
+
+        def _on_step(self) -> bool:
+            return True
+
+    print(f"{a.generator} on {cfg.env.id} with the true reward, {steps} env steps, seed {args.seed}; overrides: {args.overrides or 'none'}")
+    print(f"{'env steps':>10s} {'return':>20s} {'score':>7s} {'ended early':>11s} {'minutes':>8s}", flush=True)
+    # One learn() call over the whole budget, as GAIL's: its learning-rate and clip schedules decay over all of it.
+    model.learn(steps, callback=Every())
+    report()
     return 0
 
 

@@ -260,9 +260,7 @@ def test_the_stacked_discriminator_judges_the_same_obs_slice_as_the_shared_one()
     u.update(st, batch, actor_due=True)  # D's statistics fold in the judged entries of d_stats_obs
     judged = batch["d_stats_obs"][0, :, 1:4].double()
     torch.testing.assert_close(st["d_stats"]["mean"][0], judged.mean(0), rtol=1e-3, atol=1e-3)
-    d = Discriminator(
-        gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32), gym.spaces.Box(-2, 2, (ACT,), np.float32), obs_slice=(1, 4), clip_obs=5.0
-    )
+    d = Discriminator(gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32), gym.spaces.Box(-2, 2, (ACT,), np.float32), obs_slice=(1, 4), clip_obs=5.0)
     d.load_state_dict(
         {**d.state_dict(), "obs_mean": st["d_stats"]["mean"][0], "obs_var": st["d_stats"]["var"][0], "obs_count": st["d_stats"]["count"][0]}
     )
