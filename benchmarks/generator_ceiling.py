@@ -5,9 +5,10 @@
 The generator is built exactly as ``algo=gail`` builds it (conf/algo/gail.yaml, the task's
 conf/algo_env/gail_<env>.yaml, then any Hydra OVERRIDE such as ``algo.ppo.n_steps=4096``): the same
 SB3 algorithm, policy, settings and observation normalisation, on the environment's own reward in
-place of the discriminator's. If this run stays below 0.9 within GAIL's budget, no discriminator
-setting can lift GAIL past it; the generator's settings are what to tune first. Prints one row per
-evaluation (deterministic episodes, the normalised score of ``ail.evaluation``).
+place of the discriminator's. If this run stays below 0.9 within GAIL's budget, GAIL (the same
+generator on D's reward) would need a reward far easier to climb than the task's own: the
+generator's settings are what to tune first. Prints one row per evaluation (deterministic
+episodes, the normalised score of ``ail.evaluation``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.algos.gail import build_generator
-from ail.config import CONF_DIR, register_resolvers
+from ail.config import CONF_DIR, check_config, register_resolvers
 from ail.envs import make_vec_env
+from ail.errors import ConfigError
 from ail.evaluation import normalized_score, rollouts
 from ail.experts import expert_info
 
@@ -42,6 +44,11 @@ def main(argv: list[str]) -> int:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=["algo=gail", f"env={args.env}", *args.overrides])
+    try:
+        check_config(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     a = cfg.algo
     steps = args.steps or int(cfg.train.env_steps)
     info = expert_info(args.env)
