@@ -163,9 +163,10 @@ class SAMUpdate:
         self.s, self.actor, self.critic, self.disc = s, actor, critic, disc
         self.act_low, self.act_span = act_low.float(), (act_high - act_low).float()
         self.opt = {"actor": Adam(s.actor_lr), "critic": Adam(s.critic_lr), "disc": Adam(s.d_lr)}
-        self.d_norm_dim = disc.sizes[0] - actor.sizes[-1] - (1 if s.absorbing else 0)
         self.obs_dim = actor.sizes[0]
         self.d_judged = check_obs_slice(s.d_obs_slice, self.obs_dim)
+        self.d_narrowed = self.d_judged != slice(0, self.obs_dim)
+        self.d_norm_dim = self.d_judged.stop - self.d_judged.start
 
     def to(self, device: torch.device) -> "SAMUpdate":
         """The action bounds on ``device`` (the state and batches are moved by the caller)."""
@@ -234,7 +235,7 @@ class SAMUpdate:
     def features(self, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
         """D's input ``(K, B, d_obs_dim + act_dim)`` from raw obs (with the absorbing flag last) and env actions."""
         s = self.s
-        if self.d_judged != slice(0, self.obs_dim):
+        if self.d_narrowed:
             obs = torch.cat([obs[..., self.d_judged], obs[..., self.obs_dim :]], dim=-1)
         if s.d_normalize_obs:
             m = self.d_norm_dim
