@@ -43,6 +43,7 @@ Discount = Annotated[float, BeforeValidator(_no_bool), _accepted("a number in (0
 Layers = Annotated[list[PosInt], _accepted("a list of positive integers (layer widths)")]
 Activation = Literal["tanh", "relu", "elu", "leaky_relu"]  # ail.activations.ACTIVATIONS
 Reward = Literal["minimax", "log_d", "logit"]  # ail.discriminator.REWARDS
+SAMReward = Literal["minimax", "log_d", "logit", "env"]  # env: the task's own reward (the generator's ceiling)
 
 
 class Section(BaseModel):
@@ -177,7 +178,7 @@ class SAMExploration(Section):
 
 class SAMConfig(AlgoConfig):
     workers: PosInt
-    reward: Reward
+    reward: SAMReward
     allow_biased_reward: Flag
     absorbing: Flag
     recompute_rewards: Flag

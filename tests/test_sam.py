@@ -67,6 +67,9 @@ def test_sam_runs_end_to_end(runs):
         (["algo.exploration.action_noise=gauss"], "algo.exploration.action_noise=gauss is invalid; accepted: ou, normal, none"),
         (["algo.gamma=1.5"], "algo.gamma=1.5 is invalid; accepted: 0 < gamma < 1"),
         (["algo.discriminator.label_smoothing=[1.2,0.7]"], "label_smoothing=[1.2, 0.7] is invalid"),
+        (["algo.reward=true_reward"], "algo.reward=true_reward is invalid; accepted: minimax, log_d, logit, env"),
+        (["algo.reward=env", "algo.absorbing=true"], "algo.reward=env with algo.absorbing=true"),
+        (["algo.reward=env", "algo.actor.d_scale=0.5"], "algo.reward=env with algo.actor.d_scale=0.5"),
     ],
 )
 def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
@@ -103,6 +106,25 @@ def test_rewards_are_recomputed_with_the_current_discriminator_or_kept_from_coll
             assert after > before + 1.0
         else:
             assert after == pytest.approx(before)
+
+
+def test_the_env_reward_mode_stores_and_trains_on_the_tasks_own_reward():
+    learner = _learner(["algo.reward=env"])
+    for _ in range(250):
+        learner.iterate()
+    # InvertedPendulum-v5 pays 1 for each step the pole stays up and 0 for the one that ends the episode.
+    buf = learner.replay
+    assert (buf.dones[:250] > 0).any()
+    assert np.array_equal(buf.rewards[:250], 1.0 - buf.dones[:250])
+    batch = learner.ac_batch()
+    assert "win_obs" not in batch and set(batch["r_stored"].unique().tolist()) == {0.0, 1.0}
+    reward = LOGS.index("reward_mean")
+    saved = copy.deepcopy(learner.snapshot(0))
+    before = learner.train_step()[0, reward]
+    learner.restore(0, saved)
+    with torch.no_grad():
+        learner.st["disc"]["l2.bias"] += 3.0  # D plays no part in the reward
+    assert learner.train_step()[0, reward] == pytest.approx(before) and 0 < before < 1  # some sampled steps ended an episode
 
 
 def test_absorbing_states_feed_the_discriminator_and_bootstrap_terminations_from_their_value():

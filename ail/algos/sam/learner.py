@@ -5,7 +5,9 @@ One iteration, repeated until ``train.env_steps`` interactions (summed over work
 1. **Collect** ``schedule.env_steps`` steps in each seed's env: uniform random actions before
    ``learning_starts``, then the seed's perturbed actor (:mod:`ail.algos.sam.exploration`) plus
    action noise. The env's reward never reaches the learner: the replay stores 0, or D's reward
-   at collection with ``recompute_rewards=false`` (sam-tf). Seed ``k``'s steps fill replay
+   at collection with ``recompute_rewards=false`` (sam-tf). The one exception, ``algo.reward=env``,
+   stores the env's reward instead: SAM's actor-critic on the task itself, the ceiling of its
+   generator, not imitation (D still trains and is logged, but reaches nothing). Seed ``k``'s steps fill replay
    column ``k`` (:class:`ail.algos.sam.replay.CompactReplayBuffer` with one column per seed).
 2. **Train** ``schedule.train_steps`` steps once more than ``learning_starts`` steps are in:
    every ``adapt_every`` of them the parameter noise adapts, then ``d_steps`` discriminator and
@@ -86,7 +88,20 @@ class SAMLearner(Learner):
                 f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; "
                 f"accepted envs: {', '.join(continuous)}, or env=gym env.id=<an id with Box actions>"
             )
-        check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
+        if str(a.reward) == "env":
+            # The two places D's reward enters besides the targets: refused rather than silently mixed in.
+            if bool(a.absorbing):
+                raise ConfigError(
+                    "algo.reward=env with algo.absorbing=true: the absorbing state's value is D's reward, not the env's; "
+                    "accepted with the env's reward: algo.absorbing=false"
+                )
+            if float(a.actor.d_scale) != 0:
+                raise ConfigError(
+                    f"algo.reward=env with algo.actor.d_scale={a.actor.d_scale}: that term is the gradient of D's reward, "
+                    "not the env's; accepted with the env's reward: algo.actor.d_scale=0"
+                )
+        else:
+            check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
         if int(cfg.train.env_steps) <= int(a.learning_starts) * int(a.workers):
             raise ConfigError(
                 f"train.env_steps={cfg.train.env_steps} ends before learning starts (algo.learning_starts={a.learning_starts} "
@@ -194,8 +209,10 @@ class SAMLearner(Learner):
             scaled = np.clip(mu + noise, -1.0, 1.0).astype(np.float32)
         env_act = self._env_action(scaled)
         new_obs, next_obs, dones, infos = [], [], [], []
+        env_rew = np.zeros(self.k, dtype=np.float32)
         for k, venv in enumerate(self.venvs):
-            obs_k, _, done_k, info_k = venv.step(env_act[k : k + 1])
+            obs_k, rew_k, done_k, info_k = venv.step(env_act[k : k + 1])
+            env_rew[k] = rew_k[0]
             new_obs.append(obs_k[0])
             next_obs.append(info_k[0]["terminal_observation"] if done_k[0] else obs_k[0])
             dones.append(bool(done_k[0]))
@@ -203,7 +220,9 @@ class SAMLearner(Learner):
             if done_k[0] and "episode" in info_k[0]:
                 self.episode_returns[k].append(float(info_k[0]["episode"]["r"]))
         reward = np.zeros(self.k, dtype=np.float32)
-        if not bool(self.a.recompute_rewards):  # sam-tf: D's reward at collection, never updated
+        if self.a.reward == "env":
+            reward = env_rew
+        elif not self.upd.s.recompute_rewards:  # sam-tf: D's reward at collection, never updated
             with torch.no_grad():
                 obs_t = to_device(torch.as_tensor(self._d_obs(self.last_obs))[:, None], self.device)
                 r = self.upd.rewards(self.upd.d_params(self.st), self.st["d_stats"], obs_t, to_device(torch.as_tensor(env_act)[:, None], self.device))
@@ -294,7 +313,7 @@ class SAMLearner(Learner):
             "length": torch.as_tensor(win.length.reshape(k, b)),
             "terminal": torch.as_tensor(win.terminal.reshape(k, b)),
         }
-        if bool(a.recompute_rewards):
+        if self.upd.s.recompute_rewards:
             out["win_obs"] = torch.as_tensor(self._d_obs(self._column("observations", win_flat).reshape(k, b * n, -1)))
             out["win_act"] = torch.as_tensor(self._column("actions", win_flat).reshape(k, b * n, -1))
         else:

@@ -105,7 +105,8 @@ def settings_from_cfg(a: Any) -> Settings:
         grad_penalty=float(d.grad_penalty),
         entropy_weight=float(d.entropy_weight),
         reward=str(a.reward),
-        recompute_rewards=bool(a.recompute_rewards),
+        # The env's reward (algo.reward=env) is stored at collection like sam-tf's stale D reward.
+        recompute_rewards=bool(a.recompute_rewards) and str(a.reward) != "env",
         absorbing=bool(a.absorbing),
         q_scale=float(a.actor.q_scale),
         d_scale=float(a.actor.d_scale),
