@@ -9,6 +9,9 @@ place of the discriminator's. If this run stays below 0.9 within GAIL's budget, 
 generator on D's reward) would need a reward far easier to climb than the task's own: the
 generator's settings are what to tune first. Prints one row per evaluation (deterministic
 episodes, the normalised score of ``ail.evaluation``).
+
+SAM's generator needs no script: ``python launch.py algo=sam env=ant algo.reward=env`` trains its
+actor-critic on the task's own reward, with a run directory like any other.
 """
 
 from __future__ import annotations
