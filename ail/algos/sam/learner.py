@@ -7,8 +7,9 @@ One iteration, repeated until ``train.env_steps`` interactions (summed over work
    action noise. The env's reward never reaches the learner: the replay stores 0, or D's reward
    at collection with ``recompute_rewards=false`` (sam-tf). The one exception, ``algo.reward=env``,
    stores the env's reward instead: SAM's actor-critic on the task itself, the ceiling of its
-   generator, not imitation (D still trains and is logged, but reaches nothing). Seed ``k``'s steps fill replay
-   column ``k`` (:class:`ail.algos.sam.replay.CompactReplayBuffer` with one column per seed).
+   generator, not imitation (D still trains and is logged, but reaches nothing). Seed ``k``'s
+   steps fill replay column ``k`` (:class:`ail.algos.sam.replay.CompactReplayBuffer` with one
+   column per seed).
 2. **Train** ``schedule.train_steps`` steps once more than ``learning_starts`` steps are in:
    every ``adapt_every`` of them the parameter noise adapts, then ``d_steps`` discriminator and
    ``g_steps`` actor-critic updates of :meth:`ail.algos.sam.update.SAMUpdate.update`, all K
