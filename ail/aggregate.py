@@ -3,8 +3,11 @@ and ``ail.benchmark``: per algorithm, the interquartile mean (IQM) and mean of t
 score over all its runs on all its tasks, with stratified-bootstrap intervals (runs resampled within
 each task), the performance profile, and the IQM against env steps.
 
-Score matrices are ``(seeds, tasks)`` as rliable takes them; with an unequal number of complete
-seeds per task, each task's first ``min`` seeds (by seed) are used, and the tables say how many.
+Score matrices are ``(seeds, tasks)`` as rliable takes them, so an algorithm's tasks need as many
+seeds each: with an unequal number of complete seeds per task, ``equal_seeds`` takes the ``n`` that
+keeps the most runs (``n`` x the tasks with at least ``n``; ties: more seeds), each such task's first
+``n`` seeds (by seed); a task with fewer is left out of that algorithm's row rather than cutting every
+other task down to it, and the tables say which tasks and how many seeds.
 """
 
 from __future__ import annotations
@@ -35,16 +38,25 @@ def complete_cells(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRecor
     return cells
 
 
+def equal_seeds(cells: dict[str, list]) -> tuple[int, list[str]]:
+    """The seeds per task and the tasks (sorted) of one algorithm's aggregate: the ``n`` that keeps the
+    most runs, ``n`` x the tasks with at least ``n`` complete seeds (ties: the larger ``n``).
+
+    :param cells: task -> that task's complete runs (or scores), at least one task
+    """
+    n = max({len(c) for c in cells.values()}, key=lambda k: (k * sum(len(c) >= k for c in cells.values()), k))
+    return n, sorted(e for e, c in cells.items() if len(c) >= n)
+
+
 def score_matrices(runs: list[RunRecord]) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """Per algorithm, final scores shaped ``(seeds, tasks)`` as rliable takes them (each task's first
-    ``min`` seeds) and the tasks they cover."""
+    """Per algorithm, final scores shaped ``(seeds, tasks)`` as rliable takes them (``equal_seeds``)
+    and the tasks they cover."""
     by_algo: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for (label, env), cell in complete_cells(runs).items():
         by_algo[label][env] = [float(r.summary["normalized_score"]) for r in cell]
     matrices, tasks = {}, {}
     for label, cells in sorted(by_algo.items()):
-        envs = sorted(cells)
-        n = min(len(cells[e]) for e in envs)
+        n, envs = equal_seeds(cells)
         matrices[label] = np.array([cells[e][:n] for e in envs]).T
         tasks[label] = envs
     return matrices, tasks
@@ -82,6 +94,8 @@ def log_grid(runs: list[RunRecord], points: int = 40) -> np.ndarray:
 def markdown_aggregate(agg: dict[str, dict[str, tuple[float, float, float]]], matrices: dict[str, np.ndarray], tasks: dict[str, list[str]]) -> str:
     lines = [
         f"Final normalised score across tasks; {int(CONFIDENCE * 100)}% stratified-bootstrap intervals ({RESAMPLES} resamples, rliable).",
+        "Each row needs as many seeds on each of its tasks: a task with fewer complete seeds than the algorithm's",
+        "others is left out of its row (`ail.aggregate.equal_seeds`), its cells still have their rows in the per-cell table.",
         "",
         "| algorithm | IQM [95% CI] | mean [95% CI] | tasks | seeds per task |",
         "|---|---|---|---|---|",
@@ -109,7 +123,8 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
         group = {env: cell for (lab, env), cell in cells.items() if lab == label and all(r.algo != "bc" for r in cell)}
         if not group:
             continue
-        n = min(len(c) for c in group.values())
+        n, envs = equal_seeds(group)
+        group = {env: group[env] for env in envs}
         grid = log_grid([r for c in group.values() for r in c[:n]])
         first, last = min(first, grid[1]), max(last, grid[-1])
         # (seeds, tasks, steps), as rliable's sample-efficiency curves take it

@@ -15,7 +15,7 @@ episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into `
   that trained K seeds at once, ``train.seeds_per_process=K``, counts its wall time / K per seed).
 - ``aggregate.md``: per algorithm, the interquartile mean (IQM) and mean over its runs on all the
   tasks it has, with 95% stratified-bootstrap intervals (``rliable``: runs resampled within each
-  task); with an unequal number of seeds per task, each task's first ``min`` seeds are used (said there).
+  task); with an unequal number of seeds per task, the tasks and seeds ``ail.aggregate.equal_seeds`` keeps (said there).
 - ``curves_<env>.png``: normalised score against env steps (log axis), mean across seeds with the
   95% bootstrap interval band, per algorithm; the demonstrations' band (mean ± std, normalised);
   learners without env steps (BC) as a level with its interval.

@@ -154,3 +154,18 @@ def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(
     benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid)
     for name in ("table.md", "table.csv", "aggregate.md"):
         assert (tmp_path / name).read_text() == (committed / name).read_text(), f"{name}: rerun the README's ail.benchmark command"
+
+
+def test_a_task_with_fewer_seeds_is_left_out_of_the_aggregate_rather_than_cutting_the_others_down():
+    from ail.aggregate import equal_seeds
+
+    # GAIL's grid on 2026-12-02: 3 seeds on three tasks, 1 on Ant. min() would keep 4 runs, this 9.
+    assert equal_seeds({"ant": [0], "hopper": [0, 1, 2], "walker": [0, 1, 2], "halfcheetah": [0, 1, 2]}) == (
+        3,
+        ["halfcheetah", "hopper", "walker"],
+    )
+    # 2 seeds on two tasks keeps 4 runs, 3 seeds on one only 3.
+    assert equal_seeds({"a": [0, 1], "b": [0, 1, 2]}) == (2, ["a", "b"])
+    # a tie (3 x 1 = 1 x 3) takes the larger n.
+    assert equal_seeds({"a": [0], "b": [0], "c": [0, 1, 2]}) == (3, ["c"])
+    assert equal_seeds({"a": [0, 1, 2], "b": [0, 1, 2]}) == (3, ["a", "b"])
