@@ -9,7 +9,8 @@ episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into `
 
 - ``table.md`` / ``table.csv``: one row per task x algorithm: complete seeds, out of those the
   ``--grid`` sweep files plan (with them, planned cells not run yet have their row too; without,
-  out of the runs found), and what the others are (incomplete, failed, not started); final
+  out of the runs found), and what the others are (incomplete, failed, not started; a cell with
+  no complete seed says how far its incomplete seeds got and their last evaluation); final
   score, mean and 95% percentile-bootstrap interval over seeds; env steps to a score of 0.9 (median
   over the seeds that reached it, with how many did); wall time per seed (mean, minutes; a process
   that trained K seeds at once, ``train.seeds_per_process=K``, counts its wall time / K per seed).
@@ -99,6 +100,15 @@ def cell_rows(runs: list[RunRecord], plan: Optional[dict[tuple[str, str], set[in
             row["not_started"] = len(seeds - {r.seed for r in members})
         row["incomplete"] = sum(r.status == "incomplete" for r in members)
         row["failed"] = sum(r.status == "failed" for r in members)
+        # How far the unfinished seeds got, so a cell stopped for compute says where it stood.
+        partial = [r for r in members if r.status == "incomplete" and len(r.steps)]
+        if partial:
+            row.update(
+                partial_runs=len(partial),
+                partial_steps=(min(int(r.steps[-1]) for r in partial), max(int(r.steps[-1]) for r in partial)),
+                partial_budget=max(r.budget for r in partial),
+                partial_score=float(np.mean([r.scores[-1] for r in partial])),
+            )
         if cell:
             scores = np.array([r.summary["normalized_score"] for r in cell])
             lo, hi = bootstrap_ci(scores, rng)
@@ -133,6 +143,18 @@ def _seeds(row: dict[str, Any]) -> str:
     return f"{text} ({', '.join(rest)})" if rest else text
 
 
+def _unfinished(row: dict[str, Any]) -> str:
+    """The score cell of a row without a complete seed: where its incomplete seeds stand, if they evaluated."""
+    if not row["runs"]:
+        return "not run"
+    if not row.get("partial_runs"):
+        return "not complete"
+    lo, hi = (_fmt_steps(n) for n in row["partial_steps"])
+    at = lo if lo == hi else f"{lo}–{hi}"
+    seeds = count(row["partial_runs"], "incomplete seed")
+    return f"not complete: {seeds} at {at} of {_fmt_steps(row['partial_budget'])} env steps, last evaluation {row['partial_score']:.3f} (mean)"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"| task | algorithm | complete seeds | final normalised score: mean [95% CI] | env steps to {THRESHOLD} (median; seeds) "
@@ -141,7 +163,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         if not r["seeds"]:
-            lines.append(f"| {r['env']} | {r['algo']} | {_seeds(r)} | {'not run' if not r['runs'] else 'not complete'} | | | |")
+            lines.append(f"| {r['env']} | {r['algo']} | {_seeds(r)} | {_unfinished(r)} | | | |")
             continue
         reach = f"{_fmt_steps(r['steps_to_threshold'])} ({r['reached']}/{r['seeds']})" if r["algo"] != "bc" else "no env steps"
         lines.append(

@@ -114,6 +114,22 @@ def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_
     assert main([str(grid), "--out", str(out), "--grid", str(tmp_path / "nope.yaml")]) == 2
 
 
+def test_a_cell_without_a_complete_seed_says_how_far_its_incomplete_seeds_got(tmp_path):
+    root = tmp_path / "benchmark"
+    for seed, (steps, scores) in enumerate((([0, 50_000, 100_000], [0.0, 0.05, 0.1]), ([0, 75_000, 150_000], [0.0, 0.2, 0.3]))):
+        d = _run(root, "gail", "gail-ppo", "ant", seed, 0.0, steps, scores)
+        (d / "summary.json").unlink()  # stopped before its budget: no summary
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg["train"]["env_steps"] = 3_000_000
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    (row,) = benchmark_report([root], out)["rows"]
+    assert (row["seeds"], row["incomplete"], row["partial_steps"]) == (0, 2, (100_000, 150_000))
+    expected = "| ant | gail-ppo | 0 of 2 (2 incomplete) | not complete: 2 incomplete seeds at 100k–150k of 3M env steps, "
+    expected += "last evaluation 0.200 (mean) |"
+    assert expected in (out / "table.md").read_text()
+
+
 def test_the_bootstrap_interval_is_seeded_and_brackets_the_mean():
     v = np.array([0.2, 0.5, 0.9])
     a, b = bootstrap_ci(v, np.random.default_rng(0)), bootstrap_ci(v, np.random.default_rng(0))
