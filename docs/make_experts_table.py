@@ -1,4 +1,4 @@
-"""Regenerate docs/experts.md from experts/*/expert.json:  python docs/make_experts_table.py"""
+"""Regenerate docs/notes/experts.md from experts/*/expert.json:  python docs/make_experts_table.py"""
 
 from __future__ import annotations
 
@@ -42,6 +42,24 @@ def main() -> None:
             "",
         ]
     )
+    heldout_path = ROOT / "experts" / "heldout.json"
+    if heldout_path.is_file():
+        held = json.loads(heldout_path.read_text())
+        lines = [
+            "",
+            "Held-out check (`python benchmarks/expert_quality.py --record experts/heldout.json`): deterministic episodes",
+            "from reset seeds that no training, selection or expert.json evaluation used.",
+            "",
+            "| env | episodes | first seed | return mean ± std | min | ended early | bar | meets bar |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for env, h in sorted(held.items()):
+            ok = "yes" if h["return_mean"] >= BARS[env] else "**no**"
+            lines.append(
+                f"| {env} | {h['episodes']} | {h['seed']} | {h['return_mean']:.1f} ± {h['return_std']:.1f} | {h['return_min']:.1f} | "
+                f"{h['ended_early']}/{h['episodes']} | {BARS[env]:g} | {ok} |"
+            )
+        text += "\n".join([*lines, ""])
     if notes:
         text += "\n".join(["", "Why this learner:", "", *notes, ""])
     misses = [f"- {env}: {why}" for env, why in sorted(SHORTFALLS.items()) if env in shipped]
@@ -52,7 +70,7 @@ def main() -> None:
     missing = sorted(p.stem for p in tasks if p.stem not in shipped)
     if missing:
         text += f"\nNot shipped yet (no expert.json): {', '.join(missing)}.\n"
-    (ROOT / "docs" / "experts.md").write_text(text)
+    (ROOT / "docs" / "notes" / "experts.md").write_text(text)
     print(text)
 
 
