@@ -120,7 +120,7 @@ def iqm_curve_figure(path: Path, runs: list[RunRecord]) -> Optional[Path]:
     labels = sorted({lab for lab, _ in cells})
     colours = palette(labels)
     for label in labels:
-        group = {env: cell for (lab, env), cell in cells.items() if lab == label and all(r.algo != "bc" for r in cell)}
+        group = {env: cell for (lab, env), cell in cells.items() if lab == label and all(r.interacts for r in cell)}
         if not group:
             continue
         n, envs = equal_seeds(group)

@@ -9,9 +9,17 @@ To add an algorithm ``foo``:
 2. Write ``conf/algo/foo.yaml`` with ``name: foo``, ``label: foo`` (run directories) and
    ``learner: ail.algos.foo.FooLearner``, plus the algorithm's own keys (an adversarial one pulls
    in the shared discriminator: ``defaults: [/discriminator@discriminator: base, _self_]``).
-3. Declare those keys' types, ranges and choices in :mod:`ail.schema` (a model, registered in
-   ``ALGOS["foo"]``): bad values are then refused, one line each, before anything runs.
-4. Add a test that ``launch.py algo=foo`` learns a small task (see ``tests/``).
+   The YAML's ``settings: ail.algos.foo.FooConfig`` names step 3's model.
+3. Declare those keys' types, ranges and choices in a model beside the learner (a subclass of
+   :class:`ail.schema.AlgoConfig` built from the types in :mod:`ail.schema`): bad values are then
+   refused, one line each, before anything runs, and the learner reads the validated model as
+   ``self.algo`` (typed values: nothing to cast). Each setting is declared twice only: its value
+   and comment in the YAML, its type and range in the model.
+4. Declare what the platform needs to know as class attributes of the learner (below: ``unit``,
+   ``interacts_with_env``, ``devices``, ``max_seeds``, ``failure_hint``, ``upgrade_config``);
+   platform code reads these, never the algorithm's name.
+5. Add a test that ``launch.py algo=foo`` learns a small task (see ``tests/``;
+   ``tests/test_toy_algorithm.py`` adds an algorithm by exactly these steps).
 
 What an algorithm does **not** write: the training loop, evaluation cadence, progress bar,
 checkpoint files, preemption handling, first-reach thresholds, ``metrics.csv`` or
@@ -30,16 +38,19 @@ import contextlib
 import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Generic, Iterator, Sequence, TypeVar
 
 from omegaconf import DictConfig
 
 from ail.demos import Demos
 from ail.errors import ConfigError
 from ail.policy import LoadedPolicy
+from ail.schema import AlgoConfig, algo_settings
+
+Settings = TypeVar("Settings", bound=AlgoConfig)
 
 
-class Learner(ABC):
+class Learner(ABC, Generic[Settings]):
     """One algorithm's state and its iteration, for one seed or (``max_seeds > 1``) several at once.
 
     :param cfg: the run's composed config (``cfg.algo`` is this algorithm's group).
@@ -47,10 +58,17 @@ class Learner(ABC):
     :param seeds: the seeds trained in this process: ``[cfg.seed]``, or K of them when
         ``train.seeds_per_process=K`` and ``max_seeds >= K``. Seed ``i`` of the methods below is
         ``seeds[i]``.
+
+    ``self.algo`` is ``cfg.algo`` as the algorithm's schema model validated it (typed values).
     """
 
     #: what ``progress`` counts, shown on the progress bar ("env steps" or "updates")
     unit: ClassVar[str] = "env steps"
+    #: whether it acts in the environment while it learns (``False``: offline, e.g. BC; its runs
+    #: then have no env-step budget or curve in the reports)
+    interacts_with_env: ClassVar[bool] = True
+    #: the ``runtime.device`` kinds it computes on ("cpu", "cuda")
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: the largest ``train.seeds_per_process`` the learner can train in one process
     max_seeds: ClassVar[int] = 1
     #: appended to a numerical failure's message: what to change before resuming
@@ -64,6 +82,18 @@ class Learner(ABC):
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         self.cfg, self.demos, self.seeds = cfg, demos, list(seeds)
+        self.algo: Settings = algo_settings(cfg)  # type: ignore[assignment]  # the model cfg.algo.settings names
+
+    @classmethod
+    def upgrade_config(cls, algo: dict[str, Any]) -> dict[str, Any]:
+        """An older run's stored ``algo`` config as today's keys would have it (a key added since,
+        with the value that reproduces what that run computed), so a resume compares like with like."""
+        return algo
+
+    @classmethod
+    def traits(cls) -> dict[str, Any]:
+        """What the results code needs to know of the algorithm, recorded in ``meta.json`` and ``summary.json``."""
+        return {"unit": cls.unit, "interacts_with_env": cls.interacts_with_env}
 
     @property
     @abstractmethod

@@ -1,9 +1,14 @@
-"""The four tasks behind launch.py: train, expert, demos, eval."""
+"""The four tasks behind launch.py: train, expert, demos, eval.
+
+Each task imports what it needs inside its function: launch.py's checks of the command line
+(``ail.config``) then run before torch and SB3 are imported, so bad input is refused at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -13,8 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ail import minari_io
-from ail.config import check_config
-from ail.errors import ConfigError, TrainingError
+from ail.config import check_config, check_device
+from ail.errors import ConfigError, StorageError, TrainingError
 from ail.paths import remove_empty_dirs
 from ail.preemption import Preempted, hand_over, scheduler_handlers
 
@@ -53,9 +58,11 @@ def task_expert(cfg: DictConfig) -> None:
 
 
 def task_demos(cfg: DictConfig) -> None:
-    from ail.demos import DemoSpec, ensure_demos
+    # Imported here, as each task's own modules are: they load torch and SB3, which launch.py's checks run without.
+    from ail.demo_source import demo_source
+    from ail.demos import ensure_set, read_demo_file
 
-    path = ensure_demos(cfg.env.name, DemoSpec.from_cfg(cfg), root=cfg.paths.demos, experts=cfg.paths.experts)
+    path = ensure_set(demo_source(cfg))
     with open(path.with_suffix(".json")) as f:
         meta = json.load(f)
     print(
@@ -63,7 +70,9 @@ def task_demos(cfg: DictConfig) -> None:
         f"return {meta['return_mean']:.1f} ± {meta['return_std']:.1f}"
     )
     if cfg.demo_set.export == "minari":
-        print(f"[demos] written as Minari dataset {minari_io.export(path, cfg.env.name, cfg.demo_set.export_id)}")
+        data, _ = read_demo_file(path, cfg.env.name)
+        dataset_id = minari_io.export(data, meta, cfg.env.name, cfg.demo_set.export_id, description=f"ail demo set {path.name}")
+        print(f"[demos] written as Minari dataset {dataset_id}")
     remove_empty_dirs(_output_dir(), Path(cfg.paths.runs))  # the set lives under paths.demos: no run dir
 
 
@@ -80,28 +89,15 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
     """
     from ail import train_loop
     from ail.algorithm import learner_class
-    from ail.demos import DemoSpec, load_demos
-    from ail.experts import expert_info
+    from ail.demo_source import demo_source
+    from ail.demos import load_set
     from ail.run import Run
 
     cls = learner_class(cfg)
-    try:
-        info = expert_info(cfg.env.name, cfg.paths.experts)
-    except ConfigError:
-        if not str(cfg.demo_set.source).startswith(minari_io.PREFIX):
-            raise
-        info = None  # no expert: the dataset's return stands for it (below)
-    demos = load_demos(
-        cfg.env.name,
-        int(cfg.demos),
-        subsample=int(cfg.demo_set.subsample),
-        seed=cfg.demo_set.select_seed,
-        spec=DemoSpec.from_cfg(cfg),
-        root=cfg.paths.demos,
-        experts=cfg.paths.experts,
-    )
-    if info is None:
-        info = minari_io.expert_record(cfg.env.name, Path(demos.meta["path"]))
+    check_device(cfg.runtime.device, f"algo={cfg.algo.name}", cls.devices)
+    source = demo_source(cfg)
+    demos = load_set(source, int(cfg.demos), subsample=int(cfg.demo_set.subsample), seed=cfg.demo_set.select_seed)
+    info = source.expert.info()
     cls.validate(cfg, demos)
     k = int(cfg.train.seeds_per_process)
     if k > cls.max_seeds:
@@ -118,7 +114,7 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
     with contextlib.ExitStack() as held:
         runs = []
         for c, d in zip(cfgs, dirs):
-            run = Run.open(c, d, demos, info)
+            run = Run.open(c, d, demos, info, cls)
             held.callback(run.close)
             runs.append(run)
             if run.status == "complete":
@@ -154,7 +150,9 @@ TASKS: dict[str, Callable[[DictConfig], None]] = {
 
 
 def run(cfg: DictConfig) -> None:
-    """Run one job; bad input and preemption end it with one line on stderr and a non-zero exit."""
+    """Run one job; bad input, a failed write and preemption end it with one line on stderr and a
+    non-zero exit: 2 bad input, 3 a numerical failure, 4 a file that could not be written,
+    128 + the signal after a checkpoint on SIGTERM/SIGUSR2/SIGINT (130 for Ctrl-C)."""
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     handlers = scheduler_handlers()  # submitit's, in a Slurm job: they requeue after our checkpoint
     if multirun:
@@ -170,15 +168,23 @@ def run(cfg: DictConfig) -> None:
         if not multirun:
             sys.exit(2)
         _record_failure(str(exc))
-    except TrainingError as exc:
+    except (TrainingError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         if not multirun:
-            sys.exit(3)
+            sys.exit(3 if isinstance(exc, TrainingError) else 4)
         _record_failure(str(exc))
     except Preempted as exc:
-        print(f"[preempted] {exc}; relaunch the same command to resume", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # on the way out: another Ctrl-C must not cut the line below
+        what = "interrupted" if exc.signum == signal.SIGINT else "preempted"
+        print(f"[{what}] {exc}; relaunch the same command to resume", file=sys.stderr, flush=True)
         hand_over(exc.signum, handlers)
         sys.exit(128 + exc.signum)
+    except KeyboardInterrupt:
+        # Outside the iterations (demonstrations, warm-up, final evaluation) or a second Ctrl-C: at
+        # once. Every file is replaced atomically, so the last checkpoint, if any, is intact.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("[interrupted] stopped at once; the last checkpoint, if any, is kept: relaunch the same command to resume", file=sys.stderr, flush=True)
+        sys.exit(128 + signal.SIGINT)
     except Exception as exc:  # noqa: BLE001 - a crashed job of a sweep must not hide the others
         if not multirun:
             raise

@@ -165,7 +165,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         if not r["seeds"]:
             lines.append(f"| {r['env']} | {r['algo']} | {_seeds(r)} | {_unfinished(r)} | | | |")
             continue
-        reach = f"{_fmt_steps(r['steps_to_threshold'])} ({r['reached']}/{r['seeds']})" if r["algo"] != "bc" else "no env steps"
+        reach = f"{_fmt_steps(r['steps_to_threshold'])} ({r['reached']}/{r['seeds']})" if r["env_steps"] else "no env steps"
         lines.append(
             f"| {r['env']} | {r['algo']} | {_seeds(r)} | {r['score_mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
             f"| {reach} | {_fmt_steps(r['env_steps']) if r['env_steps'] else '0'} | {r['wall_minutes']:.1f} |"
@@ -201,7 +201,7 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
     by_label: dict[str, list[RunRecord]] = defaultdict(list)
     for r in runs:
         by_label[r.label].append(r)
-    interacting = [r for r in runs if r.algo != "bc" and (r.steps > 0).any()]
+    interacting = [r for r in runs if r.interacts and (r.steps > 0).any()]
     x_max = max((int(r.steps[-1]) for r in interacting), default=1_000_000)
     x_min = min((int(r.steps[r.steps > 0].min()) for r in interacting), default=1_000)
     colours = palette(sorted(by_label))
@@ -209,7 +209,7 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
         c = colours[label]
         seeds = count(len(group), "seed")
         scores = np.array([r.summary["normalized_score"] for r in group])
-        if all(r.algo == "bc" for r in group):  # no env steps: its final score as a level
+        if not any(r.interacts for r in group):  # no env steps: its final score as a level
             lo, hi = bootstrap_ci(scores, rng)
             ax.axhspan(lo, hi, color=c, alpha=0.15, lw=0)
             ax.axhline(float(scores.mean()), color=c, ls="-.", lw=1.5, label=f"{label} (no env steps, {seeds})")

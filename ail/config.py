@@ -9,7 +9,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 
 from ail import schema
-from ail.envs import check_gym_id
+from ail.envs import GYM_ENVS, check_gym_id, gym_env_name, use_env
 from ail.errors import ConfigError
 from ail.provenance import REPO_ROOT
 from ail.schema import check_override
@@ -29,8 +29,6 @@ def run_name(task: str, algo: str, env: str, demos: Any) -> str:
 
 
 def register_resolvers() -> None:
-    from ail.envs import gym_env_name
-
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", run_name)
     if not OmegaConf.has_resolver("gym_env_name"):
@@ -51,10 +49,8 @@ def launcher_options() -> list[str]:
 
 def env_config(name: str) -> DictConfig:
     """``conf/env/<name>.yaml`` on its own (an ``env=gym`` env: its job's env config), for library code called outside Hydra."""
-    from ail.envs import GYM_CONFIGS
-
-    if name in GYM_CONFIGS:
-        return GYM_CONFIGS[name]
+    if name in GYM_ENVS:
+        return GYM_ENVS[name].config
     path = CONF_DIR / "env" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown env '{name}'; accepted: {', '.join(group_options('env'))}")
@@ -129,18 +125,11 @@ def check_overrides(argv: list[str]) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Validate the composed config of one job against the schema (values set in files too), then its
-    device; then make its env (``env=gym``) and expert file (``env.expert.path``) known in this process."""
-    from ail.envs import use_env
-    from ail.expert_files import use_expert_file
-
+    device; then set this process up for its env (:func:`ail.envs.use_env`: ``env=gym``)."""
     schema.check_config(cfg)
     use_env(cfg.env)
-    use_expert_file(cfg)
-    what = f"algo={OmegaConf.select(cfg, 'algo.name', default='')}" if cfg.task == "train" else f"task={cfg.task}"
-    check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"), what)
-
-
-GPU_ALGOS = ("sam",)  # learners with a device path; the others compute on the CPU
+    if cfg.task != "train":  # a training job's device is checked against its learner's (ail.app.train_run)
+        check_device(OmegaConf.select(cfg, "runtime.device", default="cpu"), f"task={cfg.task}", ("cpu",))
 
 
 def check_device_name(device: Any) -> None:
@@ -150,16 +139,17 @@ def check_device_name(device: Any) -> None:
     raise ConfigError(f"runtime.device={device} is invalid; accepted: cpu, cuda, cuda:N")
 
 
-def check_device(device: Any, what: str) -> None:
-    """The device is a known name, the job (``what``: ``algo=X`` or ``task=Y``) has a GPU path, and a GPU is visible."""
+def check_device(device: Any, what: str, devices: tuple[str, ...]) -> None:
+    """The device is a known name, the job (``what``: ``algo=X`` or ``task=Y``) computes on its kind
+    (``devices``: its learner's), and a GPU is visible."""
     check_device_name(device)
     if device == "cpu":
         return
     # Silently computing on the CPU when a GPU was asked for would waste a GPU allocation.
-    if what not in [f"algo={a}" for a in GPU_ALGOS]:
+    if "cuda" not in devices:
         raise ConfigError(
             f"runtime.device={device} is not supported with {what}, which computes on the CPU; "
-            f"accepted: runtime.device=cpu, or a GPU for training with algo={', '.join(GPU_ALGOS)}"
+            f"accepted: runtime.device=cpu, or a GPU with an algorithm that has a GPU path (its learner's devices)"
         )
     import torch
 

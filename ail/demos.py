@@ -1,4 +1,9 @@
-"""Expert demonstrations: generation from a shipped expert, a versioned compressed format, loading.
+"""Expert demonstrations: a versioned compressed format, the cache of sets (rolled out from an expert
+or converted from a Minari dataset), and the loader, where the set is checked against the env.
+
+Where a set and its expert come from is decided once, in :mod:`ail.demo_source`: :func:`ensure_set`
+and :func:`load_set` take that decision (a :class:`ail.demo_source.DemoSource`);
+:func:`ensure_demos` and :func:`load_demos` are the same for library calls by env name.
 
 File format (version 1): ``<name>.npz`` (numpy, compressed, no pickles) holding per-step arrays
 concatenated over trajectories, in episode order:
@@ -27,42 +32,14 @@ from typing import Any, Optional, Union
 
 import gymnasium as gym
 import numpy as np
-from omegaconf import DictConfig
 
 from ail import minari_io
+from ail.demo_source import DemoSource, DemoSpec, resolve
 from ail.envs import env_id, is_mujoco, make_env
 from ail.errors import ConfigError
-from ail.paths import atomic_write_text, demos_root
+from ail.paths import atomic_write_text
 
 DEMO_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class DemoSpec:
-    """How a demonstration set is generated from the expert (each spec is its own cached file)."""
-
-    trajectories: int
-    deterministic: bool = True
-    seed: int = 0
-    min_return: Optional[float] = None
-    source: str = "expert"  # or minari:<dataset id or directory>: the dataset's episodes instead (ail.minari_io)
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> "DemoSpec":
-        d = cfg.demo_set
-        return cls(int(d.trajectories), bool(d.deterministic), int(d.seed), None if d.min_return is None else float(d.min_return), str(d.source))
-
-    @classmethod
-    def default(cls, name: str) -> "DemoSpec":
-        from ail.config import env_config
-
-        ecfg = env_config(name)
-        return cls(int(ecfg.dataset_size), True, 0, None if ecfg.demo_min_return is None else float(ecfg.demo_min_return))
-
-    def filename(self, name: str) -> str:
-        mode = "det" if self.deterministic else "stoch"
-        tail = "" if self.min_return is None else f"_min{self.min_return:g}"
-        return f"{env_id(name)}_n{self.trajectories}_{mode}_s{self.seed}{tail}.npz"
 
 
 @dataclass
@@ -85,8 +62,14 @@ class Demos:
         return len(self.obs)
 
 
-def generate_demos(name: str, spec: DemoSpec, expert: Any, max_attempts_factor: int = 20) -> dict[str, np.ndarray]:
-    """Roll ``expert.predict`` out until ``spec.trajectories`` episodes pass ``spec.min_return``."""
+def generate_demos(source: DemoSource, expert: Any, max_attempts_factor: int = 20) -> dict[str, np.ndarray]:
+    """Roll ``expert.predict`` out until ``source.spec.trajectories`` episodes pass ``source.spec.min_return``.
+
+    :param source: the set to generate.
+    :param expert: its expert's policy (``source.expert.load()``).
+    :param max_attempts_factor: episodes tried per wanted trajectory before giving up.
+    """
+    name, spec = source.name, source.spec
     env = make_env(name)
     mujoco = is_mujoco(name)
     steps: dict[str, list] = {k: [] for k in ("obs", "next_obs", "actions", "rewards", "terminated", "truncated", "qpos", "qvel")}
@@ -165,20 +148,16 @@ def _cached_expert(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def ensure_demos(
-    name: str, spec: Optional[DemoSpec] = None, root: Optional[Union[str, Path]] = None, experts: Optional[Union[str, Path]] = None
-) -> Path:
-    """Path of the demo set for ``spec``; generated from the shipped expert (and cached) when missing."""
-    from ail.experts import expert_info, load_expert
-
-    spec = spec or DemoSpec.default(name)
-    if spec.source.startswith(minari_io.PREFIX):
-        return _ensure_minari(name, spec.source, demos_root(str(root) if root else None))
+def ensure_set(source: DemoSource) -> Path:
+    """Path of the set ``source`` names; rolled out from its expert, or converted from its dataset, and
+    cached when missing (again when the expert or the dataset changed)."""
+    if source.dataset is not None:
+        return _ensure_minari(source)
+    name, spec, path = source.name, source.spec, source.path
     if spec.trajectories <= 0:
         raise ConfigError(f"demo_set.trajectories={spec.trajectories} is invalid; accepted: a positive integer")
-    path = demos_root(str(root) if root else None) / name / spec.filename(name)
     try:
-        info = expert_info(name, experts)
+        info = source.expert.info()
     except ConfigError:
         if path.is_file():  # a cached set needs no expert; with none to compare, it is used as it is
             return path
@@ -190,12 +169,25 @@ def ensure_demos(
             return path
         # A replaced expert (expert.replace=true) makes every set rolled out from the old one stale.
         print(f"[demos] {path} was rolled out by another expert ({cached}); regenerating it from the shipped one", flush=True)
-    expert = load_expert(name, experts, info)
+    expert = source.expert.load(info)
     print(f"[demos] generating {spec.trajectories} {env_id(name)} trajectories from the expert -> {path}", flush=True)
-    data = generate_demos(name, spec, expert)
+    data = generate_demos(source, expert)
     attempts = int(data.pop("_attempts"))
     save_demos(path, data, _meta(name, data, episodes_rolled_out=attempts, spec=asdict(spec), expert=made_by))
     return path
+
+
+def ensure_demos(
+    name: str, spec: Optional[DemoSpec] = None, root: Optional[Union[str, Path]] = None, experts: Optional[Union[str, Path]] = None
+) -> Path:
+    """Path of the demo set for ``spec``; generated from the shipped expert (and cached) when missing.
+
+    :param name: the env's short name.
+    :param spec: the set (None: the env config's default).
+    :param root: the demos directory (None: ``paths.demos``'s default).
+    :param experts: the experts directory (None: ``paths.experts``'s default).
+    """
+    return ensure_set(resolve(name, spec, root, experts))
 
 
 def _meta(name: str, data: dict[str, np.ndarray], **extra: Any) -> dict[str, Any]:
@@ -215,24 +207,28 @@ def _meta(name: str, data: dict[str, np.ndarray], **extra: Any) -> dict[str, Any
     }
 
 
-def _ensure_minari(name: str, source: str, root: Path) -> Path:
-    """The Minari dataset ``source`` converted to a demo set (once; again when the dataset changed)."""
-    path = minari_io.cache_path(source, root, name)
+def _ensure_minari(source: DemoSource) -> Path:
+    """The Minari dataset of ``source`` converted to a demo set (once; again when the dataset changed)."""
+    name, dataset, path = source.name, source.spec.source, source.path
     if path.is_file():
         try:
-            if json.loads(path.with_suffix(".json").read_text()).get("metadata_sha256") == minari_io.digest(minari_io.dataset_dir(source)):
+            if json.loads(path.with_suffix(".json").read_text()).get("metadata_sha256") == minari_io.digest(minari_io.dataset_dir(dataset)):
                 return path
         except (OSError, ValueError):
             pass
-    data, described = minari_io.read(source, name)
+    data, described = minari_io.read(dataset, name)
     meta = _meta(name, data, expert={"algorithm": "minari dataset", **described}, **described)
-    print(f"[demos] {source}: {meta['n_trajectories']} episodes, {meta['n_transitions']} transitions -> {path}", flush=True)
+    print(f"[demos] {dataset}: {meta['n_trajectories']} episodes, {meta['n_transitions']} transitions -> {path}", flush=True)
     save_demos(path, data, meta)
     return path
 
 
 def read_demo_file(path: Union[str, Path], name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load and validate a demo file for env ``name`` (env id, shapes, finiteness, lengths)."""
+    """Load and validate a demo file for env ``name`` (env id, shapes, finiteness, lengths).
+
+    This is where demonstrations meet the env: every set a run is given, whatever its source, is
+    read here, and its observation and action arrays are checked against env ``name``'s spaces.
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -275,6 +271,20 @@ def read_demo_file(path: Union[str, Path], name: str) -> tuple[dict[str, np.ndar
     return data, meta
 
 
+def load_set(source: DemoSource, n: int, subsample: int = 1, seed: Optional[int] = None) -> Demos:
+    """Pick ``n`` trajectories of the set ``source`` names (made first when missing) and return their (s, a, s') pairs.
+
+    :param source: the job's demonstration source.
+    :param n: how many trajectories.
+    :param subsample: keep every k-th pair of each trajectory from a random offset in ``[0, k)``
+        (GAIL: k=20 on MuJoCo), seeded by ``seed`` (0 when None).
+    :param seed: None takes the first ``n`` trajectories of the set (as SAM and GAIL do); an int
+        draws ``n`` at random with that seed.
+    """
+    _check_counts(n, subsample)
+    return _pick(ensure_set(source), source.name, n, subsample, seed)
+
+
 def load_demos(
     env: str,
     n: int,
@@ -291,12 +301,26 @@ def load_demos(
     draws ``n`` at random with that seed. ``subsample=k`` keeps every k-th pair of each
     trajectory from a random offset in ``[0, k)`` (GAIL: k=20 on MuJoCo), seeded by ``seed``
     (0 when None). The set is generated from the shipped expert when missing.
+
+    :param path: a demo file to read instead of the set ``spec`` names.
+    :param root: the demos directory (None: ``paths.demos``'s default).
+    :param experts: the experts directory (None: ``paths.experts``'s default).
     """
+    if path is None:
+        return load_set(resolve(env, spec, root, experts), n, subsample, seed)
+    _check_counts(n, subsample)
+    return _pick(Path(path), env, n, subsample, seed)
+
+
+def _check_counts(n: int, subsample: int) -> None:
     if not isinstance(n, (int, np.integer)) or n <= 0:
         raise ConfigError(f"demos={n} is invalid; accepted: a positive integer")
     if not isinstance(subsample, (int, np.integer)) or subsample <= 0:
         raise ConfigError(f"subsample={subsample} is invalid; accepted: a positive integer")
-    path = Path(path) if path is not None else ensure_demos(env, spec, root, experts)
+
+
+def _pick(path: Path, env: str, n: int, subsample: int, seed: Optional[int]) -> Demos:
+    """:func:`load_set`'s pairs from the demo file ``path`` of env ``env``."""
     data, meta = read_demo_file(path, env)
     total = len(data["ep_lengths"])
     if n > total:
@@ -325,19 +349,3 @@ def load_demos(
         qpos=data["qpos"][sel] if "qpos" in data else None,
         qvel=data["qvel"][sel] if "qvel" in data else None,
     )
-
-
-def check_demos_match_env(demos: Any, observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Demonstrations must have this env's observation shape and action type/shape."""
-    if demos.obs.shape[1:] != observation_space.shape:
-        raise ConfigError(f"demonstration observations have shape {demos.obs.shape[1:]}, the env's are {observation_space.shape}")
-    if isinstance(action_space, gym.spaces.Discrete):
-        if demos.actions.ndim != 1 or not np.issubdtype(demos.actions.dtype, np.integer):
-            raise ConfigError(
-                f"the env has discrete actions (n={action_space.n}) but the demonstration actions are {demos.actions.dtype} {demos.actions.shape[1:]}"
-            )
-        if demos.actions.min() < 0 or demos.actions.max() >= action_space.n:
-            raise ConfigError(f"demonstration actions lie in [{demos.actions.min()}, {demos.actions.max()}], the env accepts 0..{action_space.n - 1}")
-    else:
-        if demos.actions.shape[1:] != action_space.shape:
-            raise ConfigError(f"demonstration actions have shape {demos.actions.shape[1:]}, the env's action space is {action_space}")

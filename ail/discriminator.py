@@ -25,16 +25,15 @@ Reward variants (``reward_from_logits``), all functions of the logit ``f``:
 | ``logit`` | ``log D - log(1 - D) = f`` | (-inf, inf) | no fixed sign (AIRL-style); the sum of the two above. |
 
 Inputs: observations are standardised by running statistics (SB3 ``RunningMeanStd``, updated
-from expert and policy batches) and clipped to [-clip, clip]; an absorbing-state indicator (the
-last feature, :class:`ail.envs.AbsorbingStateWrapper`) is passed through unnormalised, and the
-action of an absorbing pair is zeroed (it has no effect there). Discrete
-actions are one-hot encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw.
+from expert and policy batches) and clipped to [-clip, clip]. Discrete actions are one-hot
+encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw. (SAM's absorbing states
+enter its own stacked D: :mod:`ail.algos.sam.update`.)
 
 Which observation entries D judges (``obs_slice``): all of them by default, or only the entries
-``[start, stop)`` of the observation (the absorbing indicator is kept either way). The policy and
+``[start, stop)`` of the observation. The policy and
 critic still see everything; only the game is narrowed. Ant-v5 and Humanoid-v5 append contact
 forces, inertias and actuator forces to ``qpos, qvel``, which the papers' Ant-v2 reported as zeros
-(openai/gym#1541). What narrowing D to ``qpos, qvel`` did on Ant: docs/sam.md, docs/results.md.
+(openai/gym#1541). What narrowing D to ``qpos, qvel`` did on Ant: docs/notes/sam.md, docs/notes/results.md.
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ from torch import nn
 
 from ail.activations import activation as activation_class
 from ail.errors import ConfigError, TrainingError
+from ail.schema import DiscriminatorConfig
 
 REWARDS = ("minimax", "log_d", "logit")
 LOSS_LOGS = ("d_loss", "d_expert", "d_policy", "d_acc_expert", "d_acc_policy", "d_entropy", "d_grad_penalty")
@@ -98,9 +98,8 @@ def _linear(n_in: int, n_out: int, spectral: bool) -> nn.Module:
 class Discriminator(nn.Module):
     """MLP logit ``f(s, a)`` over (normalised obs, encoded action); ``D = sigmoid(f)`` = P(expert).
 
-    ``obs``: ``(B, n)`` raw observations of the task (with the absorbing indicator last when
-    ``absorbing``; D judges the entries ``obs_slice`` of the others); ``actions``: ``(B, act_dim)``
-    floats or ``(B,)`` integer indices.
+    ``obs``: ``(B, n)`` raw observations of the task (D judges the entries ``obs_slice``);
+    ``actions``: ``(B, act_dim)`` floats or ``(B,)`` integer indices.
     """
 
     def __init__(
@@ -114,7 +113,6 @@ class Discriminator(nn.Module):
         layer_norm: bool = False,
         normalize_obs: bool = True,
         clip_obs: float = 5.0,
-        absorbing: bool = False,
         obs_slice: Optional[Sequence[int]] = None,
     ):
         super().__init__()
@@ -130,12 +128,10 @@ class Discriminator(nn.Module):
         self.onehot = discrete and action_encoding != "raw"
         self.n_actions = int(action_space.n) if discrete else 0
         self.act_dim = self.n_actions if self.onehot else (1 if discrete else int(np.prod(action_space.shape)))
-        n_real = int(np.prod(observation_space.shape)) - (1 if absorbing else 0)
-        self.judged = check_obs_slice(obs_slice, n_real)
-        self.n_real, self.narrowed = n_real, self.judged != slice(0, n_real)
-        n_norm = self.judged.stop - self.judged.start
-        self.obs_dim = n_norm + (1 if absorbing else 0)  # D's observation input
-        self.absorbing = absorbing
+        n_obs = int(np.prod(observation_space.shape))
+        self.judged = check_obs_slice(obs_slice, n_obs)
+        self.narrowed = self.judged != slice(0, n_obs)
+        n_norm = self.obs_dim = self.judged.stop - self.judged.start  # D's observation input
         self.normalize_obs = normalize_obs
         self.clip_obs = float(clip_obs)
         self.obs_rms = RunningMeanStd(shape=(n_norm,))
@@ -161,10 +157,6 @@ class Discriminator(nn.Module):
         if not self.normalize_obs:
             return
         x = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
-        if self.absorbing:
-            x = x[x[:, -1] < 0.5, :-1]  # the absorbing state is not a real observation
-            if len(x) == 0:
-                return
         self.obs_rms.update(x[:, self.judged])
         self.obs_mean.copy_(torch.as_tensor(self.obs_rms.mean))
         self.obs_var.copy_(torch.as_tensor(self.obs_rms.var))
@@ -194,7 +186,7 @@ class Discriminator(nn.Module):
 
     def features(self, obs: Union[np.ndarray, torch.Tensor], actions: Union[np.ndarray, torch.Tensor], encoded: bool = False) -> torch.Tensor:
         """D's input ``(B, obs_dim + act_dim)``: the judged entries of the raw observations ``obs``
-        (normalised, clipped; the absorbing indicator after them) and the encoded action.
+        (normalised, clipped) and the encoded action.
 
         ``encoded=True``: ``actions`` are already ``(B, act_dim)`` floats in D's encoding (a
         soft or straight-through one-hot for discrete actions), so gradients reach them
@@ -202,11 +194,9 @@ class Discriminator(nn.Module):
         """
         obs_t = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs, dtype=torch.float32).reshape(len(obs), -1)
         if self.narrowed:
-            obs_t = torch.cat([obs_t[:, self.judged], obs_t[:, self.n_real :]], dim=1)
+            obs_t = obs_t[:, self.judged]
         if self.normalize_obs:
-            real = obs_t[:, : self.obs_mean.shape[0]]
-            real = ((real - self._mean32) / self._std32).clamp(-self.clip_obs, self.clip_obs)
-            obs_t = torch.cat([real, obs_t[:, real.shape[1] :]], dim=1)
+            obs_t = ((obs_t - self._mean32) / self._std32).clamp(-self.clip_obs, self.clip_obs)
         act_t = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions)
         if encoded:
             act_t = act_t.float().reshape(len(obs_t), self.act_dim)
@@ -214,9 +204,6 @@ class Discriminator(nn.Module):
             act_t = F.one_hot(act_t.reshape(-1).long(), self.n_actions).float()
         else:
             act_t = act_t.float().reshape(len(obs_t), -1)
-        if self.absorbing:
-            # Whatever is "done" in the absorbing state changes nothing, so D must not judge it.
-            act_t = act_t * (1.0 - obs_t[:, -1:])
         return torch.cat([obs_t, act_t], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,30 +313,17 @@ def check_obs_slice(obs_slice: Optional[Sequence[int]], n_obs: int) -> slice:
     return slice(start, stop)
 
 
-def build_discriminator(observation_space: gym.Space, action_space: gym.Space, dcfg: Any, absorbing: bool = False) -> Discriminator:
-    """A :class:`Discriminator` from an ``algo.discriminator`` config block."""
+def build_discriminator(observation_space: gym.Space, action_space: gym.Space, dcfg: DiscriminatorConfig) -> Discriminator:
+    """A :class:`Discriminator` from an algorithm's validated ``algo.discriminator`` settings."""
     return Discriminator(
         observation_space,
         action_space,
-        hidden=list(dcfg.hidden),
-        activation=str(dcfg.activation),
-        action_encoding=str(dcfg.action_encoding),
-        spectral_norm=bool(dcfg.spectral_norm),
-        layer_norm=bool(dcfg.layer_norm),
-        normalize_obs=bool(dcfg.normalize_obs),
-        clip_obs=float(dcfg.clip_obs),
-        absorbing=absorbing,
-        obs_slice=None if dcfg.obs_slice is None else [int(v) for v in dcfg.obs_slice],
+        hidden=dcfg.hidden,
+        activation=dcfg.activation,
+        action_encoding=dcfg.action_encoding,
+        spectral_norm=dcfg.spectral_norm,
+        layer_norm=dcfg.layer_norm,
+        normalize_obs=dcfg.normalize_obs,
+        clip_obs=dcfg.clip_obs,
+        obs_slice=None if dcfg.obs_slice is None else list(dcfg.obs_slice),
     )
-
-
-def label_smoothing(d: Any) -> Optional[Union[float, tuple[float, float]]]:
-    """``algo.discriminator.label_smoothing`` (checked by :class:`ail.schema.DiscriminatorConfig`) as
-    :meth:`Discriminator.loss` takes it: ``null`` -> none; a number -> fixed expert label; ``[low, high]`` -> U(low, high)."""
-    value = d.label_smoothing
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    low, high = (float(v) for v in value)
-    return (low, high)

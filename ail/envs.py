@@ -1,9 +1,12 @@
-"""Environment registry (short names -> gymnasium ids), seeded env factories, absorbing states.
+"""Environment registry (short names -> gymnasium ids) and seeded env factories.
 
 The eleven shipped tasks have a short name each (``hopper`` -> ``Hopper-v5``, conf/env/<name>.yaml).
 Any other registered gymnasium id runs as ``env=gym env.id=<id>`` (conf/env/gym.yaml): :func:`use_env`
 imports ``env.import`` (so a user's package can register its ids), checks the id, and registers the
-name derived from it (``Pendulum-v1`` -> ``pendulum-v1``) in this process, once per job.
+name derived from it (``Pendulum-v1`` -> ``pendulum-v1``) in this process. The registry is this
+process's only: every process that runs a job's code calls :func:`use_env` with the job's env config
+first (``ail.config.check_config`` in the job's process, each of SAM's spawned workers), and
+SubprocVecEnv workers are handed the id and module themselves (:func:`make_vec_env`).
 
 Every env built here keeps gymnasium's split between ``terminated`` (a true end: no bootstrap)
 and ``truncated`` (the time limit: bootstrap from the final observation).
@@ -14,11 +17,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import gymnasium as gym
-import numpy as np
 
+from ail.env_state import StateAccess
 from ail.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,10 +41,27 @@ ENV_IDS: dict[str, str] = {
     "ant": "Ant-v5",
     "humanoid": "Humanoid-v5",
 }
-SHIPPED = tuple(ENV_IDS)  # the eleven tasks with a conf/env file and an expert here; ENV_IDS also gets env=gym ids
-MUJOCO_ENVS = {"invertedpendulum", "inverteddoublependulum", "reacher", "hopper", "walker", "halfcheetah", "ant", "humanoid"}
-IMPORTS: dict[str, str] = {}  # name -> module to import before gym.make (env=gym env.import=M), for worker processes too
-GYM_CONFIGS: dict[str, Any] = {}  # name -> its env config (env=gym), for library code called outside Hydra
+SHIPPED = tuple(ENV_IDS)  # the eleven tasks with a conf/env file and an expert here
+MUJOCO_ENVS = frozenset({"invertedpendulum", "inverteddoublependulum", "reacher", "hopper", "walker", "halfcheetah", "ant", "humanoid"})
+
+
+@dataclass(frozen=True)
+class GymEnv:
+    """An ``env=gym`` env as its job's config declares it.
+
+    :param id: its gymnasium id (``env.id``).
+    :param module: the module imported before ``gym.make`` (``env.import``), None for none.
+    :param mujoco: whether gymnasium's MuJoCo tasks implement it (qpos/qvel are recorded with its demonstrations).
+    :param config: the job's env config (conf/env/gym.yaml with its overrides), for library code called outside Hydra.
+    """
+
+    id: str
+    module: Optional[str]
+    mujoco: bool
+    config: Any
+
+
+GYM_ENVS: dict[str, GymEnv] = {}  # env=gym names this process was set up for (use_env)
 
 
 def gym_env_name(gym_id: str) -> str:
@@ -72,25 +93,32 @@ def check_gym_id(gym_id: Any, module: Optional[str] = None) -> str:
 
 
 def use_env(env_cfg: Any) -> None:
-    """Make the job's env known by name in this process: ``env=gym`` ids are checked and registered."""
+    """Set this process up for a job's env: an ``env=gym`` id is checked (its ``env.import`` imported)
+    and registered under the job's name for it; a shipped task needs nothing.
+
+    :param env_cfg: the job's ``env`` config (``cfg.env``).
+    """
     name, gym_id = str(env_cfg["name"]), env_cfg["id"]
+    if name in ENV_IDS:
+        return
     module = env_cfg.get("import")
-    if name in ENV_IDS and name not in GYM_CONFIGS:
-        return  # a shipped task
     check_gym_id(gym_id, module)
-    ENV_IDS[name] = str(gym_id)
-    GYM_CONFIGS[name] = env_cfg
-    if module:
-        IMPORTS[name] = str(module)
-    if str(gym.spec(str(gym_id)).entry_point).startswith("gymnasium.envs.mujoco"):
-        MUJOCO_ENVS.add(name)  # qpos/qvel recorded with the demonstrations (expert-state starts)
+    mujoco = str(gym.spec(str(gym_id)).entry_point).startswith("gymnasium.envs.mujoco")
+    GYM_ENVS[name] = GymEnv(str(gym_id), None if not module else str(module), mujoco, env_cfg)
 
 
 def env_id(name: str) -> str:
     """Gymnasium id for a short name (``hopper`` -> ``Hopper-v5``); a clear error otherwise."""
-    if name not in ENV_IDS:
-        raise ConfigError(f"unknown env '{name}'; accepted: {', '.join(ENV_IDS)}, or env=gym env.id=<gymnasium id>")
-    return ENV_IDS[name]
+    if name in ENV_IDS:
+        return ENV_IDS[name]
+    if name in GYM_ENVS:
+        return GYM_ENVS[name].id
+    raise ConfigError(f"unknown env '{name}'; accepted: {', '.join([*ENV_IDS, *GYM_ENVS])}, or env=gym env.id=<gymnasium id>")
+
+
+def _env_module(name: str) -> Optional[str]:
+    """The module an ``env=gym`` env's ``env.import`` names (None for a shipped task)."""
+    return GYM_ENVS[name].module if name in GYM_ENVS else None
 
 
 def same_space(a: gym.Space, b: gym.Space) -> bool:
@@ -104,86 +132,19 @@ def describe_space(space: gym.Space) -> str:
 
 
 def is_mujoco(name: str) -> bool:
-    return name in MUJOCO_ENVS
+    """Whether env ``name`` is one of gymnasium's MuJoCo tasks (its simulator state can be read and set)."""
+    return name in MUJOCO_ENVS or (name in GYM_ENVS and GYM_ENVS[name].mujoco)
 
 
-class AbsorbingStateWrapper(gym.Wrapper):
-    """DAC/SAM absorbing states: one extra indicator feature, 0 for real states, 1 for the absorbing one.
-
-    When the wrapped env *terminates* (never when it is truncated by the time limit), the
-    episode does not end at once: the wrapper reports a non-terminal transition into the
-    absorbing state ``[0…0, 1]``, and every later step stays there with reward 0 until the
-    time limit (or ``absorbing_steps`` steps) truncates the episode. A learner then sees
-    the absorbing state like any other and can learn its value instead of assuming 0.
-    Observations are flat float32 of shape ``(obs_dim + 1,)``.
-    """
-
-    def __init__(self, env: gym.Env, absorbing_steps: Optional[int] = None):
-        super().__init__(env)
-        space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ConfigError(f"absorbing states need a flat Box observation space, got {space}")
-        low = np.append(space.low.astype(np.float32), np.float32(0.0))
-        high = np.append(space.high.astype(np.float32), np.float32(1.0))
-        self.observation_space = gym.spaces.Box(low=low, high=high, dtype=np.float32)
-        self._obs_dim = space.shape[0]
-        self._absorbing = False
-        self._absorbing_steps = absorbing_steps
-        self._steps_absorbed = 0
-        self.absorbing_obs = np.zeros(self._obs_dim + 1, dtype=np.float32)
-        self.absorbing_obs[-1] = 1.0
-
-    def _real(self, obs: np.ndarray) -> np.ndarray:
-        return np.append(np.asarray(obs, dtype=np.float32), np.float32(0.0))
-
-    def reset(self, **kwargs: Any):
-        self._absorbing = False
-        self._steps_absorbed = 0
-        obs, info = self.env.reset(**kwargs)
-        return self._real(obs), info
-
-    def step(self, action):
-        if self._absorbing:
-            self._steps_absorbed += 1
-            # The time limit still counts absorbed steps, so episodes keep the env's horizon.
-            truncated = self._tick_time_limit()
-            if self._absorbing_steps is not None and self._steps_absorbed >= self._absorbing_steps:
-                truncated = True
-            return self.absorbing_obs.copy(), 0.0, False, truncated, {"absorbing": True}
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if terminated:
-            self._absorbing = True
-            info = dict(info, terminal_observation_real=self._real(obs))
-            return self.absorbing_obs.copy(), reward, False, truncated, info
-        return self._real(obs), reward, terminated, truncated, info
-
-    def _tick_time_limit(self) -> bool:
-        tl = _find_time_limit(self.env)
-        if tl is None:
-            return False
-        tl._elapsed_steps += 1  # gymnasium's TimeLimit keeps the counter here
-        return tl._elapsed_steps >= tl._max_episode_steps
-
-
-def _find_time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, gym.wrappers.TimeLimit):
-            return env
-        env = env.env
-    return None
-
-
-def make_env(name: str, seed: Optional[int] = None, absorbing: bool = False, **kwargs: Any) -> gym.Env:
+def make_env(name: str, seed: Optional[int] = None, **kwargs: Any) -> gym.Env:
     """One env by short name, with ``Monitor``-free raw rewards; seeded (reset and action space)."""
-    return _make_by_id(env_id(name), IMPORTS.get(name), seed, absorbing, **kwargs)
+    return _make_by_id(env_id(name), _env_module(name), seed, **kwargs)
 
 
-def _make_by_id(gym_id: str, module: Optional[str], seed: Optional[int] = None, absorbing: bool = False, **kwargs: Any) -> gym.Env:
+def _make_by_id(gym_id: str, module: Optional[str], seed: Optional[int] = None, **kwargs: Any) -> gym.Env:
     """:func:`make_env` by id, for processes that never saw the job's config (SubprocVecEnv workers)."""
     import_env_module(module)
     env = gym.make(gym_id, **kwargs)
-    if absorbing:
-        env = AbsorbingStateWrapper(env)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
@@ -191,20 +152,18 @@ def _make_by_id(gym_id: str, module: Optional[str], seed: Optional[int] = None, 
     return env
 
 
-def make_vec_env(name: str, n_envs: int = 1, seed: int = 0, absorbing: bool = False, subprocess: bool = False) -> "VecEnv":
+def make_vec_env(name: str, n_envs: int = 1, seed: int = 0, subprocess: bool = False) -> "VecEnv":
     """SB3 VecEnv of ``n_envs`` copies seeded ``seed, seed+1, …``; each copy wrapped in ``Monitor``."""
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    gym_id, module = env_id(name), IMPORTS.get(name)  # resolved here: a worker process has no registry
+    gym_id, module = env_id(name), _env_module(name)  # resolved here: a SubprocVecEnv worker has no registry
 
     def thunk(i: int) -> Callable[[], gym.Env]:
         def _make() -> gym.Env:
-            env = Monitor(_make_by_id(gym_id, module, absorbing=absorbing))
+            env = Monitor(_make_by_id(gym_id, module))
             env.action_space.seed(seed + i)
             if subprocess and n_envs > 1:
-                from ail.env_state import StateAccess
-
                 env = StateAccess(env)  # checkpoints reach the env inside its worker process
             return env
 

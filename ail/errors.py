@@ -1,4 +1,4 @@
-"""The two exception types launch.py turns into one line on stderr and a non-zero exit."""
+"""The exception types launch.py turns into one line on stderr and a non-zero exit."""
 
 
 class ConfigError(ValueError):
@@ -7,3 +7,8 @@ class ConfigError(ValueError):
 
 class TrainingError(RuntimeError):
     """Training went numerically wrong (e.g. NaN in the discriminator); the last good checkpoint is kept."""
+
+
+class StorageError(RuntimeError):
+    """A file could not be written (no space left, no permission): its temporary is removed and the
+    version written before, if any, is kept."""

@@ -1,4 +1,9 @@
-"""Deterministic evaluation and the normalised score."""
+"""Deterministic evaluation, the normalised score, and how an expert's record is measured.
+
+A record (``expert.json`` of an installed expert, the once-measured record of a user's expert file or
+of a Minari dataset) holds the expert's return and a uniformly random policy's, each over
+``FINAL_EVAL_EPISODES`` episodes reset from seed ``FINAL_EVAL_SEED``: the two ends of the normalised score.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from ail.envs import make_env
+
+FINAL_EVAL_EPISODES = 50
+FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
 
 
 def evaluate(
@@ -54,6 +62,15 @@ def random_policy_returns(env_name: str, episodes: int, seed: int) -> np.ndarray
     env = make_env(env_name, seed=seed)
     space = env.action_space
     return evaluate(lambda _obs: space.sample(), env_name, episodes, seed)
+
+
+def random_record(env_name: str) -> dict[str, float]:
+    """A random policy's part of an expert record: its return's mean and std on the record's episodes.
+
+    :param env_name: the env's short name.
+    """
+    rand = random_policy_returns(env_name, FINAL_EVAL_EPISODES, seed=FINAL_EVAL_SEED)
+    return {"random_return_mean": round(float(rand.mean()), 3), "random_return_std": round(float(rand.std()), 3)}
 
 
 def normalized_score(ret: float, expert_return: Optional[float], random_return: Optional[float]) -> float:

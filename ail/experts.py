@@ -2,7 +2,8 @@
 
 An expert directory ``experts/<env>/`` holds ``model.zip`` (SB3 format), ``vecnormalize.pkl``
 when observations are normalised, ``policy.json`` (how :mod:`ail.policy` rebuilds it) and
-``expert.json`` (provenance and a 50-episode deterministic evaluation).
+``expert.json`` (provenance and a 50-episode deterministic evaluation). :class:`ShippedExpert` reads
+one; a user's SB3 file is :class:`ail.expert_files.ExpertFile`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -22,23 +24,21 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecNormalize
 
-from ail import expert_files
 from ail.activations import activation
-from ail.envs import env_id, make_vec_env
+from ail.envs import ENV_IDS, env_id, make_vec_env
 from ail.errors import ConfigError
-from ail.evaluation import evaluate, random_policy_returns, stats
+from ail.evaluation import FINAL_EVAL_EPISODES, FINAL_EVAL_SEED, evaluate, random_record, stats
 from ail.paths import experts_root
 from ail.policy import LoadedPolicy, ObsNormalizer, load_policy_dir
 from ail.preemption import Preempted, PreemptionFlag
 from ail.provenance import REPO_ROOT, git_sha, versions
+from ail.sb3_state import parse_schedule
 from ail.seeding import set_random_seed
 
 ALGOS = {"ppo": PPO, "sac": SAC, "td3": TD3, "dqn": DQN}
-FINAL_EVAL_EPISODES = 50
 # A reached target must hold on this many fresh episodes before training stops. 50 let through an
 # InvertedDoublePendulum policy that fell in ~5% of starts (9359.7 on one 50-episode set, 8803.7 on another).
 CONFIRM_EPISODES = 100
-FINAL_EVAL_SEED = 100_000  # episodes the expert never saw during model selection
 BARS_FILE = REPO_ROOT / "experts" / "bars.yaml"
 
 
@@ -50,14 +50,6 @@ def zoo_bars() -> tuple[dict[str, float], dict[str, str]]:
 
 
 RESUMABLE_EXPERT_KEYS = ("total_steps", "target_return", "eval_every", "eval_episodes", "confirm_episodes", "note")
-
-
-def parse_schedule(value: Any) -> Any:
-    """``"lin_3e-4"`` -> a linear decay to 0 over training (rl-baselines3-zoo's notation)."""
-    if isinstance(value, str) and value.startswith("lin_"):
-        start = float(value[4:])
-        return lambda progress_remaining: progress_remaining * start
-    return value
 
 
 def _algo_kwargs(ecfg: DictConfig, action_space: Optional[gym.spaces.Space] = None) -> dict[str, Any]:
@@ -107,7 +99,7 @@ class _ExpertCallback(BaseCallback):
                 return False
         if t.flag.requested:
             t.save_checkpoint(self.model)
-            raise Preempted(t.flag.signum, steps)
+            raise Preempted(t.flag.signum, steps, str(t.ckpt))
         return True
 
 
@@ -176,7 +168,27 @@ class ExpertTrainer:
             if self.ecfg.normalize:
                 gamma = float(self.ecfg.hyperparams.get("gamma", 0.99))
                 venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=gamma)
-            model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+            init = self.ecfg.get("init_from")
+            if init:
+                model = self._fine_tune(Path(str(init)), venv, seed, kwargs)
+            else:
+                model = self.algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+        return model
+
+    def _fine_tune(self, path: Path, venv: Any, seed: int, kwargs: dict[str, Any]) -> Any:
+        """``expert.init_from``: continue training an SB3 model file of ``expert.algo`` (e.g. a shipped
+        expert's ``model.zip``) with this recipe's hyperparameters; its step count carries on, and an
+        off-policy learner refills a fresh replay for ``learning_starts`` steps before it updates."""
+        if not path.is_file():
+            raise ConfigError(f"env.expert.init_from={path} is not a file; accepted: an SB3 model .zip of env.expert.algo={self.ecfg.algo}")
+        try:
+            model = self.algo_cls.load(str(path), env=venv, device="cpu", **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a wrong algorithm or space fails in many ways inside SB3
+            raise ConfigError(f"env.expert.init_from={path} cannot be loaded as {self.ecfg.algo} on {env_id(self.name)}: {exc}") from None
+        model.set_random_seed(seed)
+        if hasattr(model, "learning_starts"):
+            model.learning_starts = model.num_timesteps + int(kwargs.get("learning_starts", 100))
+        print(f"[expert] fine-tuning {path} from {model.num_timesteps} steps", flush=True)
         return model
 
     def _rebase_best(self) -> None:
@@ -295,7 +307,6 @@ class ExpertTrainer:
         _write_expert_dir(self.best_dir, out, self.ecfg.algo, self.name, self.ecfg.normalize)
         policy = load_policy_dir(out)
         ret = evaluate(policy.predict, self.name, FINAL_EVAL_EPISODES, seed=FINAL_EVAL_SEED)
-        rand = random_policy_returns(self.name, FINAL_EVAL_EPISODES, seed=FINAL_EVAL_SEED)
         info = {
             "algorithm": self.ecfg.algo,
             "env": self.name,
@@ -306,8 +317,7 @@ class ExpertTrainer:
             "eval_episodes": FINAL_EVAL_EPISODES,
             "deterministic": True,
             **{k: round(v, 3) for k, v in stats(ret).items()},
-            "random_return_mean": round(float(rand.mean()), 3),
-            "random_return_std": round(float(rand.std()), 3),
+            **random_record(self.name),
             "seed": int(self.cfg.seed),
             "hyperparams": OmegaConf.to_container(self.ecfg, resolve=True),
             "versions": versions(),
@@ -368,37 +378,69 @@ def install_expert(src: Path, name: str, root: Optional[Path] = None, replace: b
     return dst
 
 
-def expert_info(name: str, root: Optional[Union[str, Path]] = None) -> dict[str, Any]:
-    """``expert.json`` of the shipped expert for ``name``, validated against this platform's env id
-    (the job's ``env.expert.path`` instead, when it set one: :mod:`ail.expert_files`)."""
-    if name in expert_files.FILES:
-        return expert_files.info(name)
-    d = experts_root(str(root) if root else None) / name
-    env_id(name)
-    meta = d / "expert.json"
-    if not meta.is_file() or not (d / "model.zip").is_file():
-        from ail.envs import GYM_CONFIGS
+@dataclass(frozen=True)
+class ShippedExpert:
+    """An expert installed in ``<paths.experts>/<env>/`` (``task=expert`` installs one).
 
-        how = f"env=gym env.id={env_id(name)}" if name in GYM_CONFIGS else f"env={name}"
-        raise ConfigError(
-            f"no complete expert in {d} (needs model.zip and expert.json); accepted: {how} env.expert.path=<an SB3 model.zip>, "
-            f"or train one with: python launch.py task=expert {how}"
-        )
-    try:
-        info = json.loads(meta.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{meta} is not valid JSON ({exc})") from exc
-    if info.get("env_id") != env_id(name):
-        raise ConfigError(f"{meta} is an expert for {info.get('env_id')}, but env={name} is {env_id(name)}")
-    return info
+    :param name: the env's short name.
+    :param directory: its expert directory.
+    """
+
+    name: str
+    directory: Path
+
+    @classmethod
+    def at(cls, name: str, root: Optional[Union[str, Path]] = None) -> "ShippedExpert":
+        """The expert of env ``name`` under the experts directory ``root`` (None: ``paths.experts``'s default)."""
+        return cls(name, experts_root(str(root) if root else None) / name)
+
+    def complete(self) -> bool:
+        """Whether the directory holds an expert (its model and its record)."""
+        return (self.directory / "expert.json").is_file() and (self.directory / "model.zip").is_file()
+
+    def info(self) -> dict[str, Any]:
+        """``expert.json``, validated against this platform's env id."""
+        env_id(self.name)
+        meta = self.directory / "expert.json"
+        if not self.complete():
+            how = f"env={self.name}" if self.name in ENV_IDS else f"env=gym env.id={env_id(self.name)}"
+            raise ConfigError(
+                f"no complete expert in {self.directory} (needs model.zip and expert.json); accepted: {how} env.expert.path=<an SB3 model.zip>, "
+                f"or train one with: python launch.py task=expert {how}"
+            )
+        try:
+            info = json.loads(meta.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{meta} is not valid JSON ({exc})") from exc
+        if info.get("env_id") != env_id(self.name):
+            raise ConfigError(f"{meta} is an expert for {info.get('env_id')}, but env={self.name} is {env_id(self.name)}")
+        return info
+
+    def load(self, info: Optional[dict[str, Any]] = None) -> LoadedPolicy:
+        """The expert as a policy (``.predict(raw_obs) -> action``), its record in ``meta``.
+
+        :param info: its already validated :meth:`info`, to skip reading it again.
+        """
+        info = self.info() if info is None else info
+        policy = load_policy_dir(self.directory)
+        policy.meta.update(info)
+        return policy
+
+
+def expert_info(name: str, root: Optional[Union[str, Path]] = None) -> dict[str, Any]:
+    """``expert.json`` of the shipped expert for ``name``, validated against this platform's env id.
+
+    :param name: the env's short name.
+    :param root: the experts directory (None: ``paths.experts``'s default).
+    """
+    return ShippedExpert.at(name, root).info()
 
 
 def load_expert(name: str, root: Optional[Union[str, Path]] = None, info: Optional[dict[str, Any]] = None) -> LoadedPolicy:
     """The shipped expert for env ``name``: ``load_expert("hopper").predict(obs) -> action``.
 
-    ``info``: its already validated ``expert_info(name, root)``, to skip reading it again.
+    :param name: the env's short name.
+    :param root: the experts directory (None: ``paths.experts``'s default).
+    :param info: its already validated ``expert_info(name, root)``, to skip reading it again.
     """
-    info = expert_info(name, root) if info is None else info
-    policy = expert_files.load(name) if name in expert_files.FILES else load_policy_dir(experts_root(str(root) if root else None) / name)
-    policy.meta.update(info)
-    return policy
+    return ShippedExpert.at(name, root).load(info)

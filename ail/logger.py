@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig
 
+from ail.paths import writing
+
 BASE_COLUMNS = [
     "env_steps",
     "updates",
@@ -87,11 +89,12 @@ class MetricsLogger:
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         tmp = self.path.with_name(f"metrics.csv.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.columns)
-            w.writeheader()
-            w.writerows(rows)
-        tmp.replace(self.path)
+        with writing(self.path, "the metrics", tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.columns)
+                w.writeheader()
+                w.writerows(rows)
+            tmp.replace(self.path)
 
     def log(self, row: dict[str, Any]) -> None:
         new = [k for k in row if k not in self.columns]
@@ -102,7 +105,8 @@ class MetricsLogger:
                     old_rows = list(csv.DictReader(f))
             self.columns = (self.columns or list(BASE_COLUMNS)) + [k for k in new if k not in BASE_COLUMNS]
             self._rewrite(old_rows)
-        with open(self.path, "a", newline="") as f:
+        # A row cut short by a failed write is dropped by the next launch's truncate().
+        with writing(self.path, "a metrics row"), open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.columns).writerow(row)
             f.flush()
             os.fsync(f.fileno())

@@ -13,6 +13,9 @@ measured once (50 episodes), both recorded beside the converted set.
 Out: ``task=demos demo_set.export=minari`` writes the demo set rolled out from the expert as a
 Minari dataset (``demo_set.export_id``, default ``ail/<name>/expert-v0``) with Minari's
 ``create_dataset_from_buffers``.
+
+Minari itself is imported where it is used: only jobs that read or write a dataset need it, and its
+import (its storage backends) would otherwise add to the start of every job.
 """
 
 from __future__ import annotations
@@ -21,15 +24,24 @@ import hashlib
 import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import gymnasium as gym
 import numpy as np
 
+from ail.envs import describe_space, env_id, make_env, same_space
 from ail.errors import ConfigError
+from ail.evaluation import random_record
+from ail.paths import atomic_write_text
 
 PREFIX = "minari:"
+
+
+def is_minari(source: str) -> bool:
+    """Whether ``demo_set.source`` names a Minari dataset (``minari:<id or directory>``) rather than the expert."""
+    return str(source).startswith(PREFIX)
 
 
 def _accepted(source: str) -> str:
@@ -61,10 +73,12 @@ def digest(data_dir: Path) -> str:
 
 
 def read(source: str, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The dataset's episodes as a demo set (arrays as :func:`ail.demos.generate_demos` returns) and its description."""
-    from minari import MinariDataset
+    """The dataset's episodes as a demo set (arrays as :func:`ail.demos.generate_demos` returns) and its description.
 
-    from ail.envs import describe_space, env_id, make_env, same_space
+    Its declared spaces are compared with env ``name``'s before any episode is read: the conversion
+    (the actions' dtype) follows the env, and a dataset of other spaces cannot be converted for it.
+    """
+    from minari import MinariDataset
 
     data_dir = dataset_dir(source)
     try:
@@ -101,44 +115,54 @@ def read(source: str, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]
 
 
 def cache_path(source: str, root: Path, name: str) -> Path:
+    """Where the dataset ``source`` converted for env ``name`` is kept under the demos root ``root``."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source[len(PREFIX) :]).strip("_")
     return root / name / "minari" / f"{slug}.npz"
 
 
-def expert_record(name: str, demo_path: Path) -> dict[str, Any]:
-    """Expert and random returns for the normalised score of a Minari-sourced run without an expert:
-    the dataset's mean episode return, and a random policy's measured once; recorded beside the set."""
-    from ail.evaluation import random_policy_returns
-    from ail.experts import FINAL_EVAL_EPISODES, FINAL_EVAL_SEED
-    from ail.paths import atomic_write_text
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The expert record of a Minari-sourced job with no expert: the dataset's mean episode return
+    stands for the expert's, and a random policy's is measured once; both are recorded beside the set.
 
-    record = demo_path.with_name(demo_path.stem + ".expert.json")
-    if record.is_file():
-        return json.loads(record.read_text())
-    meta = json.loads(demo_path.with_suffix(".json").read_text())
-    rand = random_policy_returns(name, FINAL_EVAL_EPISODES, seed=FINAL_EVAL_SEED)
-    info = {
-        "algorithm": "minari dataset",
-        "env": name,
-        "env_id": meta["env_id"],
-        "source": meta["source"],
-        "return_mean": meta["return_mean"],
-        "return_std": meta["return_std"],
-        "random_return_mean": round(float(rand.mean()), 3),
-        "random_return_std": round(float(rand.std()), 3),
-    }
-    atomic_write_text(record, json.dumps(info, indent=2))
-    return info
+    :param name: the env's short name.
+    :param path: the converted set (``<name>.npz``; its ``.json`` describes the dataset's returns).
+    """
+
+    name: str
+    path: Path
+
+    def info(self) -> dict[str, Any]:
+        """The record (the keys an ``expert.json`` has for the normalised score), measured on first use."""
+        record = self.path.with_name(self.path.stem + ".expert.json")
+        if record.is_file():
+            return json.loads(record.read_text())
+        meta = json.loads(self.path.with_suffix(".json").read_text())
+        info = {
+            "algorithm": "minari dataset",
+            "env": self.name,
+            "env_id": meta["env_id"],
+            "source": meta["source"],
+            "return_mean": meta["return_mean"],
+            "return_std": meta["return_std"],
+            **random_record(self.name),
+        }
+        atomic_write_text(record, json.dumps(info, indent=2))
+        return info
 
 
-def export(demo_path: Path, name: str, dataset_id: Optional[str]) -> str:
-    """Write the demo set at ``demo_path`` as Minari dataset ``dataset_id``; returns the id."""
+def export(data: dict[str, np.ndarray], meta: dict[str, Any], name: str, dataset_id: Optional[str], description: str) -> str:
+    """Write a demo set as Minari dataset ``dataset_id``; returns the id.
+
+    :param data: the set's arrays, as :func:`ail.demos.read_demo_file` returns them.
+    :param meta: the set's metadata, likewise.
+    :param name: the env's short name.
+    :param dataset_id: the Minari id (None: ``ail/<name>/expert-v0``); an existing dataset is never replaced.
+    :param description: the dataset's description in Minari's metadata.
+    """
     import minari
     from minari.data_collector import EpisodeBuffer
     from minari.storage.local import get_dataset_path
-
-    from ail.demos import read_demo_file
-    from ail.envs import env_id
 
     dataset_id = dataset_id or f"ail/{name}/expert-v0"
     if (Path(get_dataset_path(dataset_id)) / "data").exists():
@@ -146,7 +170,6 @@ def export(demo_path: Path, name: str, dataset_id: Optional[str]) -> str:
             f"Minari dataset {dataset_id} already exists at {get_dataset_path(dataset_id)}; nothing was changed. "
             "accepted: another demo_set.export_id, or remove it first (minari delete)"
         )
-    data, meta = read_demo_file(demo_path, name)
     ends = np.cumsum(data["ep_lengths"])
     buffers = []
     for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
@@ -163,9 +186,7 @@ def export(demo_path: Path, name: str, dataset_id: Optional[str]) -> str:
     target = Path(get_dataset_path(dataset_id))
     try:
         algorithm = f"ail expert ({meta['expert'].get('algorithm')})"
-        minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=env_id(name), algorithm_name=algorithm, description=f"ail demo set {demo_path.name}"
-        )
+        minari.create_dataset_from_buffers(dataset_id, buffers, env=env_id(name), algorithm_name=algorithm, description=description)
     except BaseException as exc:
         shutil.rmtree(target, ignore_errors=True)  # it did not exist before: no half-written dataset stays
         if isinstance(exc, ValueError):  # e.g. an id Minari does not accept

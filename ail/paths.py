@@ -3,16 +3,17 @@ that the runs directory is writable, and how files there are replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ail.errors import ConfigError
+from ail.errors import ConfigError, StorageError
 from ail.provenance import REPO_ROOT
 
 
@@ -67,9 +68,40 @@ def remove_empty_dirs(out: Path, stop: Path) -> None:
         out = out.parent
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _os_error(exc: BaseException) -> Optional[OSError]:
+    """The OSError behind ``exc``: itself, or one it was raised from or during (torch's writer
+    reports a full disk as a RuntimeError raised while handling the OSError of the failed write)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: Path, what: str, tmp: Optional[Path] = None) -> Iterator[None]:
+    """Around the writes of ``what`` to ``path``: one that fails for the file system (no space left,
+    no permission, a read-only mount) ends in one :class:`StorageError` naming the path, what was
+    being written and the cause, with its temporary ``tmp`` removed; other errors pass unchanged."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {what} to {path}: {cause.strerror or cause}") from exc
+
+
+def atomic_write_text(path: Path, text: str, what: Optional[str] = None) -> None:
     """Replace ``path`` in one step: a crash never leaves it half-written, and processes writing it
-    at once (parallel jobs, test workers) each use their own temporary."""
+    at once (parallel jobs, test workers) each use their own temporary. ``what`` names the file in
+    the :class:`StorageError` of a write that fails (default: its name)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with writing(path, what or path.name, tmp):
+        tmp.write_text(text)
+        tmp.replace(path)

@@ -1,24 +1,30 @@
-"""SIGTERM / SIGUSR2 -> checkpoint at the next safe point, then exit.
+"""SIGTERM / SIGUSR2 / SIGINT -> checkpoint at the next safe point, then exit.
 
 Slurm sends SIGUSR2 (submitit's ``signal_delay_s`` before the limit) or SIGTERM on
-preemption. The handler only raises a flag; trainers poll ``requested`` between updates so
-a checkpoint is never written from inside a half-finished step.
+preemption; a person presses Ctrl-C (SIGINT). The handler only raises a flag; trainers poll
+``requested`` between iterations so a checkpoint is never written from inside a half-finished
+step. A second Ctrl-C stops at once (``KeyboardInterrupt``): checkpoints are replaced atomically,
+so the last one written stays valid.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 from types import FrameType
 from typing import Optional
 
-HANDLED = (signal.SIGTERM, signal.SIGUSR2)
+HANDLED = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
 
 
 class Preempted(Exception):
-    """Raised after the checkpoint was written; launch.py exits with ``128 + signum``."""
+    """Raised after the checkpoint was written; launch.py exits with ``128 + signum``.
 
-    def __init__(self, signum: int, env_steps: int):
-        super().__init__(f"received {signal.Signals(signum).name}: checkpoint written at env_steps={env_steps}")
+    :param where: the checkpoint files written (one per seed trained in this process).
+    """
+
+    def __init__(self, signum: int, env_steps: int, where: str):
+        super().__init__(f"received {signal.Signals(signum).name}: checkpoint written at env_steps={env_steps} ({where})")
         self.signum = signum
 
 
@@ -32,6 +38,10 @@ class PreemptionFlag:
         return self.signum is not None
 
     def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
+        if signum == signal.SIGINT:
+            if self.signum == signal.SIGINT:
+                raise KeyboardInterrupt  # the second Ctrl-C: at once
+            print("\n[train] Ctrl-C: checkpointing at the end of this iteration (press it again to stop at once)", file=sys.stderr, flush=True)
         self.signum = signum
 
     def __enter__(self) -> "PreemptionFlag":

@@ -83,7 +83,7 @@ def _cell(row: dict[str, Any]) -> str:
 def _reach(row: dict[str, Any], threshold: float) -> str:
     if not row["seeds"]:
         return "—"
-    if row["algo"] == "bc" or row.get("env_steps", 0) == 0:
+    if row.get("env_steps", 0) == 0:
         return "n/a (no env steps)"
     reached, steps = row["reach"][threshold]
     if steps is None:

@@ -2,9 +2,9 @@
 
 ``runs/<experiment>/<algo>-<env>-d<demos>/seed<seed>/`` holds:
 ``config.yaml`` (resolved config), ``meta.json`` (versions, git SHA, command, host, pid, Slurm
-ids, one entry per launch), ``metrics.csv`` (one row per evaluation), ``checkpoints/last.pt``,
-``policy/`` (:func:`ail.load_policy`), ``summary.json``, written last: its presence marks a
-finished run, and ``.lock``.
+ids, the learner's traits, one entry per launch), ``metrics.csv`` (one row per evaluation),
+``checkpoints/last.pt`` and the one before it, ``checkpoints/previous.pt``, ``policy/``
+(:func:`ail.load_policy`), ``summary.json``, written last: its presence marks a finished run, and ``.lock``.
 
 Why a kill or a second launch cannot corrupt it:
 
@@ -13,7 +13,12 @@ Why a kill or a second launch cannot corrupt it:
   atomically (a per-process temporary, then rename); ``policy/`` is written by the last step,
   before ``summary.json``, so a launch killed while writing it writes it again;
 - ``metrics.csv`` only grows between checkpoints, and a launch cuts it back to its checkpoint
-  (to its header when there is none) before it writes, so rows of a killed launch never stay.
+  (to its header when there is none) before it writes, so rows of a killed launch never stay;
+- a write that fails (no space left, no permission) ends the job with one line and leaves no
+  temporary (:func:`ail.paths.writing`); the checkpoint written before it stays;
+- a checkpoint that cannot be read (a truncated copy, a failing disk) is set aside, renamed
+  ``last.pt.unreadable-<time>``, and the run resumes from ``previous.pt`` with ``metrics.csv`` cut
+  back to it.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from ail.algorithm import Learner
 from ail.demos import Demos
 from ail.errors import ConfigError
 from ail.evaluation import evaluate, normalized_score, stats
 from ail.logger import MetricsLogger
-from ail.paths import atomic_write_text
+from ail.paths import atomic_write_text, writing
 from ail.policy import LoadedPolicy
 from ail.provenance import git_sha, versions
 from ail.seeding import derive_seed
@@ -47,7 +53,7 @@ RESUME_FREE_KEYS = ("logger", "runtime", "paths", "policy_dir", "expert", "exper
 LOCK_NAME = ".lock"
 
 
-def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+def _comparable(cfg: dict[str, Any], learner: type[Learner] = Learner) -> dict[str, Any]:
     out = {k: v for k, v in cfg.items() if k not in RESUME_FREE_KEYS}
     if isinstance(out.get("train"), dict):
         # A seed trained among K in one process writes what it would alone: either may resume it.
@@ -65,13 +71,12 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         out["demo_set"] = {k: v for k, v in out["demo_set"].items() if k not in ("export", "export_id")}
         out["demo_set"].setdefault("source", "expert")
     if isinstance(out.get("algo"), dict):
-        # algo.label only names the run directory and the W&B group; algo.compile only changes how
-        # the same update is executed (a run may resume on a node where compilation is unavailable).
-        out["algo"] = {k: v for k, v in out["algo"].items() if k not in ("label", "compile")}
+        # algo.label only names the run directory and the W&B group; algo.settings names where the
+        # settings' types are declared; algo.compile only changes how the same update is executed
+        # (a run may resume on a node where compilation is unavailable).
+        out["algo"] = {k: v for k, v in learner.upgrade_config(out["algo"]).items() if k not in ("label", "settings", "compile")}
         if isinstance(out["algo"].get("discriminator"), dict):
             out["algo"]["discriminator"] = {"obs_slice": None, **out["algo"]["discriminator"]}  # older configs: D judged everything
-        if out["algo"].get("name") == "sam" and isinstance(out["algo"].get("actor"), dict):
-            out["algo"]["actor"] = {"preact_penalty": 0.0, **out["algo"]["actor"]}  # a SAM config older than the key had none
     return out
 
 
@@ -138,12 +143,14 @@ class Run:
     finishes through it, so every algorithm writes the same files the same way.
     """
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, status: str, demos: Demos, expert: dict[str, Any], lock: RunLock):
+    def __init__(self, cfg: DictConfig, run_dir: Path, status: str, demos: Demos, expert: dict[str, Any], lock: RunLock, traits: dict[str, Any]):
         self.cfg = cfg
+        self.traits = traits
         self.dir = run_dir
         self.status = status  # "new" | "resume" | "complete"
         self.demos = demos
         self.ckpt_path = run_dir / "checkpoints" / "last.pt"
+        self.previous_path = run_dir / "checkpoints" / "previous.pt"
         self.expert_return = float(expert["return_mean"])
         self.random_return = float(expert["random_return_mean"])
         self.wall_time_before = 0.0
@@ -153,8 +160,11 @@ class Run:
         self._lock = lock
 
     @classmethod
-    def open(cls, cfg: DictConfig, run_dir: Path, demos: Demos, expert: dict[str, Any]) -> "Run":
-        """Lock the run dir, then create it, or validate and reopen an unfinished one (resume) or a finished one."""
+    def open(cls, cfg: DictConfig, run_dir: Path, demos: Demos, expert: dict[str, Any], learner: type[Learner]) -> "Run":
+        """Lock the run dir, then create it, or validate and reopen an unfinished one (resume) or a finished one.
+
+        :param learner: the algorithm's class: how its older configs read today, and its traits for meta.json and summary.json.
+        """
         resolved = OmegaConf.to_container(cfg, resolve=True)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +180,7 @@ class Run:
             stored_path = run_dir / "config.yaml"
             if stored_path.is_file():
                 stored = yaml.safe_load(stored_path.read_text())
-                diff = _first_difference(_comparable(stored), _comparable(resolved))
+                diff = _first_difference(_comparable(stored, learner), _comparable(resolved, learner))
                 if diff:
                     key, old, new = diff
                     raise ConfigError(
@@ -186,7 +196,7 @@ class Run:
                     )
                 status = "new"
                 atomic_write_text(stored_path, yaml.safe_dump(resolved, sort_keys=False))
-            run = cls(cfg, run_dir, status, demos, expert, lock)
+            run = cls(cfg, run_dir, status, demos, expert, lock, learner.traits())
             run._write_meta()
         except BaseException:
             lock.release()
@@ -209,6 +219,7 @@ class Run:
                 "command": " ".join(sys.argv),
                 "expert_return": self.expert_return,
                 "random_return": self.random_return,
+                "learner": self.traits,
                 # Fixed at creation, so every launch of this run (resume, Slurm requeue) logs to one W&B run,
                 # even one cut short before its first checkpoint. W&B ids: lower-case letters and digits.
                 "wandb_id": secrets.token_hex(8),
@@ -271,18 +282,41 @@ class Run:
             "last_eval": self.last_eval,
         }
         tmp = self.ckpt_path.with_name(f"last.pt.{os.getpid()}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.ckpt_path)
+        with writing(self.ckpt_path, "the checkpoint", tmp):
+            # Through a Python file, so a full disk surfaces as its OSError, not only torch's own message.
+            with open(tmp, "wb") as f:
+                torch.save(payload, f)
+            if self.ckpt_path.exists():
+                os.replace(self.ckpt_path, self.previous_path)
+            os.replace(tmp, self.ckpt_path)
+
+    def _read_checkpoint(self) -> Optional[dict[str, Any]]:
+        """The newest readable checkpoint (``last.pt``, else ``previous.pt``); an unreadable one is
+        set aside (renamed, never deleted) with one line. ``None`` when there is none at all."""
+        found = [p for p in (self.ckpt_path, self.previous_path) if p.is_file()]
+        for path in found:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=False)
+            except Exception as exc:  # noqa: BLE001 - a truncated or garbled file fails in many ways inside torch
+                aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+                path.rename(aside)
+                print(f"[train] {path} cannot be read ({type(exc).__name__}); set aside as {aside.name}", file=sys.stderr, flush=True)
+        if found:
+            raise ConfigError(
+                f"no readable checkpoint in {self.ckpt_path.parent} (set aside as *.unreadable-*); accepted: remove {self.dir} "
+                f"(or use another experiment=NAME or seed) to train this run again from the start"
+            )
+        return None
 
     def load_checkpoint(self) -> Optional[dict[str, Any]]:
         """The saved state, with ``metrics.csv`` cut back to it and logging resumed; ``None`` (and
         ``metrics.csv`` cut to its header: rows of a launch killed before its first checkpoint) for a fresh start."""
-        if not self.ckpt_path.is_file():
+        payload = self._read_checkpoint()
+        if payload is None:
             self._start_logging(json.loads((self.dir / "meta.json").read_text()).get("wandb_id"))
             assert self.logger is not None
             self.logger.truncate(-1, -1)
             return None
-        payload = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
         self.wall_time_before = float(payload["wall_time"])
         self._t0 = time.time()
         self.last_eval = payload.get("last_eval") or {}
@@ -297,7 +331,8 @@ class Run:
         self, save_policy_fn: Any, policy: LoadedPolicy, env_steps: int, updates: int, extra: Optional[dict[str, Any]] = None
     ) -> dict[str, Any]:
         """Save the policy, run the final evaluation, write ``summary.json`` last."""
-        save_policy_fn(self.dir / "policy")
+        with writing(self.dir / "policy", "the final policy"):
+            save_policy_fn(self.dir / "policy")
         episodes = int(self.cfg.eval.final_episodes)
         ret = evaluate(policy.predict, self.cfg.env.name, episodes, seed=derive_seed("final_eval", int(self.cfg.seed)))
         s = stats(ret)
@@ -317,12 +352,13 @@ class Run:
             "random_return": self.random_return,
             "demo_returns": [float(r) for r in self.demos.ep_returns],  # the report's expert band
             "wall_time_s": round(self.wall_time, 1),
+            **self.traits,
             **(extra or {}),
         }
         if self.logger:
             self.logger.summary(summary)
             self.logger.close()
-        atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2), "the summary")
         self.status = "complete"
         return summary
 

@@ -41,6 +41,7 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     seeds_per_process: int = 1  # train.seeds_per_process: its wall time was shared by this many seeds
+    interacts: bool = True  # its learner acts in the env (False: offline, e.g. BC: no env-step budget or curve)
 
     @property
     def key(self) -> GroupKey:
@@ -102,6 +103,10 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
             summary_path = d / "summary.json"
             summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
             status = "complete" if summary else ("failed" if d in failed else "incomplete")
+            meta_path = d / "meta.json"
+            traits = json.loads(meta_path.read_text()).get("learner", {}) if meta_path.is_file() else {}
+            # A run written before the learner's traits were recorded: an offline learner's curve stays at 0 env steps.
+            interacts = bool(summary.get("interacts_with_env", traits.get("interacts_with_env", (steps > 0).any())))
             algo = cfg["algo"]
             runs.append(
                 RunRecord(
@@ -112,7 +117,7 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
                     env_id=str(cfg["env"]["id"]),
                     demos=int(cfg["demos"]),
                     seed=int(cfg["seed"]),
-                    budget=int(cfg["train"]["env_steps"]) if algo["name"] != "bc" else 0,
+                    budget=int(cfg["train"]["env_steps"]) if interacts else 0,
                     status=status,
                     steps=steps,
                     returns=returns,
@@ -120,6 +125,7 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
                     summary=summary,
                     message=failed.get(d, ""),
                     seeds_per_process=int(cfg["train"].get("seeds_per_process", 1)),
+                    interacts=interacts,
                 )
             )
         # A job that failed before its run directory was written still has its sweep record.

@@ -1,10 +1,16 @@
 """The config schema: every key's type, range and choices, checked once per launch before any file.
 
-``conf/`` holds the values (one YAML per algorithm, environment and tuned pair); this module holds
-what a value may be. :func:`check_config` validates a composed job config against it at the start
-of the job, and :func:`check_override` validates a command-line override (each value of a sweep)
-before Hydra starts any job. A bad value ends the launch with one line,
-``error: <key>=<value> is invalid; accepted: <what is>``.
+``conf/`` holds the values (one YAML per algorithm, environment and tuned pair); the schema holds
+what a value may be. This module holds the job's own groups (:class:`JobConfig`), the pieces that
+algorithms share (the value types below, :class:`DiscriminatorConfig`) and :class:`AlgoConfig`,
+the base of every algorithm's model. An algorithm's model lives with the algorithm and is named
+by its YAML's ``settings:`` key, as its learner is by ``learner:``.
+
+:func:`check_config` validates a composed job config at the start of the job, and
+:func:`check_override` a command-line override (each value of a sweep) before Hydra starts any
+job. A bad value ends the launch with one line, ``error: <key>=<value> is invalid; accepted: <what is>``.
+:func:`algo_settings` returns the validated model itself: what a learner reads (typed values,
+nothing to cast again).
 
 Models forbid unknown keys, so a key in a YAML file that no code reads fails here. What the schema
 cannot say (a reward that works against how a task's episodes end, a horizon longer than the
@@ -14,40 +20,45 @@ The schema holds no defaults: the YAML files are the only source of values.
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError, model_validator
 
 from ail.errors import ConfigError
+from ail.provenance import REPO_ROOT
 
 
-def _no_bool(v: Any) -> Any:
+def no_bool(v: Any) -> Any:
+    """A number field refuses true/false (YAML's booleans would otherwise pass as 1 and 0)."""
     if isinstance(v, bool):
         raise ValueError("a boolean is not a number")
     return v
 
 
-def _accepted(text: str, **constraints: Any) -> Any:
+def accepts(text: str, **constraints: Any) -> Any:
+    """A field's constraints with the text its one-line error shows after ``accepted:``."""
     return Field(json_schema_extra={"accepted": text}, **constraints)
 
 
-Number = Annotated[float, BeforeValidator(_no_bool), _accepted("a number")]
-Flag = Annotated[StrictBool, _accepted("true or false")]
-PosInt = Annotated[StrictInt, _accepted("a positive integer", gt=0)]
-NonNegInt = Annotated[StrictInt, _accepted("an integer >= 0", ge=0)]
-PosNum = Annotated[float, BeforeValidator(_no_bool), _accepted("a positive number", gt=0)]
-NonNegNum = Annotated[float, BeforeValidator(_no_bool), _accepted("a number >= 0", ge=0)]
-Fraction = Annotated[float, BeforeValidator(_no_bool), _accepted("a number in [0, 1]", ge=0, le=1)]
-Discount = Annotated[float, BeforeValidator(_no_bool), _accepted("a number in (0, 1]", gt=0, le=1)]
-Layers = Annotated[list[PosInt], _accepted("a list of positive integers (layer widths)")]
+Number = Annotated[float, BeforeValidator(no_bool), accepts("a number")]
+Flag = Annotated[StrictBool, accepts("true or false")]
+PosInt = Annotated[StrictInt, accepts("a positive integer", gt=0)]
+NonNegInt = Annotated[StrictInt, accepts("an integer >= 0", ge=0)]
+PosNum = Annotated[float, BeforeValidator(no_bool), accepts("a positive number", gt=0)]
+NonNegNum = Annotated[float, BeforeValidator(no_bool), accepts("a number >= 0", ge=0)]
+Fraction = Annotated[float, BeforeValidator(no_bool), accepts("a number in [0, 1]", ge=0, le=1)]
+Discount = Annotated[float, BeforeValidator(no_bool), accepts("a number in (0, 1]", gt=0, le=1)]
+Layers = Annotated[list[PosInt], accepts("a list of positive integers (layer widths)")]
 Activation = Literal["tanh", "relu", "elu", "leaky_relu"]  # ail.activations.ACTIVATIONS
 Reward = Literal["minimax", "log_d", "logit"]  # ail.discriminator.REWARDS
-SAMReward = Literal["minimax", "log_d", "logit", "env"]  # env: the task's own reward (the generator's ceiling)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A group of settings: unknown keys refused, values read-only once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ----- shared groups ----------------------------------------------------------------------------
@@ -85,188 +96,33 @@ class DiscriminatorConfig(Section):
 
 
 class AlgoConfig(Section):
+    """The keys every ``conf/algo/<name>.yaml`` has; an algorithm's model adds its own."""
+
     name: str
-    label: str
-    learner: str
+    label: str  # run directories and W&B groups: <label>-<env>-d<demos>
+    learner: str  # module.Class of its ail.algorithm.Learner
+    settings: str  # module.Class of the algorithm's subclass of this model
 
 
-# ----- the algorithms ---------------------------------------------------------------------------
-class BCConfig(AlgoConfig):
-    updates: PosInt
-    eval_every: PosInt
-    batch_size: PosInt
-    lr: PosNum
-    weight_decay: NonNegNum
-    l2_weight: NonNegNum
-    ent_weight: Number
-    net_arch: Layers
-    activation: Activation
-    normalize_obs: Flag
-    obs_clip: PosNum
+def schema_class(path: Any, algo: Any) -> type[AlgoConfig]:
+    """The model that ``algo.settings`` names (``module.Class``, an :class:`AlgoConfig` subclass)."""
+    module, _, name = str(path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # the schema's module exists but one of its own imports fails: show that
+        cls = None
+    except (AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, AlgoConfig)):
+        raise ConfigError(f"algo.settings={path} of algo={algo} is not importable; accepted: module.Class of an ail.schema.AlgoConfig subclass")
+    return cls
 
 
-class GAILPolicy(Section):
-    net_arch: Layers
-    activation: Activation
-    log_std_init: Number
-
-
-class SB3OnPolicy(BaseModel):
-    """SB3 keyword arguments (PPO or TRPO): the ones this platform relies on are checked, the rest go to SB3 as given."""
-
-    model_config = ConfigDict(extra="allow")
-    n_steps: PosInt
-    batch_size: PosInt
-    gamma: Discount
-
-
-class GAILConfig(AlgoConfig):
-    generator: Literal["ppo", "trpo"]
-    n_envs: PosInt
-    vec_env: Literal["dummy", "subproc"]
-    normalize_obs: Flag
-    reward: Reward
-    allow_biased_reward: Flag
-    relabel: Flag
-    demo_subsample: PosInt
-    policy: GAILPolicy
-    ppo: SB3OnPolicy
-    trpo: SB3OnPolicy
-    discriminator: DiscriminatorConfig
-
-
-class SAMSchedule(Section):
-    env_steps: PosInt
-    train_steps: PosInt
-    d_steps: PosInt
-    g_steps: PosInt
-
-
-class SAMNetwork(Section):
-    hidden: Layers
-    activation: Activation
-    layer_norm: Flag
-    head_init: PosNum
-
-
-class SAMActor(Section):
-    lr: PosNum
-    q_scale: Number
-    d_scale: Number
-    preact_penalty: NonNegNum
-    policy_delay: PosInt
-
-
-class SAMCritic(Section):
-    lr: PosNum
-    n_critics: PosInt
-    loss: Literal["huber", "mse"]
-    weight_decay: NonNegNum
-    popart: Flag
-    popart_min_var: PosNum
-    target_noise: NonNegNum
-    target_noise_clip: NonNegNum
-
-
-class SAMExploration(Section):
-    param_noise: Optional[PosNum] = Field(json_schema_extra={"accepted": "null (off) or a positive number"})
-    param_noise_factor: Annotated[float, BeforeValidator(_no_bool), _accepted("a number > 1", gt=1)]
-    adapt_every: PosInt
-    action_noise: Literal["ou", "normal", "none"]
-    action_noise_sigma: NonNegNum
-
-
-class SAMConfig(AlgoConfig):
-    workers: PosInt
-    reward: SAMReward
-    allow_biased_reward: Flag
-    absorbing: Flag
-    recompute_rewards: Flag
-    demo_subsample: PosInt
-    learning_starts: NonNegInt
-    buffer_size: PosInt
-    batch_size: PosInt
-    gamma: float = Field(gt=0, lt=1, json_schema_extra={"accepted": "0 < gamma < 1"})
-    tau: Discount
-    nstep: PosInt
-    one_step_loss: Flag
-    grad_clip: Optional[PosNum] = Field(json_schema_extra={"accepted": "null (off) or a positive number"})
-    compile: Flag
-    schedule: SAMSchedule
-    network: SAMNetwork
-    actor: SAMActor
-    critic: SAMCritic
-    exploration: SAMExploration
-    normalize_obs: Flag
-    obs_clip: PosNum
-    discriminator: DiscriminatorConfig
-
-
-class MBPolicy(Section):
-    net_arch: Layers
-    lr: PosNum
-    lr_schedule: Literal["constant", "linear"]
-    average: Fraction
-    noise_std: NonNegNum
-    temperature: PosNum
-    action_bound: Literal["tanh", "clip"]
-    bound_penalty: NonNegNum
-    grad_clip: PosNum
-
-
-class ForwardModel(Section):
-    kind: Literal["basic", "advanced"]
-    width: PosInt
-    decoder: Layers
-    delta: Flag
-    lr: PosNum
-    max_error: PosNum
-    plan_bound: PosNum
-    expert_fraction: Fraction
-
-
-class ModelBasedConfig(AlgoConfig):
-    n_envs: PosInt
-    unroll_steps: PosInt
-    gamma: Discount
-    cost_weight: Number
-    store_unroll: Flag
-    warmup_steps: NonNegInt
-    replay_size: PosInt
-    batch_size: PosInt
-    policy: MBPolicy
-    forward_model: ForwardModel
-    discriminator: DiscriminatorConfig
-
-
-class MGAILConfig(ModelBasedConfig):
-    prep_iters: NonNegInt
-    block_iters: PosInt
-    collect_every: PosInt
-    collect_steps: PosInt
-    collect_start: Literal["live", "expert"]
-
-
-class TrustRegionConfig(Section):
-    max_kl: PosNum
-    cg_damping: NonNegNum
-    cg_iters: PosInt
-    backtrack_steps: PosInt
-    backtrack_ratio: Annotated[float, BeforeValidator(_no_bool), _accepted("a number in (0, 1)", gt=0, lt=1)]
-    kl_accept: PosNum
-
-
-class DynaConfig(ModelBasedConfig):
-    learn_iters: PosInt
-    fm_iters: PosInt
-    plan_iters: Annotated[StrictInt, _accepted("an integer >= 0 (0 = no planning)", ge=0)]
-    plan_steps: PosInt
-    plan_batch: PosInt
-    policy_update: Literal["adam", "trpo"]
-    trust_region: TrustRegionConfig
-
-
-ALGOS: dict[str, type[AlgoConfig]] = {"bc": BCConfig, "gail": GAILConfig, "sam": SAMConfig, "mgail": MGAILConfig, "dyna": DynaConfig}
+def shipped_schema(algo: str) -> type[AlgoConfig]:
+    """The model of ``conf/algo/<algo>.yaml`` (for checks made before Hydra composes a job)."""
+    return schema_class(OmegaConf.load(REPO_ROOT / "conf" / "algo" / f"{algo}.yaml").get("settings"), algo)
 
 
 # ----- the job ----------------------------------------------------------------------------------
@@ -372,7 +228,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _validate(model: type[BaseModel], data: Any, prefix: str) -> None:
+def _validate(model: type[BaseModel], data: Any, prefix: str) -> BaseModel:
     def value_of(loc: tuple[Any, ...]) -> Any:
         v = data
         for part in loc:
@@ -383,9 +239,22 @@ def _validate(model: type[BaseModel], data: Any, prefix: str) -> None:
         return v
 
     try:
-        model.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise _one_line(exc, model, prefix, value_of) from None
+
+
+def algo_settings(cfg: DictConfig) -> AlgoConfig:
+    """``cfg.algo`` validated by the model its ``settings`` key names: what a learner reads."""
+    algo = OmegaConf.to_container(cfg.algo, resolve=True)
+    assert isinstance(algo, dict)
+    if "settings" not in algo:
+        raise ConfigError(
+            f"algo={algo.get('name')} names no schema for its settings; accepted: algo.settings=module.Class of an ail.schema.AlgoConfig subclass"
+        )
+    settings = _validate(schema_class(algo["settings"], algo.get("name")), algo, "algo.")
+    assert isinstance(settings, AlgoConfig)
+    return settings
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -394,10 +263,7 @@ def check_config(cfg: DictConfig) -> None:
     assert isinstance(data, dict)
     _validate(JobConfig, data, "")
     if data["task"] == "train":
-        algo = data["algo"]
-        if algo.get("name") not in ALGOS:
-            raise ConfigError(f"algo.name={algo.get('name')} has no schema; accepted: {', '.join(ALGOS)}")
-        _validate(ALGOS[algo["name"]], algo, "algo.")
+        algo_settings(cfg)
 
 
 def check_override(key: str, value: Any, algos: list[str]) -> None:
@@ -407,7 +273,7 @@ def check_override(key: str, value: Any, algos: list[str]) -> None:
     left to their own checks."""
     parts = key.split(".")
     if parts[0] == "algo":
-        models: list[type[BaseModel]] = [ALGOS[a] for a in algos if a in ALGOS]
+        models: list[type[BaseModel]] = [shipped_schema(a) for a in algos if (REPO_ROOT / "conf" / "algo" / f"{a}.yaml").is_file()]
         path = parts[1:]
     elif parts[0] in JobConfig.model_fields:
         models, path = [JobConfig], parts

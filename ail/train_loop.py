@@ -11,7 +11,7 @@ reaches ``learner.budget``:
    normalised score reaches each of :data:`THRESHOLDS` goes to ``summary.json``.
 3. **Checkpoint** after every ``train.checkpoint_every``-th evaluation (the one at the start
    included), atomically: learner state and this loop's bookkeeping together.
-4. **Preemption.** During the iterations SIGTERM/SIGUSR2 (Slurm) raise a flag; at the end of the
+4. **Preemption.** During the iterations SIGTERM/SIGUSR2 (Slurm) and SIGINT (Ctrl-C) raise a flag; at the end of the
    iteration every seed is checkpointed and :class:`ail.preemption.Preempted` ends the job (it
    resumes when relaunched). With ``algo.workers > 1`` any worker's flag stops all of them
    together. Outside the iterations (warm-up, the final evaluation) the signal ends the process at
@@ -122,7 +122,7 @@ def train(learner: Learner, runs: Sequence[Optional[Run]]) -> None:
                     save(i)
                     if run is not None and run.logger is not None:
                         run.logger.close()
-                raise Preempted(flag.signum or 15, learner.env_steps)
+                raise Preempted(flag.signum or 15, learner.env_steps, " ".join(str(r.ckpt_path) for r in runs if r is not None) or "on rank 0")
     for i, run in enumerate(runs):
         if run is None:
             continue

@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.config import CONF_DIR, register_resolvers
+from ail.schema import algo_settings
 
 
 def main(argv: list[str]) -> int:
@@ -48,9 +49,9 @@ def main(argv: list[str]) -> int:
         from ail.app import train_run
         from ail.envs import make_vec_env
 
-        venv = make_vec_env(args.env, n_envs=int(cfg.algo.n_envs), seed=0)
+        venv = make_vec_env(args.env, n_envs=algo_settings(cfg).n_envs, seed=0)
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
-        model = build_generator(cfg.algo, venv, seed=0)
+        model = build_generator(algo_settings(cfg), venv, seed=0)
         t0 = time.perf_counter()
         model.learn(args.steps)
         ppo_rate = model.num_timesteps / (time.perf_counter() - t0)

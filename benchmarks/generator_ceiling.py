@@ -26,12 +26,13 @@ from hydra import compose, initialize_config_dir
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
-from ail.algos.gail import build_generator
+from ail.algos.gail import GAILConfig, build_generator
 from ail.config import CONF_DIR, check_config, register_resolvers
 from ail.envs import make_vec_env
 from ail.errors import ConfigError
 from ail.evaluation import normalized_score, rollouts
 from ail.experts import expert_info
+from ail.schema import algo_settings
 
 
 def main(argv: list[str]) -> int:
@@ -52,13 +53,14 @@ def main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    a = cfg.algo
+    a = algo_settings(cfg)
+    assert isinstance(a, GAILConfig)
     steps = args.steps or int(cfg.train.env_steps)
     info = expert_info(args.env)
-    venv = make_vec_env(args.env, n_envs=int(a.n_envs), seed=args.seed, subprocess=str(a.vec_env) == "subproc")
+    venv = make_vec_env(args.env, n_envs=a.n_envs, seed=args.seed, subprocess=a.vec_env == "subproc")
     if a.normalize_obs:
         # As GAIL wraps its generator's env: observations normalised, the reward left as it comes.
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=float(a[str(a.generator)].gamma))
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=a.sb3_kwargs.gamma)
     model = build_generator(a, venv, args.seed)
 
     def act(obs: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@
 SAM's networks are 64 units wide and its batches 256 rows, so a kernel computes for a
 microsecond or two: its launch, not its arithmetic, is what a GPU update pays for. This prints
 the CPU time of a kernel launch, a launch followed by a synchronisation, a ``.item()`` read, a
-1 KB host-to-device copy, and a (256, 64) in-place add on the CPU (docs/performance.md).
+1 KB host-to-device copy, and a (256, 64) in-place add on the CPU (docs/notes/performance.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ cross-entropy-method planner with the true simulator (``mujoco.rollout``, open-l
 sequences re-planned every env step) steers the first ``--mpc-steps`` steps, then the shipped
 expert takes over. A start the planner recovers (e.g. 100024) ends near 9359; a start it cannot
 recover ends early like the expert. Start 100025 is recoverable (SAM's imitators of this expert
-survive it, docs/sam.md), yet this planner falls there after 23 steps: its failure says little
+survive it, docs/notes/sam.md), yet this planner falls there after 23 steps: its failure says little
 about a start, only about short-horizon open-loop planning from it.
 
     python benchmarks/idp_hard_start.py --seed 100025   # ~15 min of one core

@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     sams = {k: build_sam(args.env, args.hidden, k, [f"runtime.device={args.device}", *args.overrides]) for k in args.ks}
     sam = sams[args.ks[0]]
-    ddpg = build_ddpg(args.env, args.hidden, int(sam.cfg.algo.batch_size), args.device)
+    ddpg = build_ddpg(args.env, args.hidden, sam.algo.batch_size, args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     names = ["ddpg", *(f"sam K={k}" for k in args.ks)]
     times, steps, updates = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0), dict.fromkeys(names, 0)
@@ -112,8 +112,8 @@ def main(argv: list[str]) -> int:
         updates["ddpg"] += ddpg._n_updates - u0
     where = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu, one torch thread"
     print(
-        f"env={args.env} hidden={args.hidden} batch={sam.cfg.algo.batch_size} nstep={sam.cfg.algo.nstep} "
-        f"compile={sam.cfg.algo.compile} device={args.device} ({where}); timed {args.rounds} x {args.steps} env steps each"
+        f"env={args.env} hidden={args.hidden} batch={sam.algo.batch_size} nstep={sam.algo.nstep} "
+        f"compile={sam.algo.compile} device={args.device} ({where}); timed {args.rounds} x {args.steps} env steps each"
     )
     print(f"{'learner':10s} {'env steps/s':>12s} {'updates/s':>10s}   (SAM: summed over its K seeds)")
     for name in names:

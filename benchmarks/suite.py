@@ -1,6 +1,6 @@
 """The speed benchmark suite: each comparison runs as a pair of processes side by side, ratios printed.
 
-    python benchmarks/suite.py [--env hopper] [--steps 3000] [--gail-steps 40960] [--out docs/performance]
+    python benchmarks/suite.py [--env hopper] [--steps 3000] [--gail-steps 40960] [--out docs/notes/performance]
 
 Comparisons (one process per learner, the two of a pair started together, one torch thread each,
 so background load hits both alike; only the ratios are meant to travel between machines):
@@ -70,8 +70,8 @@ def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
         "env_steps": sam.num_timesteps - s0,
         "updates": sam.n_updates - u0,
         "seconds": dt,
-        "hidden": list(cfg.algo.network.hidden),
-        "batch_size": int(cfg.algo.batch_size),
+        "hidden": sam.algo.network.hidden,
+        "batch_size": sam.algo.batch_size,
     }
 
 
@@ -81,9 +81,10 @@ def worker_offpolicy(algo: str, env: str, steps: int) -> dict[str, Any]:
     from stable_baselines3.common.noise import NormalActionNoise
 
     from ail.envs import make_vec_env
+    from ail.schema import algo_settings
 
-    sam = _sam_cfg(env).algo  # the same network sizes and batch as SAM
-    hidden, batch = list(sam.network.hidden), int(sam.batch_size)
+    sam = algo_settings(_sam_cfg(env))  # SAM's validated settings: the same network sizes and batch as SAM
+    hidden, batch = sam.network.hidden, sam.batch_size
     venv = make_vec_env(env, n_envs=1, seed=0)
     act_dim = venv.action_space.shape[0]
     cls = {"ddpg": DDPG, "td3": TD3}[algo]
@@ -131,11 +132,13 @@ def worker_ppo(env: str, steps: int) -> dict[str, Any]:
 
     from ail.algos.gail import build_generator
     from ail.envs import make_vec_env
+    from ail.schema import algo_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _gail_cfg(env, steps, tmp)
-        venv = VecNormalize(make_vec_env(env, n_envs=int(cfg.algo.n_envs), seed=0), norm_obs=True, norm_reward=False)
-        model = build_generator(cfg.algo, venv, seed=0)
+        gail = algo_settings(cfg)
+        venv = VecNormalize(make_vec_env(env, n_envs=gail.n_envs, seed=0), norm_obs=True, norm_reward=False)
+        model = build_generator(gail, venv, seed=0)
         t0 = time.perf_counter()
         model.learn(steps)
         return {"env_steps": model.num_timesteps, "updates": model._n_updates, "seconds": time.perf_counter() - t0}

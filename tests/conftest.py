@@ -21,11 +21,13 @@ REPO = Path(__file__).resolve().parent.parent
 TINY_BC = ["env=cartpole", "algo.updates=300", "algo.eval_every=100", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
 
 
-def launch(args: list[str], runs: Path, env: dict[str, str] | None = None, timeout: int = 300, **kw) -> subprocess.CompletedProcess:
-    """``python launch.py ARGS paths.runs=RUNS``; returns the finished process (text output)."""
+def launch(
+    args: list[str], runs: Path, env: dict[str, str] | None = None, timeout: int = 300, launcher: Path = REPO / "launch.py", **kw
+) -> subprocess.CompletedProcess:
+    """``python LAUNCHER ARGS paths.runs=RUNS`` (this repository's launch.py unless another copy's); returns the finished process (text output)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
-    cmd = [sys.executable, str(REPO / "launch.py"), *args, f"paths.runs={runs}"]
-    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, **kw)
+    cmd = [sys.executable, str(launcher), *args, f"paths.runs={runs}"]
+    return subprocess.run(cmd, cwd=launcher.parent, env=full_env, capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -42,10 +44,17 @@ def runs(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def assert_preemption_resumes_exactly(args: list[str], runs: Path, run_dir: Callable[[str], Path], rows: int = 3) -> None:
-    """Run ``args`` once uninterrupted (experiment=ref) and once SIGTERM'd after ``rows`` metrics rows
-    then relaunched (experiment=cut); both curves must be identical (wall time aside)."""
-    import signal
+def assert_preemption_resumes_exactly(
+    args: list[str],
+    runs: Path,
+    run_dir: Callable[[str], Path],
+    rows: int = 3,
+    signum: int = 15,
+    before_resume: Callable[[Path], None] = lambda _: None,
+) -> tuple[str, str]:
+    """Run ``args`` once uninterrupted (experiment=ref) and once stopped by ``signum`` (SIGTERM) after
+    ``rows`` metrics rows, ``before_resume(its run dir)``, then relaunched (experiment=cut); both curves
+    must be identical (wall time aside). Returns the stopped launch's and the resumed launch's stderr."""
     import time
 
     ref = launch(args + ["experiment=ref"], runs, timeout=900)
@@ -64,13 +73,15 @@ def assert_preemption_resumes_exactly(args: list[str], runs: Path, run_dir: Call
     while not (metrics.exists() and len(metrics.read_text().splitlines()) > rows):
         assert time.time() < deadline and proc.poll() is None, f"{metrics} never reached {rows} rows"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert proc.returncode == 128 + signum, err
+    before_resume(run_dir("cut"))
     resumed = launch(cut_args, runs, timeout=900)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
     assert without_wall_time(read_metrics(run_dir("cut"))) == without_wall_time(read_metrics(run_dir("ref")))
+    return err, resumed.stderr
 
 
 def assert_kills_anywhere_resume_exactly(args: list[str], runs: Path, run_dir: Callable[[str], Path], kills: int, seed: int) -> None:

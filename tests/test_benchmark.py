@@ -12,6 +12,7 @@ import yaml
 
 from ail.benchmark import benchmark_report, bootstrap_ci, main
 from ail.figures import DEMO_COLOR, SPARE_COLORS, palette
+from ail.runs import load_runs
 
 EXPERT, RANDOM = 3000.0, 0.0
 
@@ -185,3 +186,16 @@ def test_a_task_with_fewer_seeds_is_left_out_of_the_aggregate_rather_than_cuttin
     # a tie (3 x 1 = 1 x 3) takes the larger n.
     assert equal_seeds({"a": [0], "b": [0], "c": [0, 1, 2]}) == (3, ["c"])
     assert equal_seeds({"a": [0, 1, 2], "b": [0, 1, 2]}) == (3, ["a", "b"])
+
+
+def test_whether_a_run_acts_in_its_env_comes_from_its_learners_recorded_traits_not_its_name(tmp_path):
+    def recorded(d: Path, interacts: bool) -> None:
+        summary = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**summary, "unit": "updates", "interacts_with_env": interacts}))
+
+    root = tmp_path / "runs"
+    recorded(_run(root, "toy", "toy", "hopper", 0, 0.5, [0, 0], [0.0, 0.5]), False)
+    recorded(_run(root, "bc", "bc", "hopper", 0, 0.5, [0, 0], [0.0, 0.5]), True)  # a name says nothing
+    _run(root, "older", "older", "hopper", 0, 0.5, [0, 0], [0.0, 0.5])  # from before the traits were recorded: its curve
+    by_label = {r.label: r for r in load_runs([root])}
+    assert not by_label["toy"].interacts and by_label["bc"].interacts and not by_label["older"].interacts

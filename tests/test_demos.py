@@ -1,4 +1,4 @@
-"""Demonstration format, selection, GAIL subsampling and every malformed-file case."""
+"""Where a set comes from, its format, selection, GAIL subsampling and every malformed-file case."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import REPO
 
+from ail.demo_source import resolve
 from ail.demos import DEMO_FORMAT_VERSION, DemoSpec, ensure_demos, load_demos, read_demo_file, save_demos
 from ail.errors import ConfigError
+from ail.expert_files import ExpertFile
+from ail.experts import ShippedExpert
+from ail.minari_io import DatasetRecord
 
 pytestmark = pytest.mark.xdist_group("test_demos")  # its module-scoped fixture is built once
 
@@ -159,3 +164,20 @@ def test_a_cached_set_is_used_where_no_expert_is_installed(tmp_path):
     path = ensure_demos("cartpole", DemoSpec(2), root=tmp_path)
     (tmp_path / "no_experts").mkdir()
     assert ensure_demos("cartpole", DemoSpec(2), root=tmp_path, experts=str(tmp_path / "no_experts")) == path
+
+
+def test_one_decision_names_the_set_and_its_expert(tmp_path):
+    shipped = resolve("cartpole", DemoSpec(2), root=tmp_path)
+    assert isinstance(shipped.expert, ShippedExpert) and shipped.dataset is None
+    assert shipped.path == tmp_path / "cartpole" / "CartPole-v1_n2_det_s0.npz"
+    users = resolve("cartpole", DemoSpec(2), root=tmp_path, expert_path=str(REPO / "experts" / "cartpole" / "model.zip"))
+    assert isinstance(users.expert, ExpertFile) and users.expert.record_dir == tmp_path / "cartpole" and users.path == shipped.path
+    with pytest.raises(ConfigError, match="is not a file; accepted: an SB3 model.zip"):
+        resolve("cartpole", DemoSpec(2), root=tmp_path, expert_path=str(tmp_path / "nothing.zip"))
+    # A dataset's run is scored by the installed expert where there is one, else by the dataset's own return.
+    dataset = DemoSpec(2, source="minari:test/cartpole/random-v0")
+    assert isinstance(resolve("cartpole", dataset, root=tmp_path).expert, ShippedExpert)
+    (tmp_path / "no_experts").mkdir()
+    alone = resolve("cartpole", dataset, root=tmp_path, experts=tmp_path / "no_experts")
+    assert alone.dataset == "minari:test/cartpole/random-v0" and isinstance(alone.expert, DatasetRecord)
+    assert alone.expert.path == alone.path == tmp_path / "cartpole" / "minari" / "test_cartpole_random-v0.npz"

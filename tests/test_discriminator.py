@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from ail.discriminator import Discriminator, check_reward_for_task, label_smoothing, reward_from_logits
+from ail.config import CONF_DIR
+from ail.discriminator import Discriminator, check_reward_for_task, reward_from_logits
 from ail.errors import ConfigError, TrainingError
+from ail.schema import DiscriminatorConfig
 
 BOX_OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 BOX_ACT = gym.spaces.Box(-1, 1, (2,), np.float32)
@@ -92,9 +94,11 @@ def test_label_smoothing_is_one_sided():
     _, logs = disc.loss(e_obs, e_act, p_obs, p_act, entropy_weight=1.0)
     p = torch.sigmoid(f_all).detach().double()
     assert logs["d_entropy"] == pytest.approx(float(-(p * p.log() + (1 - p) * (1 - p).log()).mean()), rel=1e-4)
-    assert label_smoothing(OmegaConf.create({"label_smoothing": None})) is None
-    assert label_smoothing(OmegaConf.create({"label_smoothing": [0.7, 1.2]})) == (0.7, 1.2)
-    assert label_smoothing(OmegaConf.create({"label_smoothing": 0.9})) == 0.9
+    # algo.discriminator.label_smoothing as the schema hands it to loss(): none, a fixed label, or [low, high].
+    base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "discriminator" / "base.yaml"))
+    for value, expected in ((None, None), ([0.7, 1.2], (0.7, 1.2)), (0.9, 0.9), (1, 1.0)):
+        smoothing = DiscriminatorConfig.model_validate({**base, "label_smoothing": value}).label_smoothing
+        assert smoothing == expected and type(smoothing) is type(expected)
 
 
 def test_discrete_actions_are_one_hot_and_onehot_needs_discrete():
@@ -106,33 +110,31 @@ def test_discrete_actions_are_one_hot_and_onehot_needs_discrete():
         Discriminator(BOX_OBS, BOX_ACT, action_encoding="onehot")
 
 
-def test_observation_normalisation_and_absorbing_indicator():
-    obs_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)  # 3 real features + absorbing flag
-    disc = Discriminator(obs_space, BOX_ACT, absorbing=True, clip_obs=5.0)
+def test_observation_normalisation_travels_with_the_state_dict():
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    disc = Discriminator(obs_space, BOX_ACT, clip_obs=5.0)
     rng = np.random.default_rng(0)
-    real = np.concatenate([rng.normal(10.0, 2.0, size=(5000, 3)), np.zeros((5000, 1))], axis=1)
-    absorbing = np.tile([0, 0, 0, 1.0], (100, 1))
-    disc.update_obs_stats(np.concatenate([real, absorbing]))  # absorbing rows do not count
+    real = rng.normal(10.0, 2.0, size=(5000, 3))
+    disc.update_obs_stats(real)
     assert np.allclose(disc.obs_rms.mean, 10.0, atol=0.1) and np.allclose(np.sqrt(disc.obs_rms.var), 2.0, atol=0.1)
-    x = disc.features(np.array([[10.0, 12.0, 8.0, 0.0], [0, 0, 0, 1.0]]), np.array([[0.5, -0.5], [0.5, -0.5]]))
+    x = disc.features(np.array([[10.0, 12.0, 8.0], [10.0, 10.0, 100.0]]), np.array([[0.5, -0.5], [0.5, -0.5]]))
     assert np.allclose(x[0, :3].numpy(), [0.0, 1.0, -1.0], atol=0.05)
-    assert x[0, 3] == 0.0 and x[1, 3] == 1.0  # the indicator passes through unnormalised
-    assert x[1, 4:].tolist() == [0.0, 0.0]  # an absorbing pair's action is masked
-    assert x[0, 4:].tolist() == [0.5, -0.5]
+    assert x[1, 2] == 5.0  # clipped
+    assert x[0, 3:].tolist() == [0.5, -0.5]
     # Statistics travel with the state dict (checkpoints).
-    other = Discriminator(obs_space, BOX_ACT, absorbing=True)
+    other = Discriminator(obs_space, BOX_ACT)
     other.load_state_dict(disc.state_dict())
     assert np.allclose(other.obs_rms.mean, disc.obs_rms.mean) and torch.equal(
         other.features(real[:4], np.zeros((4, 2))), disc.features(real[:4], np.zeros((4, 2)))
     )
 
 
-def test_obs_slice_narrows_what_d_judges_and_keeps_the_absorbing_indicator():
-    obs_space = gym.spaces.Box(-np.inf, np.inf, (6,), np.float32)  # 5 real entries + absorbing flag
-    disc = Discriminator(obs_space, BOX_ACT, absorbing=True, obs_slice=(1, 3))
-    assert disc.net[0].in_features == 2 + 1 + 2 and disc.obs_rms.mean.shape == (2,)
+def test_obs_slice_narrows_what_d_judges():
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
+    disc = Discriminator(obs_space, BOX_ACT, obs_slice=(1, 3))
+    assert disc.net[0].in_features == 2 + 2 and disc.obs_rms.mean.shape == (2,)
     rng = np.random.default_rng(1)
-    obs = np.concatenate([rng.normal(size=(200, 5)) * [1, 2, 3, 4, 5] + [10, 20, 30, 40, 50], np.zeros((200, 1))], axis=1)
+    obs = rng.normal(size=(200, 5)) * [1, 2, 3, 4, 5] + [10, 20, 30, 40, 50]
     disc.update_obs_stats(obs)
     assert np.allclose(disc.obs_rms.mean, [20, 30], atol=1.0)  # the statistics of entries 1 and 2 only
     act = rng.uniform(-1, 1, (200, 2))
@@ -142,11 +144,8 @@ def test_obs_slice_narrows_what_d_judges_and_keeps_the_absorbing_indicator():
     moved = obs.copy()
     moved[:, 2] += 5.0
     assert not torch.allclose(disc.logits(obs, act), disc.logits(moved, act))
-    flagged = np.zeros((1, 6))
-    flagged[0, -1] = 1.0
-    assert disc.features(flagged, np.ones((1, 2)))[0, 2:].tolist() == [1.0, 0.0, 0.0]  # flag passed, action masked
     with pytest.raises(ConfigError, match=r"obs_slice=\[2, 6\] is invalid for this task's 5 observation entries.*stop <= 5"):
-        Discriminator(obs_space, BOX_ACT, absorbing=True, obs_slice=(2, 6))
+        Discriminator(obs_space, BOX_ACT, obs_slice=(2, 6))
 
 
 @pytest.mark.parametrize("spectral", [False, True])

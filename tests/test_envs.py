@@ -1,11 +1,11 @@
-"""Env registry, terminated vs truncated, and the absorbing-state wrapper."""
+"""Env registry, terminated vs truncated, vectorised envs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ail.envs import ENV_IDS, AbsorbingStateWrapper, env_id, make_env, make_vec_env
+from ail.envs import ENV_IDS, env_id, make_env, make_vec_env
 from ail.errors import ConfigError
 
 
@@ -57,43 +57,6 @@ def test_failure_is_termination():
         if term or trunc:
             break
     assert term and not trunc and t < 100
-
-
-def _falls(env, action):
-    for t in range(1000):
-        obs, r, term, trunc, info = env.step(action)
-        if term or trunc or info.get("absorbing") or obs[-1] == 1.0:
-            return t, obs, r, term, trunc, info
-    raise AssertionError("never ended")
-
-
-def test_absorbing_wrapper_on_termination():
-    env = make_env("hopper", seed=0, absorbing=True)
-    obs, _ = env.reset(seed=0)
-    assert obs.shape == (12,) and obs[-1] == 0.0
-    t, obs, r, term, trunc, info = _falls(env, np.ones(3, dtype=np.float32))
-    # The real terminal transition leads into the absorbing state, not to an episode end.
-    assert not term and not trunc and t < 999
-    assert np.array_equal(obs, np.r_[np.zeros(11), 1.0].astype(np.float32))
-    assert info["terminal_observation_real"][-1] == 0.0
-    steps = 0
-    while True:
-        obs, r, term, trunc, info = env.step(env.action_space.sample())
-        steps += 1
-        assert obs[-1] == 1.0 and r == 0.0 and not term and info["absorbing"]
-        if trunc:
-            break
-    assert t + 1 + steps == 1000  # the horizon still counts absorbed steps
-
-
-def test_absorbing_wrapper_never_absorbs_on_truncation():
-    env = make_env("mountaincar", seed=0, absorbing=False)
-    env = AbsorbingStateWrapper(env)
-    env.reset(seed=0)
-    for _ in range(200):
-        obs, _, term, trunc, _ = env.step(1)
-        assert obs[-1] == 0.0 and not term
-    assert trunc
 
 
 def test_vec_env_keeps_final_observation():

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -16,8 +15,7 @@ from conftest import REPO, launch, read_metrics, without_wall_time
 from hydra import compose, initialize_config_dir
 
 from ail.config import CONF_DIR, register_resolvers
-from ail.demos import Demos, load_demos
-from ail.errors import ConfigError, TrainingError
+from ail.errors import TrainingError
 
 # 8 envs x 256 steps: one round = 2048 env steps and 16 discriminator minibatches of 128.
 TINY = [
@@ -74,27 +72,6 @@ def test_bad_input_is_one_line_before_any_run_dir(runs, overrides, expected):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
     assert not any(p.is_file() for p in runs.rglob("*")) if runs.exists() else True
-
-
-def test_demos_whose_actions_do_not_fit_the_env_are_refused():
-    from ail.demos import check_demos_match_env
-
-    cartpole = load_demos("cartpole", 1)
-    check_demos_match_env(cartpole, gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
-    with pytest.raises(ConfigError, match="discrete actions .* demonstration actions are float32"):
-        check_demos_match_env(_with_actions(cartpole, np.zeros((len(cartpole), 1), np.float32)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
-    with pytest.raises(ConfigError, match="accepts 0..1"):
-        check_demos_match_env(_with_actions(cartpole, np.full(len(cartpole), 3)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
-    with pytest.raises(ConfigError, match="demonstration actions have shape"):
-        check_demos_match_env(
-            _with_actions(cartpole, np.zeros((len(cartpole), 2), np.float32)), gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (3,))
-        )
-    with pytest.raises(ConfigError, match="observations have shape"):
-        check_demos_match_env(cartpole, gym.spaces.Box(-1, 1, (11,)), gym.spaces.Discrete(2))
-
-
-def _with_actions(demos: Demos, actions: np.ndarray) -> Demos:
-    return Demos(**{**{k: getattr(demos, k) for k in Demos.__dataclass_fields__}, "actions": actions})
 
 
 def test_nan_discriminator_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

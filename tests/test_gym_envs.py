@@ -181,3 +181,30 @@ def test_the_continuous_action_learners_run_on_a_gym_id(runs, tmp_path, algo, bu
     assert proc.returncode == 0, proc.stderr
     (run,) = (runs / "default").glob("*-invertedpendulum-v5-d4/seed0")
     assert summary(run)["status"] == "complete" and summary(run)["expert_return"] == 1000.0
+
+
+@pytest.mark.slow
+def test_spawned_sam_workers_set_up_a_gym_id_as_the_jobs_process_does(runs, tmp_path):
+    # Each worker is a fresh process: it must register env=gym's name from the config it is handed,
+    # or it fails on its first env while rank 0 waits for it in a collective.
+    args = [
+        "algo=sam",
+        "algo.workers=2",
+        "env=gym",
+        "env.id=InvertedPendulum-v5",
+        f"env.expert.path={REPO / 'experts' / 'invertedpendulum' / 'model.zip'}",
+        f"paths.demos={tmp_path}",
+        "demo_set.trajectories=4",
+        "train.env_steps=800",
+        "eval.every=800",
+        "algo.learning_starts=200",
+        "algo.batch_size=32",
+        "algo.compile=false",
+        "eval.episodes=2",
+        "eval.final_episodes=2",
+        "runtime.progress=false",
+    ]
+    proc = launch(args, runs, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    run = runs / "default" / "sam-invertedpendulum-v5-d4" / "seed0"
+    assert summary(run)["status"] == "complete" and summary(run)["workers"] == 2 and summary(run)["expert_return"] == 1000.0

@@ -9,9 +9,10 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from ail.algos.model_based.config import TrustRegionConfig
 from ail.algos.model_based.diff_policy import DiffPolicy, gumbel_softmax_st, tanh_squash
 from ail.algos.model_based.forward_model import ForwardModel
-from ail.algos.model_based.natural_gradient import TrustRegion, mean_kl, natural_gradient_step
+from ail.algos.model_based.natural_gradient import mean_kl, natural_gradient_step
 from ail.algos.model_based.unroll import RealUnroller, imagined_unroll, replay_sequences
 from ail.discriminator import Discriminator
 
@@ -198,7 +199,7 @@ def test_trust_region_step_respects_the_kl_bound_and_descends():
     before = float(loss_fn().detach())
     with torch.no_grad():
         old_head = policy.head(states)
-    region = TrustRegion(max_kl=0.01, cg_damping=0.1, cg_iters=10, backtrack_steps=10, backtrack_ratio=0.5, kl_accept=1.5)
+    region = TrustRegionConfig(max_kl=0.01, cg_damping=0.1, cg_iters=10, backtrack_steps=10, backtrack_ratio=0.5, kl_accept=1.5)
     applied, kl = natural_gradient_step(policy, loss_fn(), states, region)
     assert applied and 0 < kl <= 0.015
     assert float(mean_kl(policy, states, old_head).detach()) == pytest.approx(kl)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ail.algos.sam.learner import SAMLearner
 from ail.run import _comparable, _first_difference
 
 
-def _diff(stored: dict, new: dict):
-    return _first_difference(_comparable(stored), _comparable(new))
+def _diff(stored: dict, new: dict, learner=None):
+    return _first_difference(_comparable(stored, *([learner] if learner else [])), _comparable(new, *([learner] if learner else [])))
 
 
 STORED = {
@@ -14,7 +15,7 @@ STORED = {
     "experiment": "old",
     "seed": 0,
     "env": {"name": "hopper", "expert": {"algo": "ppo"}},
-    "algo": {"name": "gail", "label": "gail", "n_envs": 1, "compile": True, "policy": {"lr": 1e-3}},
+    "algo": {"name": "gail", "label": "gail", "settings": "ail.algos.gail.GAILConfig", "n_envs": 1, "compile": True, "policy": {"lr": 1e-3}},
     "train": {"env_steps": 10, "seeds_per_process": 1},
 }
 
@@ -28,6 +29,8 @@ def test_naming_and_execution_keys_may_change():
         "train": {"env_steps": 10, "seeds_per_process": 4},
     }
     assert _diff(STORED, new) is None
+    before_settings_key = {**STORED, "algo": {k: v for k, v in STORED["algo"].items() if k != "settings"}}
+    assert _diff(before_settings_key, STORED) is None  # algo.settings names code, not what is computed
 
 
 def test_a_real_change_or_a_new_key_is_refused():
@@ -61,6 +64,6 @@ def test_a_run_from_before_the_discriminators_obs_slice_resumes_when_d_judges_ev
 def test_a_sam_run_from_before_the_pre_activation_penalty_resumes_when_it_stays_off():
     old = {**STORED, "algo": {"name": "sam", "label": "sam", "actor": {"lr": 1e-4, "d_scale": 0.0}}}
     new = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.0}}}
-    assert _diff(old, new) is None
+    assert _diff(old, new, SAMLearner) is None  # the learner says how its older configs read today
     on = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.01}}}
-    assert _diff(old, on) == ("algo.actor.preact_penalty", 0.0, 0.01)
+    assert _diff(old, on, SAMLearner) == ("algo.actor.preact_penalty", 0.0, 0.01)

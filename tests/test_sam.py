@@ -146,7 +146,7 @@ def test_absorbing_states_feed_the_discriminator_and_bootstrap_terminations_from
     with torch.no_grad():
         logit = learner.upd.disc(st["disc"], learner.upd.features(st["d_stats"], obs, torch.zeros(1, 1, learner.act_dim)))
         v_abs = learner.upd.absorbing_value(st["disc"], st["d_stats"], 1)
-    assert float(v_abs) == pytest.approx(float(torch.nn.functional.softplus(logit)) / (1 - float(learner.a.gamma)), rel=1e-5)
+    assert float(v_abs) == pytest.approx(float(torch.nn.functional.softplus(logit)) / (1 - learner.algo.gamma), rel=1e-5)
     assert np.isfinite(learner.train_step()).all()
 
 
@@ -210,7 +210,7 @@ def test_preempted_two_worker_sam_resumes_to_the_uninterrupted_curve(runs):
 @pytest.mark.slow
 @pytest.mark.xdist_group("sam_compiled")
 def test_sam_imitates_the_invertedpendulum_expert_within_8k_steps(runs):
-    # Seeds 0-2 first scored 0.9 at 3k-4k env steps (docs/sam.md); a critic that does not learn
+    # Seeds 0-2 first scored 0.9 at 3k-4k env steps (docs/notes/sam.md); a critic that does not learn
     # (algo.critic.lr=0) scores near 0. This test does not catch a broken discriminator: on
     # InvertedPendulum any reward that pays for surviving teaches balancing (measured: with
     # algo.discriminator.lr=0 SAM still scores 1.0), so D's learning is tested on Reacher below.

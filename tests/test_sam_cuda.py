@@ -30,8 +30,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("variant", ["default", "td3-mse-stored-rewards-no-popart"])
 def test_the_update_on_the_gpu_matches_the_cpus_from_the_same_state_and_batch(variant, compiled):
-    change = dict(VARIANTS[variant])
-    u, st, batch = _update(_settings(**change), 2)
+    u, st, batch = _update(_settings(*VARIANTS[variant]), 2)
     cuda = torch.device("cuda")
     st_gpu, batch_gpu = to_device(st, cuda), to_device(batch, cuda)
     u_gpu = copy.deepcopy(u).to(cuda)  # its action bounds on the GPU, as the learner's are

@@ -78,11 +78,12 @@ def test_open_window_uses_gamma_to_the_actual_length():
     assert y.tolist() == pytest.approx([1 + GAMMA + GAMMA**2 + GAMMA**3 * 5, 1 + GAMMA + GAMMA**2 * 5])
 
 
-def _update(**change) -> SAMUpdate:
+def _update(*overrides: str) -> SAMUpdate:
+    """An update of 3 observations and 2 actions, small ReLU networks, ``overrides`` of SAM's settings (``algo.<key>=<value>``)."""
     from test_sam_update import _settings
 
     critic = MLP((4, 8, 8, 1), "relu", False)
-    return SAMUpdate(_settings(**change), MLP((3, 8, 2), "relu", False), critic, MLP((5, 8, 1), "relu", False), -torch.ones(2), torch.ones(2))
+    return SAMUpdate(_settings(*overrides), MLP((3, 8, 2), "relu", False), critic, MLP((5, 8, 1), "relu", False), -torch.ones(2), torch.ones(2))
 
 
 def _popart(k: int) -> dict[str, torch.Tensor]:
@@ -171,8 +172,8 @@ def test_ou_noise_starts_at_zero_and_reaches_its_stationary_spread():
 
 def test_weight_decay_reaches_only_the_critics_hidden_kernels():
     g = torch.Generator().manual_seed(0)
-    u = _update(n_critics=2, weight_decay=0.1)
-    no_decay = _update(n_critics=2, weight_decay=0.0)
+    u = _update("algo.critic.n_critics=2", "algo.critic.weight_decay=0.1")
+    no_decay = _update("algo.critic.n_critics=2", "algo.critic.weight_decay=0.0")
     critic = {f"q{j}.{n}": t for j in range(2) for n, t in u.critic.init([g]).items()}
     args = (torch.randn(1, 8, 2, generator=g), torch.randn(1, 8, 2, generator=g), torch.randn(1, 8), torch.randn(1, 8))
     g_wd = torch.func.grad(lambda p: u.critic_loss(p, *args)[0])(critic)

@@ -9,13 +9,12 @@ against each seed alone, and compiled against uncompiled.
 
 from __future__ import annotations
 
-import dataclasses
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from conftest import launch
+from hydra import compose, initialize_config_dir
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from test_sam import TINY
 from torch import nn
@@ -23,10 +22,13 @@ from torch import nn
 import ail.discriminator as disc_module
 from ail.activations import LeakyReLU02
 from ail.algos.sam.compile import Compiled
+from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.nets import mlp, sequential_state
 from ail.algos.sam.stacked import MLP, Adam, clip_per_seed
-from ail.algos.sam.update import LOGS, SAMUpdate, Settings, fold_moments
+from ail.algos.sam.update import LOGS, SAMUpdate, fold_moments
+from ail.config import CONF_DIR, register_resolvers
 from ail.discriminator import Discriminator
+from ail.schema import algo_settings
 
 OBS, ACT, B, N = 5, 2, 16, 4
 SPEC = MLP((OBS, 8, 8, ACT), "leaky_relu", True)
@@ -97,37 +99,27 @@ def test_running_moments_match_sb3_running_mean_std_per_seed():
         assert float(stats["count"][k]) == pytest.approx(rms[k].count)
 
 
-def _settings(**change) -> Settings:
-    s = Settings(
-        gamma=0.99,
-        tau=0.005,
-        nstep=N,
-        one_step_loss=True,
-        huber=True,
-        weight_decay=1e-3,
-        popart=True,
-        popart_min_var=1e-2,
-        grad_penalty=10.0,
-        entropy_weight=1e-3,
-        reward="minimax",
-        recompute_rewards=True,
-        absorbing=False,
-        q_scale=1.0,
-        d_scale=0.0,
-        preact_penalty=0.0,
-        grad_clip=5.0,
-        n_critics=1,
-        target_noise=0.0,
-        target_noise_clip=0.5,
-        obs_clip=5.0,
-        d_clip_obs=5.0,
-        d_normalize_obs=False,
-        d_obs_slice=None,
-        actor_lr=1e-3,
-        critic_lr=1e-3,
-        d_lr=1e-3,
-    )
-    return dataclasses.replace(s, **change)
+# conf/algo/sam.yaml at these tests' sizes (8-8 networks, n = N), D's inputs unnormalised, and
+# the learning rates and D's entropy weight of the comparisons below.
+SMALL = [
+    f"algo.nstep={N}",
+    "algo.network.hidden=[8,8]",
+    "algo.discriminator.hidden=[8,8]",
+    "algo.discriminator.normalize_obs=false",
+    "algo.discriminator.entropy_weight=1e-3",
+    "algo.discriminator.lr=1e-3",
+    "algo.actor.lr=1e-3",
+]
+
+
+def _settings(*overrides: str) -> SAMConfig:
+    """SAM's validated settings: :data:`SMALL`, then ``overrides`` (``algo.<key>=<value>``, as on the command line)."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["algo=sam", *SMALL, *overrides])
+    algo = algo_settings(cfg)
+    assert isinstance(algo, SAMConfig)
+    return algo
 
 
 def test_the_discriminator_loss_is_the_shared_discriminators_for_each_seed(monkeypatch):
@@ -151,12 +143,9 @@ def test_the_discriminator_loss_is_the_shared_discriminators_for_each_seed(monke
     torch.testing.assert_close(total, logs[:, 0].sum())
 
 
-def _update(s: Settings, k: int, seed: int = 0, spectral_norm: bool = False) -> tuple[SAMUpdate, dict, dict]:
-    actor = MLP((OBS, 8, 8, ACT), "leaky_relu", True)
-    critic = MLP((OBS + ACT, 8, 8, 1), "leaky_relu", True)
-    judged = s.d_obs_slice or (0, OBS)
-    disc = MLP((judged[1] - judged[0] + ACT + (1 if s.absorbing else 0), 8, 8, 1), "leaky_relu", True, spectral_norm)
-    u = SAMUpdate(s, actor, critic, disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
+def _update(s: SAMConfig, k: int, seed: int = 0) -> tuple[SAMUpdate, dict, dict]:
+    """The update for ``OBS`` observations and ``ACT`` actions in [-2, 2], K = ``k`` seeds' state and a batch."""
+    u = SAMUpdate.build(s, OBS, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
     g = torch.Generator().manual_seed(seed)
     st = u.init_state([g] * k, head_init=3e-3)
     st["obs_stats"] = {"mean": torch.randn(k, 1, OBS, generator=g) * 0.1, "std": 1 + torch.rand(k, 1, OBS, generator=g)}
@@ -193,19 +182,35 @@ def _seed(tree: dict, k: int) -> dict:
 
 
 VARIANTS = {
-    "default": {},
-    "td3-mse-stored-rewards-no-popart": dict(n_critics=2, target_noise=0.2, huber=False, recompute_rewards=False, popart=False, q_scale=0.5),
-    "normalised-d-inputs-reward-gradient": dict(d_normalize_obs=True, d_scale=0.3, grad_clip=None, one_step_loss=False),
-    "absorbing-spectral-norm-preact-penalty": dict(absorbing=True, spectral_norm=True, preact_penalty=0.1),
-    "absorbing-reward-gradient-obs-slice": dict(absorbing=True, d_scale=0.3, d_normalize_obs=True, d_obs_slice=(1, 4)),
+    "default": [],
+    "td3-mse-stored-rewards-no-popart": [
+        "algo.critic.n_critics=2",
+        "algo.critic.target_noise=0.2",
+        "algo.critic.loss=mse",
+        "algo.recompute_rewards=false",
+        "algo.critic.popart=false",
+        "algo.actor.q_scale=0.5",
+    ],
+    "normalised-d-inputs-reward-gradient": [
+        "algo.discriminator.normalize_obs=true",
+        "algo.actor.d_scale=0.3",
+        "algo.grad_clip=null",
+        "algo.one_step_loss=false",
+    ],
+    "absorbing-spectral-norm-preact-penalty": ["algo.absorbing=true", "algo.discriminator.spectral_norm=true", "algo.actor.preact_penalty=0.1"],
+    "absorbing-reward-gradient-obs-slice": [
+        "algo.absorbing=true",
+        "algo.actor.d_scale=0.3",
+        "algo.discriminator.normalize_obs=true",
+        "algo.discriminator.obs_slice=[1,4]",
+    ],
 }
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_k_stacked_seeds_update_as_each_seed_alone(variant):
-    change = dict(VARIANTS[variant])
-    spectral = change.pop("spectral_norm", False)
-    u, st, batch = _update(_settings(**change), 3, spectral_norm=spectral)
+    u, st, batch = _update(_settings(*VARIANTS[variant]), 3)
+    spectral = u.algo.discriminator.spectral_norm
     alone = [(_seed(st, k), _seed(batch, k)) for k in range(3)]
     for step in range(3):
         logs = u.update(st, batch, actor_due=step != 1)
@@ -226,8 +231,7 @@ def test_the_pre_activation_penalty_adds_its_mean_square_and_pulls_saturated_out
     obs_n = u.normalize(st["obs_stats"], batch["obs"])
     args = (st["actor"], st["critic"], obs_n, st["popart"], None, None, batch["obs"])
     off, off_k = u.actor_loss(*args)
-    pen = dataclasses.replace(u.s, preact_penalty=0.5)
-    u_pen = SAMUpdate(pen, u.actor, u.critic, u.disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
+    u_pen = SAMUpdate(_settings("algo.actor.preact_penalty=0.5"), u.actor, u.critic, u.disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
     on, on_k = u_pen.actor_loss(*args)
     pre = u.actor(st["actor"], obs_n)
     assert pre.abs().min() > 3  # saturated: tanh' < 0.01
@@ -239,8 +243,7 @@ def test_the_pre_activation_penalty_adds_its_mean_square_and_pulls_saturated_out
 
 
 def test_absorbing_pairs_enter_the_discriminator_batch_as_masked_rows():
-    s = _settings(absorbing=True)
-    u, st, batch = _update(s, 2)
+    u, st, batch = _update(_settings("algo.absorbing=true"), 2)
     # Rows 0..B-1 are regular pairs; with w = 1 on only the first half, the loss equals the loss on that half alone.
     g = torch.Generator().manual_seed(5)
     dp = u.disc.init([g, g])
@@ -255,8 +258,7 @@ def test_absorbing_pairs_enter_the_discriminator_batch_as_masked_rows():
 
 
 def test_the_stacked_discriminator_judges_the_same_obs_slice_as_the_shared_one():
-    s = _settings(d_normalize_obs=True, d_obs_slice=(1, 4))
-    u, st, batch = _update(s, 1)
+    u, st, batch = _update(_settings("algo.discriminator.normalize_obs=true", "algo.discriminator.obs_slice=[1,4]"), 1)
     u.update(st, batch, actor_due=True)  # D's statistics fold in the judged entries of d_stats_obs
     judged = batch["d_stats_obs"][0, :, 1:4].double()
     torch.testing.assert_close(st["d_stats"]["mean"][0], judged.mean(0), rtol=1e-3, atol=1e-3)
@@ -270,8 +272,7 @@ def test_the_stacked_discriminator_judges_the_same_obs_slice_as_the_shared_one()
 
 @pytest.mark.slow
 def test_the_compiled_update_is_the_uncompiled_one():
-    s = _settings()
-    u, st, batch = _update(s, 2)
+    u, st, batch = _update(_settings(), 2)
     st_c, batch_c = _clone(st), _clone(batch)
     compiled = torch.compile(u.update, fullgraph=True, dynamic=False)
     for _ in range(3):

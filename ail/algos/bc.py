@@ -22,10 +22,27 @@ from omegaconf import DictConfig
 
 from ail.activations import activation as activation_class
 from ail.algorithm import Learner
-from ail.demos import Demos, check_demos_match_env
+from ail.demos import Demos
 from ail.envs import make_env
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
+from ail.schema import Activation, AlgoConfig, Flag, Layers, NonNegNum, Number, PosInt, PosNum
 from ail.seeding import rng_state, set_random_seed, set_rng_state
+
+
+class BCConfig(AlgoConfig):
+    """``conf/algo/bc.yaml``: each key's type and range (values and meaning in the YAML)."""
+
+    updates: PosInt
+    eval_every: PosInt
+    batch_size: PosInt
+    lr: PosNum
+    weight_decay: NonNegNum
+    l2_weight: NonNegNum
+    ent_weight: Number
+    net_arch: Layers
+    activation: Activation
+    normalize_obs: Flag
+    obs_clip: PosNum
 
 
 def build_policy(observation_space: Any, action_space: Any, net_arch: list[int], activation: str, lr: float) -> Any:
@@ -51,20 +68,19 @@ def bc_loss(policy: Any, obs: torch.Tensor, actions: torch.Tensor, ent_weight: f
     return loss, {"loss": loss.item(), "neglogp": neglogp.item(), "entropy": ent.item()}
 
 
-class BC(Learner):
+class BC(Learner[BCConfig]):
     """``algo=bc``: one iteration is one gradient step on a minibatch of expert pairs."""
 
     unit = "updates"
+    interacts_with_env = False
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
-        env = make_env(cfg.env.name)
-        check_demos_match_env(demos, env.observation_space, env.action_space)
-        env.close()
+        """Nothing beyond the schema and the demonstration loader's checks of the env's spaces."""
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        a = self.a = cfg.algo
+        a = self.algo
         set_random_seed(int(cfg.seed), int(cfg.runtime.threads))
         env = make_env(cfg.env.name)
         self.normalizer = None
@@ -72,14 +88,14 @@ class BC(Learner):
         if a.normalize_obs:
             # Standardise with demo statistics; a zero-variance feature keeps unit scale.
             var = demos.obs.var(axis=0)
-            self.normalizer = ObsNormalizer(demos.obs.mean(axis=0), np.where(var < 1e-8, 1.0, var), clip=float(a.obs_clip))
+            self.normalizer = ObsNormalizer(demos.obs.mean(axis=0), np.where(var < 1e-8, 1.0, var), clip=a.obs_clip)
             obs = self.normalizer(demos.obs)
-        self.policy = build_policy(env.observation_space, env.action_space, list(a.net_arch), str(a.activation), float(a.lr))
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=float(a.lr), weight_decay=float(a.weight_decay))
+        self.policy = build_policy(env.observation_space, env.action_space, a.net_arch, a.activation, a.lr)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=a.lr, weight_decay=a.weight_decay)
         self.obs = torch.as_tensor(obs, dtype=torch.float32)
         self.act = torch.as_tensor(demos.actions)
         self.generator = torch.Generator().manual_seed(int(cfg.seed))
-        self.batch = min(int(a.batch_size), len(self.obs))
+        self.batch = min(a.batch_size, len(self.obs))
         self._updates = 0
 
     @property
@@ -96,13 +112,13 @@ class BC(Learner):
 
     @property
     def budget(self) -> int:
-        return int(self.a.updates)
+        return self.algo.updates
 
     def iterate(self) -> list[dict[str, float]]:
-        a = self.a
+        a = self.algo
         self.policy.train()
         idx = torch.randint(len(self.obs), (self.batch,), generator=self.generator)
-        loss, logs = bc_loss(self.policy, self.obs[idx], self.act[idx], float(a.ent_weight), float(a.l2_weight))
+        loss, logs = bc_loss(self.policy, self.obs[idx], self.act[idx], a.ent_weight, a.l2_weight)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -21,30 +21,68 @@ A checkpoint holds everything, simulator states included, so a resumed run conti
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from pydantic import BaseModel, ConfigDict
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from ail.activations import activation
 from ail.algorithm import Learner
-from ail.demos import Demos, check_demos_match_env
-from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing
+from ail.demos import Demos
+from ail.discriminator import build_discriminator, check_reward_for_task
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
 from ail.errors import ConfigError
-from ail.experts import parse_schedule
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.reward_wrapper import RewardVecEnvWrapper
-from ail.sb3_state import SB3Progress
+from ail.sb3_state import SB3Progress, parse_schedule
+from ail.schema import Activation, AlgoConfig, Discount, DiscriminatorConfig, Flag, Layers, Number, PosInt, Reward, Section, algo_settings
 from ail.seeding import rng_state, set_random_seed, set_rng_state
 
 GENERATORS = ("ppo", "trpo")
+
+
+class GAILPolicy(Section):
+    net_arch: Layers
+    activation: Activation
+    log_std_init: Number
+
+
+class SB3OnPolicy(BaseModel):
+    """SB3 keyword arguments (PPO or TRPO): the ones this platform relies on are checked, the rest go to SB3 as given."""
+
+    model_config = ConfigDict(extra="allow")
+    n_steps: PosInt
+    batch_size: PosInt
+    gamma: Discount
+
+
+class GAILConfig(AlgoConfig):
+    """``conf/algo/gail.yaml``: each key's type, range and choices (values and meaning in the YAML)."""
+
+    generator: Literal["ppo", "trpo"]
+    n_envs: PosInt
+    vec_env: Literal["dummy", "subproc"]
+    normalize_obs: Flag
+    reward: Reward
+    allow_biased_reward: Flag
+    relabel: Flag
+    demo_subsample: PosInt
+    policy: GAILPolicy
+    ppo: SB3OnPolicy
+    trpo: SB3OnPolicy
+    discriminator: DiscriminatorConfig
+
+    @property
+    def sb3_kwargs(self) -> SB3OnPolicy:
+        """The keyword arguments of the generator ``generator`` names (``ppo`` or ``trpo``)."""
+        return self.ppo if self.generator == "ppo" else self.trpo
 
 
 def generator_class(name: str) -> type:
@@ -73,51 +111,48 @@ class _RolloutEnd(BaseCallback):
         self.dones = self.locals["dones"]
 
 
-def build_generator(a: Any, venv: Any, seed: int) -> Any:
-    name = str(a.generator)
-    cls = generator_class(name)
-    hyper = {k: parse_schedule(v) for k, v in OmegaConf.to_container(a[name], resolve=True).items()}  # "lin_1e-3": linear decay
+def build_generator(a: GAILConfig, venv: Any, seed: int) -> Any:
+    """The SB3 generator ``algo.generator`` names, with its keyword arguments ``algo.<generator>`` (``"lin_1e-3"``: linear decay)."""
+    cls = generator_class(a.generator)
+    hyper = {k: parse_schedule(v) for k, v in a.sb3_kwargs.model_dump().items()}
     p = a.policy
-    policy_kwargs = dict(
-        net_arch=dict(pi=list(p.net_arch), vf=list(p.net_arch)), activation_fn=activation(str(p.activation), "algo.policy.activation")
-    )
+    policy_kwargs = dict(net_arch=dict(pi=p.net_arch, vf=p.net_arch), activation_fn=activation(p.activation, "algo.policy.activation"))
     if isinstance(venv.action_space, gym.spaces.Box):
-        policy_kwargs["log_std_init"] = float(p.log_std_init)
+        policy_kwargs["log_std_init"] = p.log_std_init
     return cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs, **hyper)
 
 
-class GAIL(Learner):
+class GAIL(Learner[GAILConfig]):
     """``algo=gail``: one iteration is one round (collect, update D, relabel, update the generator)."""
 
     failure_hint = "lower algo.discriminator.lr or raise algo.discriminator.grad_penalty"
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
-        a = cfg.algo
-        check_reward_for_task(str(a.reward), str(cfg.env.termination), False, bool(a.allow_biased_reward))
+        a = algo_settings(cfg)
+        assert isinstance(a, GAILConfig)
+        check_reward_for_task(a.reward, str(cfg.env.termination), False, a.allow_biased_reward)
         env = make_env(cfg.env.name)
-        check_demos_match_env(demos, env.observation_space, env.action_space)
         build_discriminator(env.observation_space, env.action_space, a.discriminator)  # e.g. one-hot actions for a Box space
         env.close()
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        a = self.a = cfg.algo
+        a = self.algo
         d = a.discriminator
-        self.smoothing = label_smoothing(d)
         seed = int(cfg.seed)
         set_random_seed(seed, int(cfg.runtime.threads))
-        self.venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=seed, subprocess=str(a.vec_env) == "subproc")
+        self.venv = make_vec_env(cfg.env.name, n_envs=a.n_envs, seed=seed, subprocess=a.vec_env == "subproc")
         self.disc = build_discriminator(self.venv.observation_space, self.venv.action_space, d)
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(d.lr))
+        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=d.lr)
         if a.relabel:
             # The rollout is relabelled after the D update anyway: scoring every env step now would be wasted work.
             self.reward_venv = RewardVecEnvWrapper(self.venv, lambda obs, _act, _next, _done: np.zeros(len(obs), dtype=np.float32))
         else:
-            self.reward_venv = RewardVecEnvWrapper(self.venv, lambda obs, act, _next, _done: self.disc.reward(obs, act, str(a.reward)))
+            self.reward_venv = RewardVecEnvWrapper(self.venv, lambda obs, act, _next, _done: self.disc.reward(obs, act, a.reward))
         self.gen_env: Any = self.reward_venv
         if a.normalize_obs:
-            self.gen_env = VecNormalize(self.reward_venv, norm_obs=True, norm_reward=False, gamma=float(a[str(a.generator)].gamma))
+            self.gen_env = VecNormalize(self.reward_venv, norm_obs=True, norm_reward=False, gamma=a.sb3_kwargs.gamma)
         self.model = build_generator(a, self.gen_env, seed)
         self.capture = _RolloutEnd()
         self.sb3 = SB3Progress(self.model, int(cfg.train.env_steps), self.capture)
@@ -125,7 +160,7 @@ class GAIL(Learner):
         self.expert_act = torch.as_tensor(demos.actions)
         self.g = torch.Generator().manual_seed(seed)
         self.rounds = 0
-        self.iteration_note = f"a round collects algo.{a.generator}.n_steps x algo.n_envs = {self.model.n_steps * int(a.n_envs)} env steps"
+        self.iteration_note = f"a round collects algo.{a.generator}.n_steps x algo.n_envs = {self.model.n_steps * a.n_envs} env steps"
 
     @property
     def env_steps(self) -> int:
@@ -137,13 +172,13 @@ class GAIL(Learner):
 
     def _update_discriminator(self, obs: np.ndarray, actions: np.ndarray) -> dict[str, float]:
         """``epochs`` passes over the rollout's pairs, each minibatch against as many expert pairs."""
-        d, disc = self.a.discriminator, self.disc
+        d, disc = self.algo.discriminator, self.disc
         disc.update_obs_stats(np.concatenate([obs, self.demos.obs]))
         disc.train()
-        n, batch = len(obs), min(int(d.batch_size), len(obs))
+        n, batch = len(obs), min(d.batch_size, len(obs))
         sums: dict[str, float] = {}
         steps = 0
-        for _ in range(int(d.epochs)):
+        for _ in range(d.epochs):
             perm = torch.randperm(n, generator=self.g)
             for start in range(0, n - batch + 1, batch):
                 idx = perm[start : start + batch]
@@ -153,9 +188,9 @@ class GAIL(Learner):
                     self.expert_act[e_idx],
                     obs[idx.numpy()],
                     actions[idx.numpy()],
-                    grad_penalty=float(d.grad_penalty),
-                    label_smoothing=self.smoothing,
-                    entropy_weight=float(d.entropy_weight),
+                    grad_penalty=d.grad_penalty,
+                    label_smoothing=d.label_smoothing,
+                    entropy_weight=d.entropy_weight,
                     generator=self.g,
                 )
                 self.d_opt.zero_grad()
@@ -168,7 +203,7 @@ class GAIL(Learner):
         return {k: v / max(steps, 1) for k, v in sums.items()}
 
     def iterate(self) -> list[dict[str, float]]:
-        a, model = self.a, self.model
+        a, model = self.algo, self.model
         self.sb3.collect(self.gen_env)
         roll = self.reward_venv.pop_rollout()
         steps_shape = roll["rewards"].shape  # (n_steps, n_envs)
@@ -176,7 +211,7 @@ class GAIL(Learner):
         actions = roll["actions"].reshape(-1, *roll["actions"].shape[2:])
         logs = self._update_discriminator(obs, actions)
         if a.relabel:
-            new_rewards = self.disc.reward(obs, actions, str(a.reward)).reshape(steps_shape)
+            new_rewards = self.disc.reward(obs, actions, a.reward).reshape(steps_shape)
             # Shift by the change only: SB3 added gamma * V(s_T) at time-limit ends; keep it.
             model.rollout_buffer.rewards += new_rewards - roll["rewards"]
             model.rollout_buffer.compute_returns_and_advantage(last_values=self.capture.last_values, dones=self.capture.dones)
@@ -205,7 +240,7 @@ class GAIL(Learner):
             path,
             self.model.policy,
             self.acting_policy().normalizer,
-            meta={"algo": "gail", "generator": str(self.a.generator), "env": self.cfg.env.name},
+            meta={"algo": "gail", "generator": self.algo.generator, "env": self.cfg.env.name},
         )
 
     def state_dict(self, i: int = 0) -> dict[str, Any]:
@@ -235,4 +270,4 @@ class GAIL(Learner):
         self.rounds = s["rounds"]
 
     def summary(self, i: int = 0) -> dict[str, Any]:
-        return {"demo_pairs": len(self.demos), "generator": str(self.a.generator), "rounds": self.rounds}
+        return {"demo_pairs": len(self.demos), "generator": self.algo.generator, "rounds": self.rounds}

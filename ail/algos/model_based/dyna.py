@@ -20,46 +20,48 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ail.algos.model_based.config import DynaConfig
 from ail.algos.model_based.learner import ModelBasedLearner
-from ail.algos.model_based.natural_gradient import TrustRegion
 from ail.algos.model_based.unroll import check_horizon, episode_limit
 from ail.demos import Demos
+from ail.schema import algo_settings
 
 
-class Dyna(ModelBasedLearner):
+class Dyna(ModelBasedLearner[DynaConfig]):
     """``algo=dyna``: one iteration of Algorithm 1 (learning, model training and planning phases)."""
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         super().validate(cfg, demos)
-        a = cfg.algo
+        a = algo_settings(cfg)
+        assert isinstance(a, DynaConfig)
         check_horizon(a.plan_steps, "algo.plan_steps", episode_limit(cfg.env.name))
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        if str(self.a.policy_update) == "trpo":
-            self.use_trust_region(TrustRegion(**OmegaConf.to_container(self.a.trust_region, resolve=True)))
+        if self.algo.policy_update == "trpo":
+            self.use_trust_region(self.algo.trust_region)
 
     def begin(self) -> None:
-        self.unroller.collect(max(1, int(self.a.warmup_steps) // int(self.a.n_envs)))
-        for _ in range(int(self.a.fm_iters)):
+        self.unroller.collect(max(1, self.algo.warmup_steps // self.algo.n_envs))
+        for _ in range(self.algo.fm_iters):
             self.fm_step()
 
     def iterate(self) -> list[dict[str, Any]]:
-        a = self.a
+        a = self.algo
         logs: dict[str, float] = {}
-        for _ in range(int(a.learn_iters)):
-            unrolled = self.unroller.unroll(int(a.unroll_steps), store=True)
+        for _ in range(a.learn_iters):
+            unrolled = self.unroller.unroll(a.unroll_steps, store=True)
             logs.update(self.d_step())
             logs.update(self.policy_update_from(unrolled))
-        for _ in range(int(a.fm_iters)):
+        for _ in range(a.fm_iters):
             logs["fm_loss"] = self.fm_step()
-        for _ in range(int(a.plan_iters)):
-            logs.update(self.planning_update(int(a.plan_steps), int(a.plan_batch)))
+        for _ in range(a.plan_iters):
+            logs.update(self.planning_update(a.plan_steps, a.plan_batch))
         self.counters["iteration"] += 1
         return [logs]
 
     def summary(self, i: int = 0) -> dict[str, Any]:
-        return {**super().summary(i), "policy_update": str(self.a.policy_update)}
+        return {**super().summary(i), "policy_update": self.algo.policy_update}

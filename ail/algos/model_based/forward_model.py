@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ail.algos.model_based.config import ForwardModelConfig
 from ail.errors import ConfigError
 
 KINDS = ("basic", "advanced")
@@ -117,7 +118,7 @@ class ForwardModel(nn.Module):
         return torch.stack(errors)
 
 
-def build_forward_model(fcfg: object, obs: np.ndarray, act_encoded: np.ndarray, continuous: bool) -> ForwardModel:
+def build_forward_model(fcfg: ForwardModelConfig, obs: np.ndarray, act_encoded: np.ndarray, continuous: bool) -> ForwardModel:
     """A :class:`ForwardModel` from an ``algo.forward_model`` block, normalised by expert ``obs (N, obs_dim)``
     and D-encoded expert actions ``(N, act_dim)`` (one-hot actions are left as they are)."""
     act_dim = act_encoded.shape[1]
@@ -128,8 +129,8 @@ def build_forward_model(fcfg: object, obs: np.ndarray, act_encoded: np.ndarray, 
         obs.std(0),
         act_mean,
         act_std,
-        kind=str(fcfg.kind),
-        width=int(fcfg.width),
-        decoder=list(fcfg.decoder),
-        delta=bool(fcfg.delta),
+        kind=fcfg.kind,
+        width=fcfg.width,
+        decoder=fcfg.decoder,
+        delta=fcfg.delta,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -17,9 +17,10 @@ from omegaconf import DictConfig
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from ail.algorithm import Learner
+from ail.algos.model_based.config import ModelBasedConfig, TrustRegionConfig
 from ail.algos.model_based.diff_policy import DiffPolicy
 from ail.algos.model_based.forward_model import build_forward_model
-from ail.algos.model_based.natural_gradient import TrustRegion, natural_gradient_step
+from ail.algos.model_based.natural_gradient import natural_gradient_step
 from ail.algos.model_based.unroll import (
     RealUnroller,
     Unrolled,
@@ -29,28 +30,31 @@ from ail.algos.model_based.unroll import (
     imagined_unroll,
     policy_step,
     replay_sequences,
-    reset_to_states,
 )
-from ail.demos import Demos, check_demos_match_env
-from ail.discriminator import build_discriminator, label_smoothing
+from ail.demos import Demos
+from ail.discriminator import build_discriminator
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import make_env, make_vec_env
 from ail.errors import ConfigError, TrainingError
 from ail.policy import LoadedPolicy, save_policy
-from ail.seeding import derive_seed, rng_state, set_random_seed, set_rng_state
+from ail.schema import algo_settings
+from ail.seeding import rng_state, set_random_seed, set_rng_state
+
+MBSettings = TypeVar("MBSettings", bound=ModelBasedConfig)
 
 
-class ModelBasedLearner(Learner):
-    """Builds every piece from ``cfg.algo``; subclasses write ``iterate`` (and ``begin``, the warm-up)."""
+class ModelBasedLearner(Learner[MBSettings]):
+    """Builds every piece from ``self.algo`` (MGAIL's or Dyna-AIL's settings); subclasses write ``iterate`` (and ``begin``, the warm-up)."""
 
     failure_hint = "lower algo.policy.lr or algo.discriminator.lr"
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         """Checks both algorithms need before any training (subclasses add their own, then call this)."""
-        a = cfg.algo
+        a = algo_settings(cfg)
+        assert isinstance(a, ModelBasedConfig)
         check_horizon(a.unroll_steps, "algo.unroll_steps", episode_limit(cfg.env.name))
-        warmup = max(1, int(a.warmup_steps) // int(a.n_envs)) * int(a.n_envs)
+        warmup = max(1, a.warmup_steps // a.n_envs) * a.n_envs
         if int(cfg.train.env_steps) <= warmup:
             raise ConfigError(
                 f"train.env_steps={cfg.train.env_steps} is spent by the warm-up alone ({warmup} env steps: "
@@ -58,17 +62,15 @@ class ModelBasedLearner(Learner):
                 f"accepted: train.env_steps > {warmup}, or a smaller algo.warmup_steps"
             )
         env = make_env(cfg.env.name)
-        check_demos_match_env(demos, env.observation_space, env.action_space)
         build_discriminator(env.observation_space, env.action_space, a.discriminator)  # e.g. an obs_slice beyond the task's entries
         env.close()
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        a = cfg.algo
-        self.a = a
+        a = self.algo
         self.seed = int(cfg.seed)
         set_random_seed(self.seed, int(cfg.runtime.threads))
-        self.venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=self.seed)
+        self.venv = make_vec_env(cfg.env.name, n_envs=a.n_envs, seed=self.seed)
         space = self.venv.action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32)
@@ -77,39 +79,33 @@ class ModelBasedLearner(Learner):
         self.policy = DiffPolicy(
             self.venv.observation_space,
             space,
-            net_arch=list(a.policy.net_arch),
-            noise_std=float(a.policy.noise_std),
-            temperature=float(a.policy.temperature),
-            action_bound=str(a.policy.action_bound),
+            net_arch=a.policy.net_arch,
+            noise_std=a.policy.noise_std,
+            temperature=a.policy.temperature,
+            action_bound=a.policy.action_bound,
         )
         self.policy.set_statistics(demos.obs, None if self.discrete else np.asarray(demos.actions, dtype=np.float64))
         # The evaluated and saved policy: a Polyak average of the trained one when algo.policy.average > 0.
-        self.avg_rate = float(a.policy.average)
+        self.avg_rate = a.policy.average
         self.policy_avg = copy.deepcopy(self.policy)
         self.fm = build_forward_model(a.forward_model, demos.obs, self.expert_act.numpy(), not self.discrete)
         self.disc = build_discriminator(self.venv.observation_space, space, a.discriminator)
         self.disc.update_obs_stats(demos.obs)
-        self.p_opt = torch.optim.Adam(self.policy.parameters(), lr=float(a.policy.lr))
-        self.f_opt = torch.optim.Adam(self.fm.parameters(), lr=float(a.forward_model.lr))
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=float(a.discriminator.lr))
-        self.smoothing = label_smoothing(a.discriminator)
+        self.p_opt = torch.optim.Adam(self.policy.parameters(), lr=a.policy.lr)
+        self.f_opt = torch.optim.Adam(self.fm.parameters(), lr=a.forward_model.lr)
+        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=a.discriminator.lr)
         self.replay = ReplayBuffer(
-            int(a.replay_size) // int(a.n_envs),
+            a.replay_size // a.n_envs,
             self.venv.observation_space,
             space,
             device="cpu",
-            n_envs=int(a.n_envs),
+            n_envs=a.n_envs,
             handle_timeout_termination=False,
         )
         self.g = torch.Generator().manual_seed(self.seed)
-        self.trust_region: Optional[TrustRegion] = None
+        self.trust_region: Optional[TrustRegionConfig] = None
         self.np_rng = np.random.default_rng(self.seed)
-        self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, float(a.gamma), float(a.forward_model.max_error), self.g)
-        # algo.collect_start=expert (MGAIL): collections start from random expert states in envs of their own.
-        self.start_venv = None
-        if str(a.get("collect_start", "live")) == "expert":
-            self.start_venv = make_vec_env(cfg.env.name, n_envs=int(a.n_envs), seed=derive_seed("expert_starts", self.seed))
-            self.expert_qpos, self.expert_qvel = demos.qpos, demos.qvel
+        self.unroller = RealUnroller(self.venv, self.policy, self.fm, self.replay, a.gamma, a.forward_model.max_error, self.g)
         self.counters: dict[str, Any] = {"iteration": 0, "updates": 0, "policy_skipped": 0}
         self.iteration_note = f"a real unroll steps algo.n_envs = {a.n_envs} envs algo.unroll_steps = {a.unroll_steps} times"
 
@@ -168,7 +164,7 @@ class ModelBasedLearner(Learner):
 
     def d_step(self) -> dict[str, float]:
         """One D step: ``batch_size`` replay pairs against as many expert pairs (real data only)."""
-        d, n = self.a.discriminator, int(self.a.batch_size)
+        d, n = self.algo.discriminator, self.algo.batch_size
         batch = self._replay_batch(n)
         e_idx = torch.randint(len(self.expert_obs), (n,), generator=self.g)
         self.disc.update_obs_stats(np.concatenate([batch.observations.numpy(), self.expert_obs[e_idx].numpy()]))
@@ -178,9 +174,9 @@ class ModelBasedLearner(Learner):
             self.expert_act[e_idx],
             batch.observations,
             encode_actions(batch.actions, self.venv.action_space),
-            grad_penalty=float(d.grad_penalty),
-            label_smoothing=self.smoothing,
-            entropy_weight=float(d.entropy_weight),
+            grad_penalty=d.grad_penalty,
+            label_smoothing=d.label_smoothing,
+            entropy_weight=d.entropy_weight,
             generator=self.g,
             encoded=True,
         )
@@ -190,26 +186,18 @@ class ModelBasedLearner(Learner):
         self.disc.eval()
         return logs
 
-    def collect(self, steps: int) -> None:
-        """``steps`` noisy steps per env into the replay: continuing the live episodes or, with
-        ``algo.collect_start=expert``, from random expert states (mgail's ``env.set_state``)."""
-        start = None
-        if self.start_venv is not None:
-            start = (self.start_venv, reset_to_states(self.start_venv, self.expert_qpos, self.expert_qvel, self.np_rng))
-        self.unroller.collect(steps, start=start)
-
     def fm_step(self) -> float:
         """One Adam step of the forward model's squared loss on a replay batch, a share
         ``forward_model.expert_fraction`` of it drawn from the demonstrations' transitions instead."""
-        n = int(self.a.batch_size)
-        n_expert = int(round(n * float(self.a.forward_model.expert_fraction)))
+        n = self.algo.batch_size
+        n_expert = int(round(n * self.algo.forward_model.expert_fraction))
         parts = []
         if n_expert < n:
             b = self._replay_batch(n - n_expert)
             parts.append((b.observations, encode_actions(b.actions, self.venv.action_space), b.next_observations))
         if n_expert:
             # The learner's replay holds only states it reached; a policy that falls early never
-            # shows its model the states it must learn to reach (docs/mgail_dyna.md, Walker2d).
+            # shows its model the states it must learn to reach (docs/notes/mgail_dyna.md, Walker2d).
             e = torch.randint(len(self.expert_obs), (n_expert,), generator=self.g)
             parts.append((self.expert_obs[e], self.expert_act[e], self.expert_next_obs[e]))
         loss = self.fm.loss(*(torch.cat(column) for column in zip(*parts)))
@@ -220,38 +208,39 @@ class ModelBasedLearner(Learner):
         self.f_opt.step()
         return float(loss.detach())
 
-    def use_trust_region(self, region: TrustRegion) -> None:
+    def use_trust_region(self, region: TrustRegionConfig) -> None:
         """Policy steps become natural-gradient steps under ``KL <= region.max_kl`` (Dyna-AIL's TRPO rule)."""
         self.trust_region = region
 
     def real_policy_update(self, steps: int) -> dict[str, float]:
         """MGAIL's update: one real unroll of ``steps`` in every env, backprop through f and D."""
-        return self.policy_update_from(self.unroller.unroll(steps, store=bool(self.a.store_unroll)))
+        return self.policy_update_from(self.unroller.unroll(steps, store=self.algo.store_unroll))
 
     def policy_update_from(self, unrolled: Unrolled) -> dict[str, float]:
         """One policy step on a real unroll's cost, scored by D as it is now."""
-        loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
+        loss = unrolled.loss(self.disc, self.algo.policy.bound_penalty) * self.algo.cost_weight
         return self._policy_step(loss, {"policy_loss": float(loss.detach()), "unroll_stopped": float(unrolled.stopped_early)}, unrolled)
 
     def planning_update(self, steps: int, batch: int) -> dict[str, float]:
         """Dyna-AIL's planning update: imagined rollouts of ``steps`` from replay states, no env."""
         start = self._replay_batch(batch).observations
-        unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, float(self.a.gamma), float(self.a.forward_model.plan_bound), self.g)
-        loss = unrolled.loss(self.disc, float(self.a.policy.bound_penalty)) * float(self.a.cost_weight)
+        a = self.algo
+        unrolled, kept = imagined_unroll(self.policy, self.fm, start, steps, a.gamma, a.forward_model.plan_bound, self.g)
+        loss = unrolled.loss(self.disc, a.policy.bound_penalty) * a.cost_weight
         return self._policy_step(loss, {"plan_loss": float(loss.detach()), "plan_kept": kept}, unrolled)
 
     def _policy_step(self, loss: torch.Tensor, logs: dict[str, float], unrolled: Unrolled) -> dict[str, float]:
-        if str(self.a.policy.lr_schedule) == "linear":
+        if self.algo.policy.lr_schedule == "linear":
             # Both algorithms swing between near-expert and poor policies on Hopper at a constant
             # rate; annealing to 0 over the budget lets the last policy settle.
             frac = max(0.0, 1.0 - self.env_steps / int(self.cfg.train.env_steps))
             for group in self.p_opt.param_groups:
-                group["lr"] = float(self.a.policy.lr) * frac
+                group["lr"] = self.algo.policy.lr * frac
         if self.trust_region is not None:
             applied, kl = natural_gradient_step(self.policy, loss, torch.cat(unrolled.obs), self.trust_region)
             logs["policy_kl"] = kl
         else:
-            applied = policy_step(self.policy, self.p_opt, loss, float(self.a.policy.grad_clip))
+            applied = policy_step(self.policy, self.p_opt, loss, self.algo.policy.grad_clip)
         if applied and self.avg_rate > 0:
             with torch.no_grad():
                 for p_avg, p in zip(self.policy_avg.parameters(), self.policy.parameters()):
@@ -278,7 +267,7 @@ class ModelBasedLearner(Learner):
 
     def evaluation_logs(self, i: int = 0) -> dict[str, float]:
         return {
-            **self.fm_errors(int(self.a.unroll_steps)),
+            **self.fm_errors(self.algo.unroll_steps),
             "unrolls_stopped": float(self.unroller.stopped_unrolls),
             "policy_skipped": float(self.counters["policy_skipped"]),
         }

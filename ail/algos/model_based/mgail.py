@@ -20,30 +20,41 @@ Every real env step, those inside the unrolls included, counts towards ``train.e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig
 
+from ail.algos.model_based.config import MGAILConfig
 from ail.algos.model_based.learner import ModelBasedLearner
+from ail.algos.model_based.unroll import reset_to_states
 from ail.demos import Demos
+from ail.envs import make_vec_env
 from ail.errors import ConfigError
+from ail.schema import algo_settings
+from ail.seeding import derive_seed
 
 
-class MGAIL(ModelBasedLearner):
+class MGAIL(ModelBasedLearner[MGAILConfig]):
     """``algo=mgail``: one iteration of mgail's ``train_step`` schedule (module docstring)."""
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         super().validate(cfg, demos)
-        a = cfg.algo
-        if str(a.collect_start) == "expert" and getattr(demos, "qpos", None) is None:
+        a = algo_settings(cfg)
+        assert isinstance(a, MGAILConfig)
+        if a.collect_start == "expert" and getattr(demos, "qpos", None) is None:
             raise ConfigError(
                 f"algo.collect_start=expert needs simulator states in the demonstrations (MuJoCo tasks); "
                 f"env={cfg.env.name} has none; accepted here: live"
             )
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
+        super().__init__(cfg, demos, seeds)
+        a = self.algo
+        # algo.collect_start=expert: collections start from random expert states in envs of their own.
+        self.start_venv: Optional[Any] = None
+        if a.collect_start == "expert":
+            self.start_venv = make_vec_env(cfg.env.name, n_envs=a.n_envs, seed=derive_seed("expert_starts", self.seed))
         # The latest value of every log, carried across iterations: an evaluation row shows the
         # last D step's and the last policy update's numbers whichever this iteration ran.
         self.logs: dict[str, float] = {}
@@ -56,17 +67,25 @@ class MGAIL(ModelBasedLearner):
         self.logs = dict(s["logs"])
 
     def begin(self) -> None:
-        self.unroller.collect(max(1, int(self.a.warmup_steps) // int(self.a.n_envs)))
+        self.unroller.collect(max(1, self.algo.warmup_steps // self.algo.n_envs))
+
+    def collect(self, steps: int) -> None:
+        """``steps`` noisy steps per env into the replay: continuing the live episodes or, with
+        ``algo.collect_start=expert``, from random expert states (mgail's ``env.set_state``)."""
+        start = None
+        if self.start_venv is not None:
+            start = (self.start_venv, reset_to_states(self.start_venv, self.demos.qpos, self.demos.qvel, self.np_rng))
+        self.unroller.collect(steps, start=start)
 
     def iterate(self) -> list[dict[str, Any]]:
-        a, it = self.a, self.counters["iteration"]
+        a, it = self.algo, self.counters["iteration"]
         logs = self.logs
         logs["fm_loss"] = self.fm_step()
-        if it < int(a.prep_iters) or ((it - int(a.prep_iters)) // int(a.block_iters)) % 2 == 0:
+        if it < a.prep_iters or ((it - a.prep_iters) // a.block_iters) % 2 == 0:
             logs.update(self.d_step())
         else:
-            logs.update(self.real_policy_update(int(a.unroll_steps)))
-        if it >= int(a.prep_iters) and it % int(a.collect_every) == 0:
-            self.collect(int(a.collect_steps))
+            logs.update(self.real_policy_update(a.unroll_steps))
+        if it >= a.prep_iters and it % a.collect_every == 0:
+            self.collect(a.collect_steps)
         self.counters["iteration"] += 1
         return [dict(logs)]

@@ -4,19 +4,19 @@ Given the loss gradient ``g`` (here the pathwise gradient through D and the forw
 solve ``F s = g`` by conjugate gradient, where ``F`` is the Fisher matrix of the policy at the
 unroll's states (Fisher-vector products by double backprop of the mean KL, plus ``cg_damping``),
 and step ``theta <- theta - sqrt(2 delta / s^T F s) s``; shrink the step (``backtrack_ratio``) until
-the mean ``KL(pi_old || pi_new) <= kl_accept * delta`` (:class:`TrustRegion`, ``algo.trust_region``). Policy KLs, with D's fixed exploration noise:
+the mean ``KL(pi_old || pi_new) <= kl_accept * delta`` (``algo.trust_region``: conf/algo/dyna.yaml).
+Policy KLs, with D's fixed exploration noise:
 Gaussian ``||mu_new - mu_old||^2 / (2 sigma^2)`` (normalised units), categorical on the logits.
 The paper's variant used TRPO with a score-function gradient; keeping the pathwise gradient
-and adding only the trust region is this project's reading (docs/mgail_dyna.md).
+and adding only the trust region is this project's reading (docs/notes/mgail_dyna.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from ail.algos.model_based.config import TrustRegionConfig
 from ail.algos.model_based.diff_policy import DiffPolicy
 
 
@@ -47,27 +47,7 @@ def conjugate_gradient(fvp, b: torch.Tensor, iters: int = 10, tol: float = 1e-10
     return x
 
 
-@dataclass(frozen=True)
-class TrustRegion:
-    """The step's settings (``algo.trust_region``).
-
-    :param max_kl: the step is scaled to ``KL = max_kl`` under the quadratic model.
-    :param cg_damping: added to the Fisher-vector product (``F + damping * I``).
-    :param cg_iters: conjugate-gradient iterations for ``F^-1 g``.
-    :param backtrack_steps: halvings (``backtrack_ratio``) tried until the measured KL is accepted.
-    :param backtrack_ratio: step-size factor per backtracking try.
-    :param kl_accept: a step is accepted when its measured KL is at most ``kl_accept * max_kl``.
-    """
-
-    max_kl: float
-    cg_damping: float
-    cg_iters: int
-    backtrack_steps: int
-    backtrack_ratio: float
-    kl_accept: float
-
-
-def natural_gradient_step(policy: DiffPolicy, loss: torch.Tensor, states: torch.Tensor, region: TrustRegion) -> tuple[bool, float]:
+def natural_gradient_step(policy: DiffPolicy, loss: torch.Tensor, states: torch.Tensor, region: TrustRegionConfig) -> tuple[bool, float]:
     """Apply one trust-region step to ``policy``; returns (applied, KL of the step taken)."""
     params = [p for p in policy.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, params, allow_unused=True)

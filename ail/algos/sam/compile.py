@@ -20,7 +20,7 @@ class Compiled:
     ``cuda_graphs``: on a GPU, compile with ``mode="reduce-overhead"``: each call replays one CUDA
     graph instead of launching its kernels one by one. At these sizes a kernel computes for a
     microsecond or two and its launch costs several, so launches are the GPU update's cost
-    (docs/performance.md). Each call starts a new CUDA-graph iteration: the outputs of the
+    (docs/notes/performance.md). Each call starts a new CUDA-graph iteration: the outputs of the
     previous call are then overwritten, so callers use a call's outputs before the next call
     (SAM does: gradients are applied, targets normalised, logs read in between) and drop them.
     The first argument is the state the update mutates in place: its tensors are marked as static
@@ -30,7 +30,7 @@ class Compiled:
 
     On the CPU the graph is compiled with inductor's C++ wrapper (``cpp_wrapper``): the code that
     allocates buffers and calls the kernels is then compiled too, instead of running as Python on
-    each call, a large share of a small update's time (docs/performance.md). Its intermediate
+    each call, a large share of a small update's time (docs/notes/performance.md). Its intermediate
     buffers come from one pool (``memory_planning``) instead of an allocation each, which a K = 1
     update, about a hundred small buffers, measurably pays for. The kernels are the same, so are
     the results. If it fails, the Python wrapper is tried next, unless the failure is a missing C++

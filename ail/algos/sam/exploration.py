@@ -36,8 +36,8 @@ class ParamNoise:
 
     def __init__(self, actor: MLP, k: int, initial_sigma: float, factor: float):
         self.actor = actor
-        self.sigma = np.full(k, float(initial_sigma))
-        self.target_distance, self.factor = float(initial_sigma), float(factor)
+        self.sigma = np.full(k, initial_sigma, dtype=np.float64)
+        self.target_distance, self.factor = initial_sigma, factor
         self.perturbed: Optional[Params] = None
         self.last_distance = np.full(k, np.nan)
 
@@ -84,7 +84,7 @@ class ActionNoise:
     """One seed's action noise (``kind``: ou | normal | none) from its own generator."""
 
     def __init__(self, kind: str, sigma: float, act_dim: int, theta: float = 0.15, dt: float = 1e-2):
-        self.kind, self.sigma, self.theta, self.dt = kind, float(sigma), theta, dt
+        self.kind, self.sigma, self.theta, self.dt = kind, sigma, theta, dt
         self.x = np.zeros(act_dim)
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:

@@ -33,17 +33,14 @@ import contextlib
 import datetime
 import math
 import os
-import socket
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterator, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
@@ -51,37 +48,46 @@ from ail import distributed, train_loop
 from ail.activations import activation
 from ail.algorithm import Learner
 from ail.algos.sam.compile import Compiled
+from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.exploration import ActionNoise, ParamNoise
 from ail.algos.sam.nets import SAMPolicy, sequential_state
 from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state, lookahead, uniform_rows
 from ail.algos.sam.stacked import Adam, to_device
 from ail.algos.sam.update import LOGS, SAMUpdate
-from ail.demos import Demos, check_demos_match_env
-from ail.discriminator import build_discriminator, check_reward_for_task, label_smoothing, sample_loss_noise
+from ail.demos import Demos
+from ail.discriminator import build_discriminator, check_reward_for_task, sample_loss_noise
 from ail.env_state import get_vec_env_states, set_vec_env_states
-from ail.envs import SHIPPED, is_mujoco, make_env, make_vec_env
+from ail.envs import SHIPPED, is_mujoco, make_env, make_vec_env, use_env
 from ail.errors import ConfigError, TrainingError
 from ail.policy import LoadedPolicy, ObsNormalizer, save_policy
 from ail.preemption import Preempted
+from ail.schema import algo_settings
 from ail.seeding import derive_seed, deterministic_kernels, rng_state, set_random_seed, set_rng_state
 
-# A worker that died leaves the others blocked in a collective: fail after this long instead of
-# gloo's 30 minutes. Rank 0's evaluations (the longest wait for the others) take seconds.
+# A worker blocked in a collective fails after this long instead of gloo's 30 minutes (a dead one
+# ends the job at once: ail.distributed.spawned). Rank 0's evaluations, the longest wait, take seconds.
 WORKER_TIMEOUT = datetime.timedelta(minutes=10)
 CHECKPOINT_FORMAT = "sam-stacked-1"
 D_LOGS, AC_LOGS = LOGS[:7], LOGS[7:]
 
 
-class SAMLearner(Learner):
+class SAMLearner(Learner[SAMConfig]):
     """``algo=sam``: K seeds (``train.seeds_per_process``) collected side by side and updated as one stack."""
 
     max_seeds = 1024
     failure_hint = "lower algo.discriminator.lr or algo.critic.lr"
+    devices = ("cpu", "cuda")
+
+    @classmethod
+    def upgrade_config(cls, algo: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(algo.get("actor"), dict):
+            algo = {**algo, "actor": {"preact_penalty": 0.0, **algo["actor"]}}  # a config older than the key had none
+        return algo
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         """Every check that needs no training, run before the run directory exists."""
-        a = cfg.algo
+        a = _settings(cfg)
         env = make_env(cfg.env.name)
         if not isinstance(env.action_space, gym.spaces.Box):
             continuous = [n for n in SHIPPED if is_mujoco(n)]  # every shipped MuJoCo task has Box actions
@@ -89,48 +95,46 @@ class SAMLearner(Learner):
                 f"SAM needs continuous actions, but env={cfg.env.name} has {env.action_space}; "
                 f"accepted envs: {', '.join(continuous)}, or env=gym env.id=<an id with Box actions>"
             )
-        if str(a.reward) == "env":
+        if a.reward == "env":
             # The two places D's reward enters besides the targets: refused rather than silently mixed in.
-            if bool(a.absorbing):
+            if a.absorbing:
                 raise ConfigError(
                     "algo.reward=env with algo.absorbing=true: the absorbing state's value is D's reward, not the env's; "
                     "accepted with the env's reward: algo.absorbing=false"
                 )
-            if float(a.actor.d_scale) != 0:
+            if a.actor.d_scale != 0:
                 raise ConfigError(
                     f"algo.reward=env with algo.actor.d_scale={a.actor.d_scale}: that term is the gradient of D's reward, "
                     "not the env's; accepted with the env's reward: algo.actor.d_scale=0"
                 )
         else:
-            check_reward_for_task(str(a.reward), str(cfg.env.termination), bool(a.absorbing), bool(a.allow_biased_reward))
-        if int(cfg.train.env_steps) <= int(a.learning_starts) * int(a.workers):
+            check_reward_for_task(a.reward, str(cfg.env.termination), a.absorbing, a.allow_biased_reward)
+        if int(cfg.train.env_steps) <= a.learning_starts * a.workers:
             raise ConfigError(
                 f"train.env_steps={cfg.train.env_steps} ends before learning starts (algo.learning_starts={a.learning_starts} "
-                f"per worker), so no update would run; accepted: train.env_steps > {int(a.learning_starts) * int(a.workers)}"
+                f"per worker), so no update would run; accepted: train.env_steps > {a.learning_starts * a.workers}"
             )
         k = int(cfg.train.seeds_per_process)
         device = str(cfg.runtime.device)
-        if device != "cpu" and int(a.workers) > 1:
+        if device != "cpu" and a.workers > 1:
             raise ConfigError(
                 f"algo.workers={a.workers} with runtime.device={device} is not supported (the workers average gradients over "
                 f"gloo on the CPU); accepted on a GPU: algo.workers=1, and train.seeds_per_process=K for K seeds on one GPU"
             )
-        if k > 1 and int(a.workers) > 1:
+        if k > 1 and a.workers > 1:
             raise ConfigError(f"train.seeds_per_process={k} with algo.workers={a.workers} is not supported; accepted: only one of them above 1")
-        check_demos_match_env(demos, env.observation_space, env.action_space)
         build_discriminator(env.observation_space, env.action_space, a.discriminator)
         env.close()
 
     def __init__(self, cfg: DictConfig, demos: Demos, seeds: Sequence[int]):
         super().__init__(cfg, demos, seeds)
-        # Plain attributes, not OmegaConf nodes: the collection and batch code reads them every step.
-        a = self.a = _plain(OmegaConf.to_container(cfg.algo, resolve=True))
+        a = self.algo
         rank, k = distributed.rank(), len(self.seeds)
         self.k = k
         self.device = torch.device(str(cfg.runtime.device))
         # Nothing below draws from the global streams; seeded anyway, for the envs' own draws.
         set_random_seed(derive_seed("worker", self.seeds[0], rank), int(cfg.runtime.threads))
-        if bool(a.compile) or self.device.type == "cuda":
+        if a.compile or self.device.type == "cuda":
             deterministic_kernels()
         self.venvs = [make_vec_env(cfg.env.name, n_envs=1, seed=derive_seed("worker", s, rank)) for s in self.seeds]
         obs_space, act_space = self.venvs[0].observation_space, self.venvs[0].action_space
@@ -140,28 +144,24 @@ class SAMLearner(Learner):
         self.upd = SAMUpdate.build(a, self.obs_dim, torch.as_tensor(self.low), torch.as_tensor(self.high)).to(self.device)
         # Parameters from the seed alone (not the rank): every worker starts from the same networks.
         inits = [torch.Generator().manual_seed(derive_seed("sam_init", s, 0)) for s in self.seeds]
-        self.st = to_device(self.upd.init_state(inits, float(a.network.head_init)), self.device)
+        self.st = to_device(self.upd.init_state(inits, a.network.head_init), self.device)
         self.gens = [torch.Generator().manual_seed(derive_seed("sam_update", s, rank)) for s in self.seeds]
         self.rngs = [np.random.default_rng(derive_seed("sam_replay", s, rank)) for s in self.seeds]
-        self.replay = CompactReplayBuffer(int(a.buffer_size), obs_space, act_space, device="cpu", n_envs=k)
+        self.replay = CompactReplayBuffer(a.buffer_size, obs_space, act_space, device="cpu", n_envs=k)
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32).reshape(len(demos.obs), -1)
         self.expert_act = torch.as_tensor(demos.actions, dtype=torch.float32).reshape(len(demos.obs), -1)
         self.expert_term = torch.as_tensor(demos.terminated, dtype=torch.bool)
-        self.obs_rms = [RunningMeanStd(shape=obs_space.shape) for _ in self.seeds] if bool(a.normalize_obs) else None
+        self.obs_rms = [RunningMeanStd(shape=obs_space.shape) for _ in self.seeds] if a.normalize_obs else None
         e = a.exploration
-        self.noise = [ActionNoise(str(e.action_noise), float(e.action_noise_sigma), self.act_dim) for _ in self.seeds]
-        self.param_noise = None if e.param_noise is None else ParamNoise(self.upd.actor, k, float(e.param_noise), float(e.param_noise_factor))
+        self.noise = [ActionNoise(e.action_noise, e.action_noise_sigma, self.act_dim) for _ in self.seeds]
+        self.param_noise = None if e.param_noise is None else ParamNoise(self.upd.actor, k, e.param_noise, e.param_noise_factor)
         if self.param_noise is not None:
             self.param_noise.resample(self.st["actor"], self.gens, list(range(k)))
         self.last_obs = np.concatenate([v.reset() for v in self.venvs]).astype(np.float32)
         self.episode_returns: list[collections.deque] = [collections.deque(maxlen=100) for _ in self.seeds]
         self.num_timesteps = self.n_updates = self.train_steps = self.iterations = 0
-        self.logs = np.zeros((k, len(LOGS)))
-        self.smoothing = label_smoothing(a.discriminator)
         self.per_worker_total = math.ceil(int(cfg.train.env_steps) / distributed.world_size())
-        self.step_fn = Compiled(
-            self.upd.update, "SAM update", bool(a.compile), cuda_graphs=self.device.type == "cuda", fullgraph=not distributed.active()
-        )
+        self.step_fn = Compiled(self.upd.update, "SAM update", a.compile, cuda_graphs=self.device.type == "cuda", fullgraph=not distributed.active())
         self.iteration_note = (
             f"an iteration collects algo.schedule.env_steps = {a.schedule.env_steps} steps in each of algo.workers = {a.workers} workers"
         )
@@ -182,7 +182,7 @@ class SAMLearner(Learner):
 
     @property
     def learning(self) -> bool:
-        return self.num_timesteps > int(self.a.learning_starts)
+        return self.num_timesteps > self.algo.learning_starts
 
     # ----- collection --------------------------------------------------------------------------
     def _refresh_obs_stats(self) -> None:
@@ -199,7 +199,7 @@ class SAMLearner(Learner):
 
     def collect_step(self) -> None:
         """One env step of every seed, stored in its replay column."""
-        if self.num_timesteps < int(self.a.learning_starts):
+        if self.num_timesteps < self.algo.learning_starts:
             scaled = np.stack([rng.uniform(-1.0, 1.0, self.act_dim) for rng in self.rngs]).astype(np.float32)
         else:
             with torch.no_grad():
@@ -221,9 +221,9 @@ class SAMLearner(Learner):
             if done_k[0] and "episode" in info_k[0]:
                 self.episode_returns[k].append(float(info_k[0]["episode"]["r"]))
         reward = np.zeros(self.k, dtype=np.float32)
-        if self.a.reward == "env":
+        if self.algo.reward == "env":
             reward = env_rew
-        elif not self.upd.s.recompute_rewards:  # sam-tf: D's reward at collection, never updated
+        elif not self.upd.recompute_rewards:  # sam-tf: D's reward at collection, never updated
             with torch.no_grad():
                 obs_t = to_device(torch.as_tensor(self._d_obs(self.last_obs))[:, None], self.device)
                 r = self.upd.rewards(self.upd.d_params(self.st), self.st["d_stats"], obs_t, to_device(torch.as_tensor(env_act)[:, None], self.device))
@@ -245,7 +245,7 @@ class SAMLearner(Learner):
     # ----- batches -----------------------------------------------------------------------------
     def _d_obs(self, obs: np.ndarray) -> np.ndarray:
         """Observations as D sees them: with absorbing states, an indicator column of 0 appended."""
-        if not bool(self.a.absorbing):
+        if not self.algo.absorbing:
             return obs
         return np.concatenate([obs, np.zeros((*obs.shape[:-1], 1), dtype=obs.dtype)], axis=-1)
 
@@ -264,24 +264,24 @@ class SAMLearner(Learner):
         return self._column("dones", flat).astype(bool) & ~self._column("timeouts", flat).astype(bool)
 
     def _rows(self) -> np.ndarray:
-        return np.stack([uniform_rows(self.replay, int(self.a.batch_size), rng) for rng in self.rngs])
+        return np.stack([uniform_rows(self.replay, self.algo.batch_size, rng) for rng in self.rngs])
 
     def d_batch(self) -> dict[str, torch.Tensor]:
         """Policy pairs from each seed's replay against as many expert pairs, and their random draws."""
-        a, k = self.a, self.k
-        b = int(a.discriminator.batch_size)
+        a, k = self.algo, self.k
+        b = a.discriminator.batch_size
         flat = self._flat(np.stack([uniform_rows(self.replay, b, rng) for rng in self.rngs]))
         p_obs, p_act = self._column("observations", flat), self._column("actions", flat)
         idx = torch.stack([torch.randint(len(self.expert_obs), (b,), generator=g) for g in self.gens])
         e_obs, e_act = self.expert_obs[idx], self.expert_act[idx]
         out = {"d_stats_obs": torch.cat([torch.as_tensor(p_obs), e_obs], dim=1)}
-        n_e = 2 * b if bool(a.absorbing) else b  # with absorbing states, B masked absorbing pairs follow
-        draws = [sample_loss_noise(n_e, b, self.smoothing, float(a.discriminator.grad_penalty), g) for g in self.gens]
+        n_e = 2 * b if a.absorbing else b  # with absorbing states, B masked absorbing pairs follow
+        draws = [sample_loss_noise(n_e, b, a.discriminator.label_smoothing, a.discriminator.grad_penalty, g) for g in self.gens]
         y_e, eps = (torch.stack(d) for d in zip(*draws))
         p_obs_t, e_obs_t = torch.as_tensor(self._d_obs(p_obs)), torch.as_tensor(self._d_obs(e_obs.numpy()))
         p_act_t, ones = torch.as_tensor(p_act), torch.ones(k, b)
         w_p = w_e = ones
-        if bool(a.absorbing):
+        if a.absorbing:
             # DAC: each terminal transition also leads into the absorbing state, on both sides (B masked rows each).
             term_p = torch.as_tensor(self._terminated(flat))
             term_e = self.expert_term[idx]
@@ -296,8 +296,8 @@ class SAMLearner(Learner):
 
     def ac_batch(self) -> dict[str, torch.Tensor]:
         """Each seed's sampled rows, their n-step windows and the next observations both bootstraps need."""
-        a, k, buf = self.a, self.k, self.replay
-        b, n = int(a.batch_size), int(a.nstep)
+        a, k, buf = self.algo, self.k, self.replay
+        b, n = a.batch_size, a.nstep
         rows = self._rows()
         envs = np.broadcast_to(np.arange(k)[:, None], rows.shape)
         win = lookahead(buf.dones, buf.timeouts, buf.pos, buf.full, rows.reshape(-1), envs.reshape(-1), n)
@@ -314,12 +314,12 @@ class SAMLearner(Learner):
             "length": torch.as_tensor(win.length.reshape(k, b)),
             "terminal": torch.as_tensor(win.terminal.reshape(k, b)),
         }
-        if self.upd.s.recompute_rewards:
+        if self.upd.recompute_rewards:
             out["win_obs"] = torch.as_tensor(self._d_obs(self._column("observations", win_flat).reshape(k, b * n, -1)))
             out["win_act"] = torch.as_tensor(self._column("actions", win_flat).reshape(k, b * n, -1))
         else:
             out["r_stored"] = torch.as_tensor(self._column("rewards", win_flat).astype(np.float32))
-        sigma, clip = float(a.critic.target_noise), float(a.critic.target_noise_clip)
+        sigma, clip = a.critic.target_noise, a.critic.target_noise_clip
         if sigma > 0:
             shape = (next_all.shape[1], self.act_dim)
             out["target_noise"] = torch.stack([(torch.randn(shape, generator=g) * sigma).clamp(-clip, clip) for g in self.gens])
@@ -328,17 +328,17 @@ class SAMLearner(Learner):
     # ----- training ----------------------------------------------------------------------------
     def train_step(self) -> np.ndarray:
         """One SAM training step of every seed; returns the ``(K, len(LOGS))`` means of its updates."""
-        s = self.a.schedule
-        if self.param_noise is not None and self.train_steps % int(self.a.exploration.adapt_every) == 0:
+        s = self.algo.schedule
+        if self.param_noise is not None and self.train_steps % self.algo.exploration.adapt_every == 0:
             obs = torch.as_tensor(self._column("observations", self._flat(self._rows())))
             self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], to_device(obs, self.device)), self.gens)
-        if int(s.d_steps) == 1 and int(s.g_steps) == 1:  # the default: both halves in one call
+        if s.d_steps == 1 and s.g_steps == 1:  # the default: both halves in one call
             out, _, due = self._call({**self.d_batch(), **self.ac_batch()}, True, True)
             if not due:
                 out[:, -1] = np.nan
         else:
-            calls = [self._call(self.d_batch(), True, False) for _ in range(int(s.d_steps))]
-            calls += [self._call(self.ac_batch(), False, True) for _ in range(int(s.g_steps))]
+            calls = [self._call(self.d_batch(), True, False) for _ in range(s.d_steps)]
+            calls += [self._call(self.ac_batch(), False, True) for _ in range(s.g_steps)]
             n_d = len(D_LOGS)
             d = np.mean([out[:, :n_d] for out, part, _ in calls if part != "ac"], axis=0)
             ac = np.mean([out[:, n_d:-1] for out, part, _ in calls if part != "d"], axis=0)
@@ -355,23 +355,26 @@ class SAMLearner(Learner):
         due = False
         if actor_critic:
             self.n_updates += 1
-            due = self.n_updates % int(self.a.actor.policy_delay) == 0
+            due = self.n_updates % self.algo.actor.policy_delay == 0
         out = self.step_fn(self.st, to_device(batch, self.device), due, discriminator, actor_critic).cpu().numpy()
         return out, "both" if discriminator and actor_critic else ("d" if discriminator else "ac"), due
 
     def iterate(self) -> list[dict[str, float]]:
-        """One SAM iteration: collect c_max steps, then t_max training steps once learning has started."""
-        for _ in range(int(self.a.schedule.env_steps)):
+        """One SAM iteration: collect c_max steps, then t_max training steps once learning has started.
+        Returns each seed's means of :data:`LOGS` over those training steps (none before learning
+        starts; ``actor_loss`` only when the actor was updated)."""
+        for _ in range(self.algo.schedule.env_steps):
             self.collect_step()
+        logs: list[dict[str, float]] = [{} for _ in self.seeds]
         if self.learning:
-            steps = [self.train_step() for _ in range(int(self.a.schedule.train_steps))]
-            self.logs = np.mean(steps, axis=0)
+            means = np.mean([self.train_step() for _ in range(self.algo.schedule.train_steps)], axis=0)
+            logs = [{n: float(v) for n, v in zip(LOGS, row) if np.isfinite(v)} for row in means]
         self.iterations += 1
-        return [{} for _ in self.seeds]  # the update's logs are read when evaluated (evaluation_logs)
+        return logs
 
     # ----- evaluation, saving, checkpoints --------------------------------------------------------
     def evaluation_logs(self, i: int = 0) -> dict[str, float]:
-        logs = {n: float(v) for n, v in zip(LOGS, self.logs[i]) if np.isfinite(v)} if self.n_updates else {}
+        logs: dict[str, float] = {}
         if self.param_noise is not None:
             logs["param_noise_sigma"] = float(self.param_noise.sigma[i])
             if np.isfinite(self.param_noise.last_distance[i]):  # measured from the first adaptation on
@@ -382,23 +385,23 @@ class SAMLearner(Learner):
 
     def _exported(self, i: int) -> SAMPolicy:
         """Seed ``i``'s networks in an SB3 ``TD3Policy`` (built once, loaded with the seed's current parameters)."""
-        a = self.a
+        a = self.algo
         if self._policy is None:
             self._policy = SAMPolicy(
                 self.obs_space,
                 self.act_space,
                 lambda _: 0.0,
-                net_arch=list(a.network.hidden),
-                activation_fn=activation(str(a.network.activation), "algo.network.activation"),
-                n_critics=int(a.critic.n_critics),
-                layer_norm=bool(a.network.layer_norm),
-                head_init=float(a.network.head_init),
+                net_arch=a.network.hidden,
+                activation_fn=activation(a.network.activation, "algo.network.activation"),
+                n_critics=a.critic.n_critics,
+                layer_norm=a.network.layer_norm,
+                head_init=a.network.head_init,
             )
-        ln, state = bool(a.network.layer_norm), {}
+        ln, state = a.network.layer_norm, {}
         for part, prefix in (("actor", "actor.mu.0."), ("actor_t", "actor_target.mu.0.")):
             state.update({prefix + n: t for n, t in sequential_state(self.st[part], i, ln).items()})
         for part, prefix in (("critic", "critic."), ("critic_t", "critic_target.")):
-            for j in range(int(a.critic.n_critics)):
+            for j in range(a.critic.n_critics):
                 head = {n[len(f"q{j}.") :]: t for n, t in self.st[part].items() if n.startswith(f"q{j}.")}
                 state.update({f"{prefix}qf{j}.{n}": t for n, t in sequential_state(head, i, ln).items()})
         self._policy.load_state_dict({n: t.detach().cpu() for n, t in state.items()})
@@ -407,7 +410,7 @@ class SAMLearner(Learner):
     def _normalizer(self, i: int) -> Optional[ObsNormalizer]:
         if self.obs_rms is None:
             return None
-        return ObsNormalizer(self.obs_rms[i].mean.copy(), self.obs_rms[i].var.copy(), float(self.a.obs_clip), 1e-8)
+        return ObsNormalizer(self.obs_rms[i].mean.copy(), self.obs_rms[i].var.copy(), self.algo.obs_clip, 1e-8)
 
     def acting_policy(self, i: int = 0) -> LoadedPolicy:
         return LoadedPolicy(self._exported(i), self._normalizer(i))
@@ -428,7 +431,6 @@ class SAMLearner(Learner):
             "noise": self.noise[i].x.copy(),
             "param_noise": None if self.param_noise is None else self.param_noise.state_dict(i),
             "episode_returns": list(self.episode_returns[i]),
-            "logs": self.logs[i].copy(),
             "np_rng": self.rngs[i].bit_generator.state,
             "gen": self.gens[i].get_state(),
             "rng": rng_state(),
@@ -455,7 +457,6 @@ class SAMLearner(Learner):
         if self.param_noise is not None:
             self.param_noise.load_state_dict(i, s["param_noise"])
         self.episode_returns[i] = collections.deque(s["episode_returns"], maxlen=100)
-        self.logs[i] = s["logs"]
         self.rngs[i].bit_generator.state = s["np_rng"]
         self.gens[i].set_state(s["gen"])
         set_rng_state(s["rng"])
@@ -477,27 +478,19 @@ class SAMLearner(Learner):
     @contextlib.contextmanager
     def processes(cls, cfg: DictConfig, demos: Demos) -> Iterator[None]:
         """``algo.workers=K``: K-1 spawned processes run their own copy of the loop, joined over gloo."""
-        k = int(cfg.algo.workers)
+        k = _settings(cfg).workers
         if k == 1:
             yield
             return
-        port = _free_port()
-        cfg_dict = OmegaConf.to_container(cfg, resolve=True)
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=(r, k, port, cfg_dict, demos), daemon=True) for r in range(1, k)]
-        for p in procs:
-            p.start()
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=k, timeout=WORKER_TIMEOUT)
-        try:
+        with distributed.spawned(k, _worker_main, (OmegaConf.to_container(cfg, resolve=True), demos), WORKER_TIMEOUT):
             yield
-        finally:
-            dist.barrier()
-            dist.destroy_process_group()
-            for p in procs:
-                p.join(timeout=60)
-        bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-        if bad:
-            raise TrainingError(f"{len(bad)} SAM worker process(es) failed (exit codes {bad}); see the log above")
+
+
+def _settings(cfg: DictConfig) -> SAMConfig:
+    """``cfg.algo`` as SAM's validated model, for the classmethods (they run before a learner exists)."""
+    algo = algo_settings(cfg)
+    assert isinstance(algo, SAMConfig), type(algo)  # conf/algo/sam.yaml names SAMConfig as its schema
+    return algo
 
 
 def _unreadable_checkpoint() -> ConfigError:
@@ -505,11 +498,6 @@ def _unreadable_checkpoint() -> ConfigError:
         "this run's checkpoint was written by SAM before its stacked update (or is not a SAM checkpoint); "
         "accepted: a new run directory (experiment=NAME), which trains from scratch"
     )
-
-
-def _plain(node: Any) -> Any:
-    """A config container as nested namespaces (attribute access, as on the DictConfig)."""
-    return SimpleNamespace(**{k: _plain(v) for k, v in node.items()}) if isinstance(node, dict) else node
 
 
 def _exchange(state: Optional[Any]) -> Any:
@@ -527,23 +515,21 @@ def _gather(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return out or []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _worker_main(rank: int, world: int, port: int, cfg_dict: dict[str, Any], demos: Demos) -> None:
+def _worker_main(rank: int, world: int, port: int, errors: Any, cfg_dict: dict[str, Any], demos: Demos) -> None:
+    """A spawned worker (:func:`ail.distributed.spawned`): the same loop as rank 0, writing no run directory."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=WORKER_TIMEOUT)
     try:
+        distributed.init(rank, world, port, WORKER_TIMEOUT)
         cfg = OmegaConf.create(cfg_dict)
-        train_loop.train(SAMLearner(cfg, demos, [int(cfg.seed)]), [None])
-    except Preempted:
-        pass
-    finally:
+        use_env(cfg.env)  # a spawned process starts with an empty env registry: set it up as the job's process was
+        with contextlib.suppress(Preempted):  # every worker stops with rank 0, which writes the checkpoint
+            train_loop.train(SAMLearner(cfg, demos, [int(cfg.seed)]), [None])
         # Tear down only when every worker is done: a gloo peer that vanishes mid-teardown aborts the others.
         dist.barrier()
         dist.destroy_process_group()
+    except BaseException as exc:  # noqa: BLE001 - any failure is reported to rank 0, which ends the job
+        errors.put((rank, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        sys.stderr.flush()
+        os._exit(1)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown, where gloo's threads can still trip std::terminate

@@ -22,10 +22,10 @@ from torch import nn
 def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool, head_init: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, int(width)), activation()]
+        layers += [nn.Linear(n_in, width), activation()]
         if layer_norm:
-            layers.append(nn.LayerNorm(int(width)))
-        n_in = int(width)
+            layers.append(nn.LayerNorm(width))
+        n_in = width
     head = nn.Linear(n_in, n_out)
     nn.init.uniform_(head.weight, -head_init, head_init)
     nn.init.uniform_(head.bias, -head_init, head_init)

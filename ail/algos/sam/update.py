@@ -30,7 +30,7 @@ returns ``(K, len(LOGS))`` statistics. ``torch.compile(update)`` is the fast pat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import Any, Callable, Optional
 
 import torch
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ail import distributed
+from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.replay import nstep_return
 from ail.algos.sam.stacked import MLP, Adam, Params, clip_per_seed, polyak
 from ail.discriminator import check_obs_slice, reward_from_logits
@@ -55,74 +56,6 @@ LOGS = (
     "reward_mean",
     "actor_loss",
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The constants of the update (``algo.*``); a change of any of them is a new graph."""
-
-    gamma: float
-    tau: float
-    nstep: int
-    one_step_loss: bool
-    huber: bool
-    weight_decay: float
-    popart: bool
-    popart_min_var: float
-    grad_penalty: float
-    entropy_weight: float
-    reward: str
-    recompute_rewards: bool
-    absorbing: bool
-    q_scale: float
-    d_scale: float
-    preact_penalty: float
-    grad_clip: Optional[float]
-    n_critics: int
-    target_noise: float
-    target_noise_clip: float
-    obs_clip: float
-    d_clip_obs: float
-    d_normalize_obs: bool
-    d_obs_slice: Optional[tuple[int, int]]
-    actor_lr: float
-    critic_lr: float
-    d_lr: float
-
-
-def settings_from_cfg(a: Any) -> Settings:
-    """:class:`Settings` from an ``algo`` config block (``conf/algo/sam.yaml``, checked by ``ail.schema``)."""
-    d = a.discriminator
-    return Settings(
-        gamma=float(a.gamma),
-        tau=float(a.tau),
-        nstep=int(a.nstep),
-        one_step_loss=bool(a.one_step_loss),
-        huber=str(a.critic.loss) == "huber",
-        weight_decay=float(a.critic.weight_decay),
-        popart=bool(a.critic.popart),
-        popart_min_var=float(a.critic.popart_min_var),
-        grad_penalty=float(d.grad_penalty),
-        entropy_weight=float(d.entropy_weight),
-        reward=str(a.reward),
-        # The env's reward (algo.reward=env) is stored at collection like sam-tf's stale D reward.
-        recompute_rewards=bool(a.recompute_rewards) and str(a.reward) != "env",
-        absorbing=bool(a.absorbing),
-        q_scale=float(a.actor.q_scale),
-        d_scale=float(a.actor.d_scale),
-        preact_penalty=float(a.actor.preact_penalty),
-        grad_clip=None if a.grad_clip is None else float(a.grad_clip),
-        n_critics=int(a.critic.n_critics),
-        target_noise=float(a.critic.target_noise),
-        target_noise_clip=float(a.critic.target_noise_clip),
-        obs_clip=float(a.obs_clip) if bool(a.normalize_obs) else float("inf"),  # unnormalised: raw, unclipped
-        d_clip_obs=float(d.clip_obs),
-        d_normalize_obs=bool(d.normalize_obs),
-        d_obs_slice=None if d.obs_slice is None else (int(d.obs_slice[0]), int(d.obs_slice[1])),
-        actor_lr=float(a.actor.lr),
-        critic_lr=float(a.critic.lr),
-        d_lr=float(d.lr),
-    )
 
 
 def grad(f: Callable[..., Any], has_aux: bool = False, create_graph: bool = False) -> Callable[..., Any]:
@@ -151,8 +84,9 @@ def _head(p: Params, j: int) -> Params:
 
 
 class SAMUpdate:
-    """The update of K stacked seeds for fixed shapes and :class:`Settings`.
+    """The update of K stacked seeds for fixed shapes and settings (a change of either is a new graph).
 
+    :param algo: SAM's validated settings (``conf/algo/sam.yaml``); the update reads them as they are.
     :param actor: ``obs_dim -> act_dim`` (tanh applied here: actions in [-1, 1]).
     :param critic: ``obs_dim + act_dim -> 1``, one per head (parameters ``q{j}.<name>``).
     :param disc: ``d_obs_dim + act_dim -> 1`` logits (``d_obs_dim``: the observation entries D
@@ -160,12 +94,15 @@ class SAMUpdate:
     :param act_low: ``(act_dim,)`` the env's action bounds: D sees env-unit actions, as the expert's are.
     """
 
-    def __init__(self, s: Settings, actor: MLP, critic: MLP, disc: MLP, act_low: torch.Tensor, act_high: torch.Tensor):
-        self.s, self.actor, self.critic, self.disc = s, actor, critic, disc
+    def __init__(self, algo: SAMConfig, actor: MLP, critic: MLP, disc: MLP, act_low: torch.Tensor, act_high: torch.Tensor):
+        self.algo, self.actor, self.critic, self.disc = algo, actor, critic, disc
         self.act_low, self.act_span = act_low.float(), (act_high - act_low).float()
-        self.opt = {"actor": Adam(s.actor_lr), "critic": Adam(s.critic_lr), "disc": Adam(s.d_lr)}
+        self.opt = {"actor": Adam(algo.actor.lr), "critic": Adam(algo.critic.lr), "disc": Adam(algo.discriminator.lr)}
+        # The env's reward (algo.reward=env) is stored at collection, as sam-tf stored D's (stale) one.
+        self.recompute_rewards = algo.recompute_rewards and algo.reward != "env"
+        self.obs_clip = algo.obs_clip if algo.normalize_obs else math.inf  # unnormalised: raw, unclipped
         self.obs_dim = actor.sizes[0]
-        self.d_judged = check_obs_slice(s.d_obs_slice, self.obs_dim)
+        self.d_judged = check_obs_slice(algo.discriminator.obs_slice, self.obs_dim)
         self.d_narrowed = self.d_judged != slice(0, self.obs_dim)
         self.d_norm_dim = self.d_judged.stop - self.d_judged.start
 
@@ -175,25 +112,24 @@ class SAMUpdate:
         return self
 
     @classmethod
-    def build(cls, a: Any, obs_dim: int, act_low: torch.Tensor, act_high: torch.Tensor) -> "SAMUpdate":
-        """The update for an ``algo`` config block and a task's shapes (raw observations, Box actions)."""
-        s = settings_from_cfg(a)
+    def build(cls, algo: SAMConfig, obs_dim: int, act_low: torch.Tensor, act_high: torch.Tensor) -> "SAMUpdate":
+        """The update for SAM's settings and a task's shapes (raw observations, Box actions ``(act_dim,)``)."""
         act_dim = int(act_low.shape[0])
-        net, d = a.network, a.discriminator
-        actor = MLP((obs_dim, *map(int, net.hidden), act_dim), str(net.activation), bool(net.layer_norm))
-        critic = MLP((obs_dim + act_dim, *map(int, net.hidden), 1), str(net.activation), bool(net.layer_norm))
-        judged = check_obs_slice(s.d_obs_slice, obs_dim)
-        d_in = judged.stop - judged.start + (1 if s.absorbing else 0) + act_dim
-        disc = MLP((d_in, *map(int, d.hidden), 1), str(d.activation), bool(d.layer_norm), bool(d.spectral_norm))
-        return cls(s, actor, critic, disc, act_low, act_high)
+        net, d = algo.network, algo.discriminator
+        actor = MLP((obs_dim, *net.hidden, act_dim), net.activation, net.layer_norm)
+        critic = MLP((obs_dim + act_dim, *net.hidden, 1), net.activation, net.layer_norm)
+        judged = check_obs_slice(d.obs_slice, obs_dim)
+        d_in = judged.stop - judged.start + (1 if algo.absorbing else 0) + act_dim
+        disc = MLP((d_in, *d.hidden, 1), d.activation, d.layer_norm, d.spectral_norm)
+        return cls(algo, actor, critic, disc, act_low, act_high)
 
     def init_state(self, generators: list[torch.Generator], head_init: float) -> dict[str, Params]:
         """Fresh state of K seeds, seed ``k``'s networks drawn from ``generators[k]``: networks
         (targets = online), optimiser moments, statistics."""
-        s, k = self.s, len(generators)
+        k = len(generators)
         actor = self.actor.init(generators, head_init)
         critic: Params = {}
-        for j in range(s.n_critics):
+        for j in range(self.algo.critic.n_critics):
             critic.update({f"q{j}.{n}": t for n, t in self.critic.init(generators, head_init).items()})
         disc = self.disc.init(generators)
         obs_dim = self.actor.sizes[0]
@@ -231,19 +167,19 @@ class SAMUpdate:
     def q_values(self, p: Params, obs_n: torch.Tensor, act: torch.Tensor) -> list[torch.Tensor]:
         """Every head's ``(K, B)`` value (normalised units under Pop-Art)."""
         x = torch.cat([obs_n, act], dim=-1)
-        return [self.critic(_head(p, j), x).squeeze(-1) for j in range(self.s.n_critics)]
+        return [self.critic(_head(p, j), x).squeeze(-1) for j in range(self.algo.critic.n_critics)]
 
     def features(self, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
         """D's input ``(K, B, d_obs_dim + act_dim)`` from raw obs (with the absorbing flag last) and env actions."""
-        s = self.s
+        d = self.algo.discriminator
         if self.d_narrowed:
             obs = torch.cat([obs[..., self.d_judged], obs[..., self.obs_dim :]], dim=-1)
-        if s.d_normalize_obs:
+        if d.normalize_obs:
             m = self.d_norm_dim
             mean, std = stats["mean"].float().unsqueeze(1), (stats["var"] + 1e-8).sqrt().float().unsqueeze(1)
-            real = ((obs[..., :m] - mean) / std).clamp(-s.d_clip_obs, s.d_clip_obs)
+            real = ((obs[..., :m] - mean) / std).clamp(-d.clip_obs, d.clip_obs)
             obs = torch.cat([real, obs[..., m:]], dim=-1)
-        if s.absorbing:  # whatever is done in the absorbing state changes nothing: D must not judge it
+        if self.algo.absorbing:  # whatever is done in the absorbing state changes nothing: D must not judge it
             env_act = env_act * (1.0 - obs[..., -1:])
         return torch.cat([obs, env_act], dim=-1)
 
@@ -252,7 +188,7 @@ class SAMUpdate:
         return {n: t.detach() for n, t in self.disc.spectral(st["disc"], st.get("disc_sn")).items()}
 
     def rewards(self, dp: Params, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
-        return reward_from_logits(self.disc(dp, self.features(stats, obs, env_act)).squeeze(-1), self.s.reward)
+        return reward_from_logits(self.disc(dp, self.features(stats, obs, env_act)).squeeze(-1), self.algo.reward)
 
     def absorbing_value(self, dp: Params, stats: Params, k: int) -> torch.Tensor:
         """``(K,)`` value of the absorbing state: it loops forever on D's reward for it."""
@@ -261,16 +197,16 @@ class SAMUpdate:
         obs = torch.zeros(k, 1, self.obs_dim + 1, device=dev)
         obs[..., -1] = 1.0
         r = self.rewards(dp, stats, obs, torch.zeros(k, 1, act_dim, device=dev))
-        return r[:, 0] / (1.0 - self.s.gamma)
+        return r[:, 0] / (1.0 - self.algo.gamma)
 
     def normalize(self, obs_stats: Params, obs: torch.Tensor) -> torch.Tensor:
         """The actor/critic's observation transform (VecNormalize's), per seed."""
-        return ((obs - obs_stats["mean"]) / obs_stats["std"]).clamp(-self.s.obs_clip, self.s.obs_clip)
+        return ((obs - obs_stats["mean"]) / obs_stats["std"]).clamp(-self.obs_clip, self.obs_clip)
 
     def d_loss(self, dp: Params, sn: Optional[Params], x_e: Tensor, x_p: Tensor, y_e: Tensor, eps: Tensor, w_e: Tensor, w_p: Tensor):
         """Sum over seeds of ``L_D``; rows weighted ``w`` (1, or the absorbing pairs' 0/1 mask);
         ``sn``: the spectral-norm vectors, or None."""
-        s = self.s
+        d = self.algo.discriminator
         dp = self.disc.spectral(dp, sn)
         f_e, f_p = self.disc(dp, x_e).squeeze(-1), self.disc(dp, x_p).squeeze(-1)
         n_e, n_p = w_e.sum(1), w_p.sum(1)
@@ -278,14 +214,14 @@ class SAMUpdate:
         loss_p = (F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p), reduction="none") * w_p).sum(1) / n_p
         f_all, w_all = torch.cat([f_e, f_p], dim=1), torch.cat([w_e, w_p], dim=1)
         entropy = ((F.softplus(f_all) - f_all * torch.sigmoid(f_all)) * w_all).sum(1) / w_all.sum(1)
-        loss = loss_e + loss_p - s.entropy_weight * entropy
+        loss = loss_e + loss_p - d.entropy_weight * entropy
         gp = torch.zeros_like(loss)
-        if s.grad_penalty > 0:
+        if d.grad_penalty > 0:
             b = eps.shape[1]
             x_hat = eps * x_e[:, :b] + (1 - eps) * x_p[:, :b]
             g = grad(lambda x: self.disc(dp, x).sum(), create_graph=True)(x_hat)  # rows and seeds are independent: per-sample gradients
             gp = (g.norm(2, dim=-1) - 1).pow(2).mean(1)
-            loss = loss + s.grad_penalty * gp
+            loss = loss + d.grad_penalty * gp
         logs = torch.stack(
             [
                 loss,
@@ -301,34 +237,34 @@ class SAMUpdate:
         return loss.sum(), logs
 
     def critic_loss(self, cp: Params, obs_n: torch.Tensor, act: torch.Tensor, y1: torch.Tensor, yn: torch.Tensor):
-        s = self.s
-        loss_fn = F.smooth_l1_loss if s.huber else F.mse_loss
+        a = self.algo
+        loss_fn = F.smooth_l1_loss if a.critic.loss == "huber" else F.mse_loss
         loss = obs_n.new_zeros(obs_n.shape[0])
         for q in self.q_values(cp, obs_n, act):
             loss = loss + loss_fn(q, yn, reduction="none").mean(1)
-            if s.one_step_loss:
+            if a.one_step_loss:
                 loss = loss + loss_fn(q, y1, reduction="none").mean(1)
-        for j in range(s.n_critics):
+        for j in range(a.critic.n_critics):
             for name in self.critic.hidden_kernels():
-                loss = loss + s.weight_decay * 0.5 * cp[f"q{j}.{name}"].pow(2).flatten(1).sum(1)
+                loss = loss + a.critic.weight_decay * 0.5 * cp[f"q{j}.{name}"].pow(2).flatten(1).sum(1)
         return loss.sum(), loss.detach()
 
     def actor_loss(self, ap: Params, cp: Params, obs_n: torch.Tensor, popart: Params, dp: Params, stats: Params, raw_obs: torch.Tensor):
-        s = self.s
+        a = self.algo
         u = self.actor(ap, obs_n)
         mu = torch.tanh(u)
         q = self.q_values(cp, obs_n, mu)[0]
-        if s.popart:
+        if a.critic.popart:
             q = (q.double() * self._sigma(popart).unsqueeze(1) + popart["mean"].unsqueeze(1)).float()
-        loss = -s.q_scale * q.mean(1)
-        if s.d_scale:
-            if s.absorbing:  # the replay's observations are real states: D's absorbing flag is 0 for them
+        loss = -a.actor.q_scale * q.mean(1)
+        if a.actor.d_scale:
+            if a.absorbing:  # the replay's observations are real states: D's absorbing flag is 0 for them
                 raw_obs = torch.cat([raw_obs, raw_obs.new_zeros(*raw_obs.shape[:-1], 1)], dim=-1)
-            loss = loss - s.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(mu)).mean(1)
-        if s.preact_penalty:
+            loss = loss - a.actor.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(mu)).mean(1)
+        if a.actor.preact_penalty:
             # Where tanh is flat the critic's gradient no longer reaches the actor, which then stays
-            # at the action bounds (measured on Ant: docs/sam.md); this pulls u back where it does.
-            loss = loss + s.preact_penalty * u.pow(2).mean((1, 2))
+            # at the action bounds (measured on Ant: docs/notes/sam.md); this pulls u back where it does.
+            loss = loss + a.actor.preact_penalty * u.pow(2).mean((1, 2))
         return loss.sum(), loss.detach()
 
     def popart_fold(self, pop: Params, targets: torch.Tensor, critics: list[Params]) -> None:
@@ -349,17 +285,17 @@ class SAMUpdate:
         new_sigma = self._sigma(pop)
         shift, scale = (old_mean - pop["mean"]).view(k, 1, 1), new_sigma.view(k, 1, 1)
         for params in critics:
-            for j in range(self.s.n_critics):
+            for j in range(self.algo.critic.n_critics):
                 w, b = (f"q{j}.{n}" for n in self.critic.head())
                 params[b].copy_(((old_sigma.view(k, 1, 1) * params[b].double() + shift) / scale).float())
                 params[w].mul_((old_sigma / new_sigma).view(k, 1, 1).float())
 
     def _sigma(self, popart: Params) -> torch.Tensor:
-        return popart["var"].clamp(min=self.s.popart_min_var).sqrt()
+        return popart["var"].clamp(min=self.algo.critic.popart_min_var).sqrt()
 
     def _step(self, name: str, params: Params, grads: Params, opt_state: Params) -> None:
         distributed.average_tensors(list(grads.values()))  # workers first, then each seed's clip (as SB3 workers would)
-        grads = clip_per_seed(grads, self.s.grad_clip)
+        grads = clip_per_seed(grads, self.algo.grad_clip)
         self.opt[name].step(params, grads, opt_state)
 
     # ----- the update --------------------------------------------------------------------------
@@ -372,13 +308,13 @@ class SAMUpdate:
         ``g_steps`` above 1 calls the halves apart; each combination is its own graph). Returns
         ``(K, len(LOGS))``: the logs of a half that did not run, and ``actor_loss`` when the actor
         was not due, are 0."""
-        s = self.s
+        a = self.algo
         k = st["popart"]["mean"].shape[0]
         dev = st["popart"]["mean"].device
         d_logs = torch.zeros(k, 7, device=dev)
         if discriminator:
             # 1. Discriminator: its input statistics, then one step.
-            if s.d_normalize_obs:
+            if a.discriminator.normalize_obs:
                 fold_moments(st["d_stats"], b["d_stats_obs"][..., self.d_judged])
             x_e = self.features(st["d_stats"], b["e_obs"], b["e_act"])
             x_p = self.features(st["d_stats"], b["p_obs"], self.env_action(b["p_act"]))
@@ -392,26 +328,26 @@ class SAMUpdate:
         dp = self.d_params(st)
         # 2. Targets in return units, with the updated D.
         with torch.no_grad():
-            v_abs = self.absorbing_value(dp, st["d_stats"], k) if s.absorbing else torch.zeros(k, device=dev)
+            v_abs = self.absorbing_value(dp, st["d_stats"], k) if a.absorbing else torch.zeros(k, device=dev)
             n = b["valid"].shape[2]
             bsz = b["valid"].shape[1]
-            if s.recompute_rewards:
+            if self.recompute_rewards:
                 r_win = self.rewards(dp, st["d_stats"], b["win_obs"], self.env_action(b["win_act"])).reshape(k, bsz, n)
             else:
                 r_win = b["r_stored"]
             next_n = self.normalize(st["obs_stats"], b["next_obs"])
             next_act = self.policy(st["actor_t"], next_n)
-            if s.target_noise > 0:
+            if a.critic.target_noise > 0:
                 next_act = (next_act + b["target_noise"]).clamp(-1, 1)
             q_next = torch.stack(self.q_values(st["critic_t"], next_n, next_act)).min(0).values
             pop = st["popart"]
-            if s.popart:
+            if a.critic.popart:
                 q_next = (q_next.double() * self._sigma(pop).unsqueeze(1) + pop["mean"].unsqueeze(1)).float()
-            y1 = r_win[:, :, 0] + s.gamma * torch.where(b["term1"], v_abs.unsqueeze(1), q_next[:, :bsz])
-            yn = nstep_return(r_win, b["valid"], b["length"], b["terminal"], q_next[:, bsz:], s.gamma, v_abs.unsqueeze(1)) if n > 1 else y1
+            y1 = r_win[:, :, 0] + a.gamma * torch.where(b["term1"], v_abs.unsqueeze(1), q_next[:, :bsz])
+            yn = nstep_return(r_win, b["valid"], b["length"], b["terminal"], q_next[:, bsz:], a.gamma, v_abs.unsqueeze(1)) if n > 1 else y1
             target_mean, reward_mean = yn.mean(1), r_win[:, :, 0].mean(1)
             # 3. Pop-Art: fold the targets in, rescale every head, compare in normalised units.
-            if s.popart:
+            if a.critic.popart:
                 self.popart_fold(pop, torch.cat([y1, yn], dim=1), [st["critic"], st["critic_t"]])
                 mean, sigma = pop["mean"].unsqueeze(1), self._sigma(pop).unsqueeze(1)
                 y1, yn = ((y1.double() - mean) / sigma).float(), ((yn.double() - mean) / sigma).float()
@@ -425,8 +361,8 @@ class SAMUpdate:
             g_a, a_loss = grad(self.actor_loss, has_aux=True)(st["actor"], st["critic"], obs_n, pop, dp, st["d_stats"], b["obs"])
             self._step("actor", st["actor"], g_a, st["opt_actor"])
             with torch.no_grad():
-                polyak(st["critic_t"], st["critic"], s.tau)
-                polyak(st["actor_t"], st["actor"], s.tau)
+                polyak(st["critic_t"], st["critic"], a.tau)
+                polyak(st["actor_t"], st["actor"], a.tau)
         return torch.cat([d_logs, torch.stack([c_loss, target_mean, reward_mean, a_loss], dim=1)], dim=1)
 
 
