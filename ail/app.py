@@ -94,7 +94,7 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
     from ail.run import Run
 
     cls = learner_class(cfg)
-    check_device(cfg.runtime.device, f"algo={cfg.algo.name}", cls.devices)
+    check_device(cfg.runtime.device, f"algo={cfg.algo.name}", cls.devices, gpu_algos)
     source = demo_source(cfg)
     demos = load_set(source, int(cfg.demos), subsample=int(cfg.demo_set.subsample), seed=cfg.demo_set.select_seed)
     info = source.expert.info()
@@ -126,6 +126,18 @@ def train_run(cfg: DictConfig, run_dir: Path) -> list[Path]:
         for run in runs:
             run.print_summary()
     return dirs
+
+
+def gpu_algos() -> list[str]:
+    """The shipped algorithms whose learner computes on a GPU (each learner imported: for an error message)."""
+    from ail.algorithm import learner_class
+    from ail.config import CONF_DIR, group_options
+
+    return [
+        a
+        for a in group_options("algo")
+        if "cuda" in learner_class(OmegaConf.create({"algo": OmegaConf.load(CONF_DIR / "algo" / f"{a}.yaml")})).devices
+    ]
 
 
 def task_eval(cfg: DictConfig) -> None:

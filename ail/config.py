@@ -4,7 +4,7 @@ is applied: command-line overrides before Hydra starts, each job's composed conf
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -139,17 +139,19 @@ def check_device_name(device: Any) -> None:
     raise ConfigError(f"runtime.device={device} is invalid; accepted: cpu, cuda, cuda:N")
 
 
-def check_device(device: Any, what: str, devices: tuple[str, ...]) -> None:
+def check_device(device: Any, what: str, devices: tuple[str, ...], gpu_algos: Callable[[], list[str]] = lambda: []) -> None:
     """The device is a known name, the job (``what``: ``algo=X`` or ``task=Y``) computes on its kind
-    (``devices``: its learner's), and a GPU is visible."""
+    (``devices``: its learner's), and a GPU is visible. ``gpu_algos`` lists the algorithms that do
+    have a GPU path, for the error only."""
     check_device_name(device)
     if device == "cpu":
         return
     # Silently computing on the CPU when a GPU was asked for would waste a GPU allocation.
     if "cuda" not in devices:
+        with_gpu = gpu_algos()
         raise ConfigError(
-            f"runtime.device={device} is not supported with {what}, which computes on the CPU; "
-            f"accepted: runtime.device=cpu, or a GPU with an algorithm that has a GPU path (its learner's devices)"
+            f"runtime.device={device} is not supported with {what}, which computes on the CPU; accepted: runtime.device=cpu"
+            + (f", or a GPU for training with algo={','.join(with_gpu)}" if with_gpu else "")
         )
     import torch
 

@@ -89,7 +89,7 @@ class _ExpertCallback(BaseCallback):
         t = self.t
         steps = self.model.num_timesteps
         if steps >= t.next_eval:
-            t.next_eval += t.ecfg.eval_every
+            t.next_eval = (steps // t.ecfg.eval_every + 1) * t.ecfg.eval_every
             t.evaluate_and_keep_best(self.model)
             t.save_checkpoint(self.model)
             if t.target_confirmed():
@@ -160,8 +160,7 @@ class ExpertTrainer:
             model = self.algo_cls.load(str(self.ckpt / "model.zip"), env=venv, device="cpu")
             if (self.ckpt / "replay.pkl").is_file():
                 model.load_replay_buffer(str(self.ckpt / "replay.pkl"))
-            evals = len(self.state["evals"])
-            self.next_eval = (evals + 1) * int(self.ecfg.eval_every)
+            self.next_eval = (model.num_timesteps // int(self.ecfg.eval_every) + 1) * int(self.ecfg.eval_every)
             print(f"[expert] resuming {self.name} from {model.num_timesteps} steps (best so far {self.state['best_return']:.1f})")
             self._rebase_best()
         else:
@@ -186,6 +185,7 @@ class ExpertTrainer:
         except Exception as exc:  # noqa: BLE001 - a wrong algorithm or space fails in many ways inside SB3
             raise ConfigError(f"env.expert.init_from={path} cannot be loaded as {self.ecfg.algo} on {env_id(self.name)}: {exc}") from None
         model.set_random_seed(seed)
+        self.next_eval = (model.num_timesteps // int(self.ecfg.eval_every) + 1) * int(self.ecfg.eval_every)
         if hasattr(model, "learning_starts"):
             model.learning_starts = model.num_timesteps + int(kwargs.get("learning_starts", 100))
         print(f"[expert] fine-tuning {path} from {model.num_timesteps} steps", flush=True)
