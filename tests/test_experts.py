@@ -304,3 +304,13 @@ def test_bad_expert_action_noise_is_one_line_before_any_file(tmp_path, overrides
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "action_noise_std=" in proc.stderr
     assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))
+
+
+def test_every_held_out_check_meets_its_bar_or_the_shortfall_is_documented():
+    # experts/heldout.json: benchmarks/expert_quality.py --record, on reset seeds no training or expert.json used.
+    bars, shortfalls = zoo_bars()
+    held = json.loads((REPO / "experts" / "heldout.json").read_text())
+    assert {"mountaincar", "humanoid"} <= set(held)
+    for name, h in held.items():
+        assert h["episodes"] >= 100 and h["seed"] >= 200_000, (name, h)
+        assert h["return_mean"] >= bars[name] or name in shortfalls, (name, h["return_mean"], bars[name])
