@@ -35,6 +35,14 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("gym_env_name", gym_env_name)
 
 
+def default_option(group: str) -> str:
+    """The option of ``group`` that conf/config.yaml's defaults list selects."""
+    for entry in OmegaConf.load(CONF_DIR / "config.yaml").defaults:
+        if isinstance(entry, DictConfig) and group in entry:
+            return str(entry[group])
+    raise KeyError(group)
+
+
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
@@ -89,7 +97,7 @@ def check_overrides(argv: list[str]) -> None:
         raise ConfigError(f"cannot parse overrides {args}: {str(exc).splitlines()[0]}") from exc
     algos = [str(v) for ov in overrides if ov.key_or_group == "algo" and ov.package is None for v in _values(ov)]
     if not algos and not any(a.startswith(("--config-name", "-cn")) for a in argv):
-        algos = ["bc"]  # conf/config.yaml's default; a sweep file's own algo is only known once composed (checked per job)
+        algos = [default_option("algo")]  # a sweep file's own algo is only known once composed (checked per job)
     envs = [str(v) for ov in overrides if ov.key_or_group == "env" and ov.package is None for v in _values(ov)]
     if "gym" in envs and not any(ov.key_or_group == "env.id" for ov in overrides):
         check_gym_id(None)  # env=gym without env.id: one line, not Hydra's missing-value traceback
