@@ -30,14 +30,6 @@ def gail_dir(runs: Path, experiment: str) -> Path:
     return runs / experiment / "gail-ppo-cartpole-d4" / "seed0"
 
 
-def test_ctrl_c_checkpoints_says_where_in_one_line_and_the_relaunch_resumes_exactly(runs):
-    stopped, _ = assert_preemption_resumes_exactly(ARGS, runs, lambda e: gail_dir(runs, e), signum=signal.SIGINT)
-    assert "Traceback" not in stopped and "KeyboardInterrupt" not in stopped, stopped
-    last = stopped.strip().splitlines()[-1]
-    assert last.startswith("[interrupted] received SIGINT: checkpoint written at env_steps="), stopped
-    assert str(gail_dir(runs, "cut") / "checkpoints" / "last.pt") in last and last.endswith("relaunch the same command to resume")
-
-
 def _start(runs: Path, experiment: str, args: list[str] = ARGS) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(REPO / "launch.py"), *args, f"experiment={experiment}", f"paths.runs={runs}"],
@@ -80,12 +72,18 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def test_an_unreadable_checkpoint_is_set_aside_and_the_run_resumes_exactly_from_the_previous_one(runs):
+def test_ctrl_c_checkpoints_in_one_line_and_an_unreadable_checkpoint_is_set_aside_for_the_previous_one(runs):
+    # One interrupted run serves both: Ctrl-C stops it, then its last.pt is truncated before the relaunch,
+    # which must still end exactly as the uninterrupted run (from previous.pt, metrics.csv cut back to it).
     def corrupt(run_dir: Path) -> None:
         assert (run_dir / "checkpoints" / "previous.pt").is_file()  # the run directory keeps the one before too
         _truncate(run_dir / "checkpoints" / "last.pt")
 
-    _, resumed = assert_preemption_resumes_exactly(ARGS, runs, lambda e: gail_dir(runs, e), rows=4, before_resume=corrupt)
+    stopped, resumed = assert_preemption_resumes_exactly(ARGS, runs, lambda e: gail_dir(runs, e), rows=4, signum=signal.SIGINT, before_resume=corrupt)
+    assert "Traceback" not in stopped and "KeyboardInterrupt" not in stopped, stopped
+    last = stopped.strip().splitlines()[-1]
+    assert last.startswith("[interrupted] received SIGINT: checkpoint written at env_steps="), stopped
+    assert str(gail_dir(runs, "cut") / "checkpoints" / "last.pt") in last and last.endswith("relaunch the same command to resume")
     assert "last.pt cannot be read" in resumed and "set aside as last.pt.unreadable-" in resumed
     assert len(list((gail_dir(runs, "cut") / "checkpoints").glob("last.pt.unreadable-*"))) == 1
 
