@@ -77,7 +77,7 @@ def _values(override: Any) -> Iterable[Any]:
         return []
     if isinstance(value, list) and override.key_or_group in GROUPS:
         return value  # a group's list selects several of its options
-    return [value]  # a list value of a config key (algo.network.hidden=[256,256]) is one value
+    return [value]  # a list value of a config key (algo.ddpg.network.hidden=[256,256]) is one value
 
 
 def check_overrides(argv: list[str]) -> None:

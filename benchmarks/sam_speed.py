@@ -44,8 +44,8 @@ def build_sam(env: str, hidden: list[int], k: int, overrides: list[str]) -> SAML
             overrides=[
                 "algo=sam",
                 f"env={env}",
-                f"algo.network.hidden=[{','.join(map(str, hidden))}]",
-                f"algo.learning_starts={LEARNING_STARTS}",
+                f"algo.ddpg.network.hidden=[{','.join(map(str, hidden))}]",
+                f"algo.ddpg.learning_starts={LEARNING_STARTS}",
                 "train.env_steps=100000000",
                 f"train.seeds_per_process={k}",
                 *overrides,
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N, for both learners")
     parser.add_argument("--ks", type=int, nargs="+", default=[1], help="seeds per SAM process, one learner each")
-    parser.add_argument("overrides", nargs="*", help="launch.py overrides for SAM (e.g. algo.nstep=96)")
+    parser.add_argument("overrides", nargs="*", help="launch.py overrides for SAM (e.g. algo.ddpg.nstep=96)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     sams = {k: build_sam(args.env, args.hidden, k, [f"runtime.device={args.device}", *args.overrides]) for k in args.ks}
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
         updates["ddpg"] += ddpg._n_updates - u0
     where = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu, one torch thread"
     print(
-        f"env={args.env} hidden={args.hidden} batch={sam.algo.batch_size} nstep={sam.algo.nstep} "
+        f"env={args.env} hidden={args.hidden} batch={sam.algo.batch_size} nstep={sam.algo.ac.nstep} "
         f"compile={sam.algo.compile} device={args.device} ({where}); timed {args.rounds} x {args.steps} env steps each"
     )
     print(f"{'learner':10s} {'env steps/s':>12s} {'updates/s':>10s}   (SAM: summed over its K seeds)")

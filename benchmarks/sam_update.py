@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     """Random inputs of the update's shapes (the speed does not depend on their values)."""
-    obs, act, n = u.actor.sizes[0], u.actor.sizes[-1], u.algo.nstep
+    obs, act, n = u.actor.sizes[0], u.actor.sizes[-1], u.algo.ac.nstep
     d_obs = u.disc.sizes[0] - act
     valid = torch.ones(k, b, n, dtype=torch.bool)
 
@@ -160,7 +160,7 @@ def ddpg_process(cfg: DictConfig, steps: int) -> None:
         train_freq=1,
         gradient_steps=1,
         action_noise=NormalActionNoise(np.zeros(act), 0.1 * np.ones(act)),
-        policy_kwargs={"net_arch": a.network.hidden},
+        policy_kwargs={"net_arch": a.ac.network.hidden},
         seed=0,
         device="cpu",
     ).learn(steps)
@@ -193,9 +193,9 @@ def main(argv: list[str]) -> int:
     u = SAMUpdate.build(a, obs_dim, torch.as_tensor(space.low), torch.as_tensor(space.high))
     b = a.batch_size
     where = "cpu, one torch thread" if dev.type == "cpu" else torch.cuda.get_device_name()
-    print(f"env={args.env} obs={obs_dim} act={space.shape[0]} hidden={a.network.hidden} batch={b} nstep={a.nstep} ({where})")
+    print(f"env={args.env} obs={obs_dim} act={space.shape[0]} hidden={a.ac.network.hidden} batch={b} nstep={a.ac.nstep} ({where})")
 
-    ddpg = DDPG("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": a.network.hidden}, seed=0, device=dev)
+    ddpg = DDPG("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": a.ac.network.hidden}, seed=0, device=dev)
     ddpg.learn(2 * b)  # a few rows in the buffer to sample from
     ddpg_rate = 100 * rate(lambda: ddpg.train(gradient_steps=100, batch_size=b), args.seconds)
     with FlopCounterMode(display=False) as counter:
@@ -204,13 +204,13 @@ def main(argv: list[str]) -> int:
     print(f"{'sb3 ddpg':<16} {ddpg_rate:9.1f} updates/s; one update: {ddpg_flops / 1e6:.1f} MFLOP")
 
     g = torch.Generator().manual_seed(0)
-    st1, b1 = u.init_state([g], a.network.head_init), batch(u, 1, b, g)
+    st1, b1 = u.init_state([g]), batch(u, 1, b, g)
     with FlopCounterMode(display=False) as counter:
         u.update(st1, b1, True)
     flops = counter.get_total_flops()
     if dev.type == "cpu":
-        hidden, d_hidden = a.network.hidden[0], a.discriminator.hidden[0]
-        shapes = [(b, hidden, hidden), (b * a.nstep, d_hidden, d_hidden), (2 * b, hidden, hidden), (b, u.disc.sizes[0], d_hidden)]
+        hidden, d_hidden = a.ac.network.hidden[0], a.discriminator.hidden[0]
+        shapes = [(b, hidden, hidden), (b * a.ac.nstep, d_hidden, d_hidden), (2 * b, hidden, hidden), (b, u.disc.sizes[0], d_hidden)]
         limit = matmul_rate(shapes, args.seconds) / flops
         ddpg_share = ddpg_rate * ddpg_flops / (flops * limit)
         print(
@@ -226,7 +226,7 @@ def main(argv: list[str]) -> int:
     print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {last:>9}")
     for compiled in [True] + ([False] if args.eager else []):
         for k in args.ks:
-            st, bk = to_device(u.init_state([g] * k, a.network.head_init), dev), to_device(batch(u, k, b, g), dev)
+            st, bk = to_device(u.init_state([g] * k), dev), to_device(batch(u, k, b, g), dev)
             fn = Compiled(u.update, "benchmark", True, cuda_graphs=dev.type == "cuda") if compiled else u.update
             t0 = time.perf_counter()
             fn(st, bk, True)

@@ -49,7 +49,7 @@ def _compose(overrides: list[str]) -> Any:
 
 
 def _sam_cfg(env: str, extra: tuple[str, ...] = ()) -> Any:
-    return _compose(["algo=sam", f"env={env}", f"algo.learning_starts={LEARNING_STARTS}", "train.env_steps=100000000", *extra])
+    return _compose(["algo=sam", f"env={env}", f"algo.ddpg.learning_starts={LEARNING_STARTS}", "train.env_steps=100000000", *extra])
 
 
 def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def worker_sam(env: str, steps: int, compiled: bool = True) -> dict[str, Any]:
         "env_steps": sam.num_timesteps - s0,
         "updates": sam.n_updates - u0,
         "seconds": dt,
-        "hidden": sam.algo.network.hidden,
+        "hidden": sam.algo.ac.network.hidden,
         "batch_size": sam.algo.batch_size,
     }
 

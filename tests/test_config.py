@@ -80,8 +80,8 @@ def test_tuned_pair_overrides_top_level_keys_and_the_command_line_wins(hydra_ctx
         (["train.env_steps=0"], "train.env_steps=0 is invalid"),
         (["eval.episodes=-1"], "eval.episodes=-1 is invalid"),
         (["task=fly"], "unknown task 'fly'"),
-        (["algo=sam", "algo.network.hidden=[64,0]"], "algo.network.hidden=[64, 0] is invalid"),
-        (["-m", "algo=sam", "algo.network.hidden=[32,32],[64,0]"], "algo.network.hidden=[64, 0] is invalid"),
+        (["algo=sam", "algo.ddpg.network.hidden=[64,0]"], "algo.ddpg.network.hidden=[64, 0] is invalid"),
+        (["-m", "algo=sam", "algo.ddpg.network.hidden=[32,32],[64,0]"], "algo.ddpg.network.hidden=[64, 0] is invalid"),
     ],
 )
 def test_bad_overrides_rejected_early(argv, message):
@@ -91,7 +91,7 @@ def test_bad_overrides_rejected_early(argv, message):
 
 def test_a_list_value_is_one_value_not_a_sweep_of_its_items():
     # Each item of [256,256] was once checked as the whole value ("hidden=256 is invalid").
-    check_overrides(["algo=sam", "algo.network.hidden=[256,256]", "algo.discriminator.label_smoothing=[0.7,1.2]"])
+    check_overrides(["algo=sam", "algo.ddpg.network.hidden=[256,256]", "algo.discriminator.label_smoothing=[0.7,1.2]"])
     check_overrides(["-m", "algo=sam,gail", "algo.discriminator.hidden=[32],[64,64]"])
 
 

@@ -162,7 +162,7 @@ def _children(pid: int) -> list[tuple[int, str]]:
 
 
 def test_a_sam_worker_that_dies_ends_the_job_within_seconds_with_one_line(runs):
-    args = ["algo=sam", "env=invertedpendulum", "algo.workers=2", "algo.compile=false", "algo.learning_starts=200"]
+    args = ["algo=sam", "env=invertedpendulum", "algo.workers=2", "algo.compile=false", "algo.ddpg.learning_starts=200"]
     args += ["train.env_steps=200000", "eval.every=400", "eval.episodes=2", "eval.final_episodes=2", "runtime.progress=false"]
     proc = _start(runs, "dies", args)
     run_dir = runs / "dies" / "sam-invertedpendulum-d4" / "seed0"

@@ -160,7 +160,7 @@ def test_bad_env_and_expert_input_is_one_line_before_any_run_dir(runs, overrides
 @pytest.mark.parametrize(
     "algo, budget",
     [
-        ("sam", ["train.env_steps=600", "eval.every=300", "algo.learning_starts=200", "algo.batch_size=32", "algo.compile=false"]),
+        ("sam", ["train.env_steps=600", "eval.every=300", "algo.ddpg.learning_starts=200", "algo.batch_size=32", "algo.compile=false"]),
         ("mgail", ["train.env_steps=5200", "eval.every=5200"]),
         ("dyna", ["train.env_steps=5200", "eval.every=5200"]),
     ],
@@ -197,7 +197,7 @@ def test_spawned_sam_workers_set_up_a_gym_id_as_the_jobs_process_does(runs, tmp_
         "demo_set.trajectories=4",
         "train.env_steps=800",
         "eval.every=800",
-        "algo.learning_starts=200",
+        "algo.ddpg.learning_starts=200",
         "algo.batch_size=32",
         "algo.compile=false",
         "eval.episodes=2",

@@ -27,7 +27,7 @@ TINY = {
     "sam": [
         "train.env_steps=600",
         "eval.every=300",
-        "algo.learning_starts=200",
+        "algo.ddpg.learning_starts=200",
         "algo.batch_size=32",
         "algo.discriminator.batch_size=32",
         "algo.compile=false",  # the compiled update is the same function (tests/test_sam_update.py); compiling takes a minute

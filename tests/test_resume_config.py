@@ -66,4 +66,4 @@ def test_a_sam_run_from_before_the_pre_activation_penalty_resumes_when_it_stays_
     new = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.0}}}
     assert _diff(old, new, SAMLearner) is None  # the learner says how its older configs read today
     on = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.01}}}
-    assert _diff(old, on, SAMLearner) == ("algo.actor.preact_penalty", 0.0, 0.01)
+    assert _diff(old, on, SAMLearner) == ("algo.ddpg.actor.preact_penalty", 0.0, 0.01)

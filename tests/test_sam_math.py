@@ -17,7 +17,7 @@ from ail import distributed
 from ail.algos.sam.exploration import ActionNoise, ParamNoise, perturbable
 from ail.algos.sam.replay import lookahead, nstep_return
 from ail.algos.sam.stacked import MLP
-from ail.algos.sam.update import SAMUpdate
+from ail.algos.sam.update import Sample, SAMUpdate
 
 GAMMA = 0.9
 
@@ -130,10 +130,16 @@ def test_popart_statistics_match_numpy_over_all_targets_and_floor_sigma():
 ACTOR = MLP((3, 16, 2), "leaky_relu", True)
 
 
+def _deterministic(p: dict, obs: torch.Tensor) -> Sample:
+    """ACTOR as a deterministic tanh policy (SAMUpdate.sample's ddpg case)."""
+    u = ACTOR(p, obs)
+    return Sample(torch.tanh(u), u.new_zeros(u.shape[:-1]), u)
+
+
 def test_param_noise_grows_sigma_when_actions_barely_move_and_shrinks_it_when_they_move_too_much():
     gens = [torch.Generator().manual_seed(k) for k in range(2)]
     params, obs = ACTOR.init(gens), torch.randn(2, 64, 3)
-    pn = ParamNoise(ACTOR, 2, initial_sigma=0.2, factor=1.01)
+    pn = ParamNoise(_deterministic, 2, initial_sigma=0.2, factor=1.01)
     pn.sigma = np.array([1e-4, 5.0])  # seed 0 barely perturbed, seed 1 far too much
     pn.resample(params, gens, [0, 1])
     pn.adapt(params, obs, gens)
@@ -144,7 +150,7 @@ def test_param_noise_grows_sigma_when_actions_barely_move_and_shrinks_it_when_th
 def test_param_noise_leaves_layernorm_alone_and_perturbs_everything_else():
     gens = [torch.Generator().manual_seed(k) for k in range(2)]
     params = ACTOR.init(gens)
-    pn = ParamNoise(ACTOR, 2, initial_sigma=0.5, factor=1.01)
+    pn = ParamNoise(_deterministic, 2, initial_sigma=0.5, factor=1.01)
     pn.resample(params, gens, [0, 1])
     assert {n for n in params if perturbable(n)} == {"l0.weight", "l0.bias", "l1.weight", "l1.bias"}
     for name, t in params.items():
@@ -172,8 +178,8 @@ def test_ou_noise_starts_at_zero_and_reaches_its_stationary_spread():
 
 def test_weight_decay_reaches_only_the_critics_hidden_kernels():
     g = torch.Generator().manual_seed(0)
-    u = _update("algo.critic.n_critics=2", "algo.critic.weight_decay=0.1")
-    no_decay = _update("algo.critic.n_critics=2", "algo.critic.weight_decay=0.0")
+    u = _update("algo.ddpg.critic.n_critics=2", "algo.ddpg.critic.weight_decay=0.1")
+    no_decay = _update("algo.ddpg.critic.n_critics=2", "algo.ddpg.critic.weight_decay=0.0")
     critic = {f"q{j}.{n}": t for j in range(2) for n, t in u.critic.init([g]).items()}
     args = (torch.randn(1, 8, 2, generator=g), torch.randn(1, 8, 2, generator=g), torch.randn(1, 8), torch.randn(1, 8))
     g_wd = torch.func.grad(lambda p: u.critic_loss(p, *args)[0])(critic)

@@ -64,7 +64,7 @@ def test_bad_seed_stacking_is_one_line_before_any_run_dir(runs, overrides, expec
     base = TINY
     if overrides[0].startswith("algo="):
         base = ["env=invertedpendulum", "train.env_steps=600", "runtime.progress=false"]
-        base += ["algo.learning_starts=200"] if overrides[0] == "algo=sam" else []
+        base += ["algo.ddpg.learning_starts=200"] if overrides[0] == "algo=sam" else []
     proc = launch(base + overrides, runs)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -25,7 +25,7 @@ from ail.algos.sam.compile import Compiled
 from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.nets import mlp, sequential_state
 from ail.algos.sam.stacked import MLP, Adam, clip_per_seed
-from ail.algos.sam.update import LOGS, SAMUpdate, fold_moments
+from ail.algos.sam.update import D_LOGS, LOGS, SAC_LOGS, SAMUpdate, fold_moments
 from ail.config import CONF_DIR, register_resolvers
 from ail.discriminator import Discriminator
 from ail.schema import algo_settings
@@ -102,13 +102,16 @@ def test_running_moments_match_sb3_running_mean_std_per_seed():
 # conf/algo/sam.yaml at these tests' sizes (8-8 networks, n = N), D's inputs unnormalised, and
 # the learning rates and D's entropy weight of the comparisons below.
 SMALL = [
-    f"algo.nstep={N}",
-    "algo.network.hidden=[8,8]",
+    f"algo.ddpg.nstep={N}",
+    "algo.ddpg.network.hidden=[8,8]",
+    f"algo.sac.nstep={N}",
+    "algo.sac.network.hidden=[8,8]",
+    "algo.sac.actor.lr=1e-3",
     "algo.discriminator.hidden=[8,8]",
     "algo.discriminator.normalize_obs=false",
     "algo.discriminator.entropy_weight=1e-3",
     "algo.discriminator.lr=1e-3",
-    "algo.actor.lr=1e-3",
+    "algo.ddpg.actor.lr=1e-3",
 ]
 
 
@@ -139,15 +142,15 @@ def test_the_discriminator_loss_is_the_shared_discriminators_for_each_seed(monke
         # The stacked loss takes its random draws as inputs: hand the shared loss seed k's.
         monkeypatch.setattr(disc_module, "sample_loss_noise", lambda *args, k=k: (y_e[k], eps[k]))
         _, ref = d.loss(x_e[k, :, :OBS], x_e[k, :, OBS:], x_p[k, :, :OBS], x_p[k, :, OBS:], 10.0, (0.7, 1.2), 1e-3)
-        torch.testing.assert_close(logs[k], torch.tensor([ref[n] for n in LOGS[:7]]), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(total, logs[:, 0].sum())
+        torch.testing.assert_close(torch.stack([logs[n][k] for n in D_LOGS]), torch.tensor([ref[n] for n in D_LOGS]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(total, logs["d_loss"].sum())
 
 
 def _update(s: SAMConfig, k: int, seed: int = 0) -> tuple[SAMUpdate, dict, dict]:
     """The update for ``OBS`` observations and ``ACT`` actions in [-2, 2], K = ``k`` seeds' state and a batch."""
     u = SAMUpdate.build(s, OBS, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
     g = torch.Generator().manual_seed(seed)
-    st = u.init_state([g] * k, head_init=3e-3)
+    st = u.init_state([g] * k)
     st["obs_stats"] = {"mean": torch.randn(k, 1, OBS, generator=g) * 0.1, "std": 1 + torch.rand(k, 1, OBS, generator=g)}
     d_obs = OBS + (1 if s.absorbing else 0)
     valid = torch.ones(k, B, N, dtype=torch.bool)
@@ -169,6 +172,8 @@ def _update(s: SAMConfig, k: int, seed: int = 0) -> tuple[SAMUpdate, dict, dict]
         "r_stored": torch.rand(k, B, N, generator=g),
         "next_obs": torch.randn(k, 2 * B, OBS, generator=g),
         "target_noise": torch.randn(k, 2 * B, ACT, generator=g).clamp(-0.5, 0.5) * 0.2,
+        "next_noise": torch.randn(k, 2 * B, ACT, generator=g),
+        "noise": torch.randn(k, B, ACT, generator=g),
         "term1": torch.rand(k, B, generator=g) < 0.2,
         "valid": valid,
         "length": valid.sum(-1),
@@ -184,27 +189,44 @@ def _seed(tree: dict, k: int) -> dict:
 VARIANTS = {
     "default": [],
     "td3-mse-stored-rewards-no-popart": [
-        "algo.critic.n_critics=2",
-        "algo.critic.target_noise=0.2",
-        "algo.critic.loss=mse",
+        "algo.ddpg.critic.n_critics=2",
+        "algo.ddpg.critic.target_noise=0.2",
+        "algo.ddpg.critic.loss=mse",
         "algo.recompute_rewards=false",
-        "algo.critic.popart=false",
-        "algo.actor.q_scale=0.5",
+        "algo.ddpg.critic.popart=false",
+        "algo.ddpg.actor.q_scale=0.5",
     ],
     "normalised-d-inputs-reward-gradient": [
         "algo.discriminator.normalize_obs=true",
-        "algo.actor.d_scale=0.3",
+        "algo.ddpg.actor.d_scale=0.3",
         "algo.grad_clip=null",
-        "algo.one_step_loss=false",
+        "algo.ddpg.one_step_loss=false",
     ],
-    "absorbing-spectral-norm-preact-penalty": ["algo.absorbing=true", "algo.discriminator.spectral_norm=true", "algo.actor.preact_penalty=0.1"],
+    "absorbing-spectral-norm-preact-penalty": ["algo.absorbing=true", "algo.discriminator.spectral_norm=true", "algo.ddpg.actor.preact_penalty=0.1"],
     "absorbing-reward-gradient-obs-slice": [
         "algo.absorbing=true",
-        "algo.actor.d_scale=0.3",
+        "algo.ddpg.actor.d_scale=0.3",
         "algo.discriminator.normalize_obs=true",
         "algo.discriminator.obs_slice=[1,4]",
     ],
+    "td3": ["algo.generator=td3", f"algo.td3.nstep={N}", "algo.td3.network.hidden=[8,8]"],
+    "sac": ["algo.generator=sac"],
+    "sac-fixed-alpha-popart-absorbing-reward-gradient": [
+        "algo.generator=sac",
+        "algo.sac.entropy.coef=0.2",
+        "algo.sac.critic.popart=true",
+        "algo.sac.one_step_loss=true",
+        "algo.absorbing=true",
+        "algo.sac.actor.d_scale=0.3",
+        "algo.sac.actor.preact_penalty=0.1",
+    ],
 }
+
+
+def _assert_logs_close(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], rtol=1e-4, atol=1e-5, msg=n)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -215,10 +237,11 @@ def test_k_stacked_seeds_update_as_each_seed_alone(variant):
     for step in range(3):
         logs = u.update(st, batch, actor_due=step != 1)
         for k, (st_k, b_k) in enumerate(alone):
-            torch.testing.assert_close(logs[k : k + 1], u.update(st_k, b_k, actor_due=step != 1), rtol=1e-4, atol=1e-5)
-    assert torch.isfinite(logs).all()
+            _assert_logs_close({n: t[k : k + 1] for n, t in logs.items()}, u.update(st_k, b_k, actor_due=step != 1))
+    assert all(torch.isfinite(t).all() for t in logs.values())
+    assert set(logs) == set(LOGS) if u.stochastic else set(LOGS) - set(SAC_LOGS)
     for k, (st_k, _) in enumerate(alone):
-        for part in ("actor", "critic", "disc", "critic_t", "popart", "opt_critic", *(["disc_sn"] if spectral else [])):
+        for part in ("actor", "critic", "disc", "critic_t", "popart", "opt_critic", *(["disc_sn"] if spectral else []), *(["alpha"] if u.learned_alpha else [])):
             for n, t in st_k[part].items():
                 if n != Adam.SHARED:
                     torch.testing.assert_close(st[part][n][k : k + 1], t, rtol=1e-4, atol=1e-5, msg=f"{part}.{n}")
@@ -229,10 +252,10 @@ def test_the_pre_activation_penalty_adds_its_mean_square_and_pulls_saturated_out
     # A policy driven deep into tanh's tails: the critic's gradient barely reaches its last layer.
     st["actor"]["l2.bias"] = st["actor"]["l2.bias"] + 5.0
     obs_n = u.normalize(st["obs_stats"], batch["obs"])
-    args = (st["actor"], st["critic"], obs_n, st["popart"], None, None, batch["obs"])
-    off, off_k = u.actor_loss(*args)
-    u_pen = SAMUpdate(_settings("algo.actor.preact_penalty=0.5"), u.actor, u.critic, u.disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
-    on, on_k = u_pen.actor_loss(*args)
+    args = (st["actor"], st["critic"], obs_n, st["popart"], None, None, batch["obs"], None, None)
+    off, (off_k, _) = u.actor_loss(*args)
+    u_pen = SAMUpdate(_settings("algo.ddpg.actor.preact_penalty=0.5"), u.actor, u.critic, u.disc, -2 * torch.ones(ACT), 2 * torch.ones(ACT))
+    on, (on_k, _) = u_pen.actor_loss(*args)
     pre = u.actor(st["actor"], obs_n)
     assert pre.abs().min() > 3  # saturated: tanh' < 0.01
     torch.testing.assert_close(on_k, off_k + 0.5 * pre.pow(2).mean((1, 2)))
@@ -254,7 +277,7 @@ def test_absorbing_pairs_enter_the_discriminator_batch_as_masked_rows():
     masked, _ = u.d_loss(dp, None, x_e, x_p, y_e, eps, w, w)
     half, _ = u.d_loss(dp, None, x_e[:, : B // 2], x_p[:, : B // 2], y_e[:, : B // 2], eps, w[:, : B // 2], w[:, : B // 2])
     torch.testing.assert_close(masked, half)
-    assert torch.isfinite(u.update(st, batch, True)).all()
+    assert all(torch.isfinite(t).all() for t in u.update(st, batch, True).values())
 
 
 def test_the_stacked_discriminator_judges_the_same_obs_slice_as_the_shared_one():
@@ -271,14 +294,16 @@ def test_the_stacked_discriminator_judges_the_same_obs_slice_as_the_shared_one()
 
 
 @pytest.mark.slow
-def test_the_compiled_update_is_the_uncompiled_one():
-    u, st, batch = _update(_settings(), 2)
+@pytest.mark.parametrize("generator", ["ddpg", "sac"])
+def test_the_compiled_update_is_the_uncompiled_one(generator):
+    u, st, batch = _update(_settings(f"algo.generator={generator}"), 2)
     st_c, batch_c = _clone(st), _clone(batch)
     compiled = torch.compile(u.update, fullgraph=True, dynamic=False)
     for _ in range(3):
-        torch.testing.assert_close(compiled(st_c, batch_c, True), u.update(st, batch, True), rtol=1e-4, atol=1e-5)
-    for n, t in st["critic"].items():
-        torch.testing.assert_close(st_c["critic"][n], t, rtol=1e-4, atol=1e-5)
+        _assert_logs_close(compiled(st_c, batch_c, True), u.update(st, batch, True))
+    for part in ("critic", "actor", *(["alpha"] if u.learned_alpha else [])):
+        for n, t in st[part].items():
+            torch.testing.assert_close(st_c[part][n], t, rtol=1e-4, atol=1e-5)
 
 
 def _clone(tree: dict) -> dict:

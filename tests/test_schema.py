@@ -29,9 +29,9 @@ def test_every_shipped_algo_env_pair_passes_the_schema(compose_job):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["algo=sam", "algo.critic.loss=l1"], "algo.critic.loss=l1 is invalid; accepted: huber, mse"),
+        (["algo=sam", "algo.ddpg.critic.loss=l1"], "algo.ddpg.critic.loss=l1 is invalid; accepted: huber, mse"),
         (["algo=sam", "algo.gamma=1.0"], "algo.gamma=1.0 is invalid; accepted: 0 < gamma < 1"),
-        (["algo=sam", "algo.network.hidden=[64,0]"], "algo.network.hidden=[64, 0] is invalid; accepted: a list of positive integers"),
+        (["algo=sam", "algo.ddpg.network.hidden=[64,0]"], "algo.ddpg.network.hidden=[64, 0] is invalid; accepted: a list of positive integers"),
         (
             ["algo=sam", "algo.discriminator.label_smoothing=[1.2,0.7]"],
             "algo.discriminator.label_smoothing=[1.2, 0.7] is invalid; accepted: [low, high] with low <= high",

@@ -17,13 +17,13 @@ one process would share; here seed ``k`` draws from its own generator.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from ail import distributed
-from ail.algos.sam.stacked import MLP, Params
+from ail.algos.sam.stacked import Params
 
 
 def perturbable(name: str) -> bool:
@@ -34,8 +34,8 @@ def perturbable(name: str) -> bool:
 class ParamNoise:
     """K seeds' perturbed actors and their scales ``sigma (K,)``."""
 
-    def __init__(self, actor: MLP, k: int, initial_sigma: float, factor: float):
-        self.actor = actor
+    def __init__(self, sample: Callable[..., Any], k: int, initial_sigma: float, factor: float):
+        self.sample = sample  # the update's policy (SAMUpdate.sample): params, obs -> its deterministic action
         self.sigma = np.full(k, initial_sigma, dtype=np.float64)
         self.target_distance, self.factor = initial_sigma, factor
         self.perturbed: Optional[Params] = None
@@ -64,7 +64,7 @@ class ParamNoise:
     def adapt(self, params: Params, obs_n: torch.Tensor, generators: list[torch.Generator]) -> None:
         """Measure each seed's RMS action distance of a fresh perturbation on ``obs_n (K, B, obs)`` and adapt its sigma."""
         probe = self._draw(params, generators, list(range(len(generators))))
-        diff = torch.tanh(self.actor(params, obs_n)) - torch.tanh(self.actor(probe, obs_n))
+        diff = self.sample(params, obs_n).action - self.sample(probe, obs_n).action
         (dist,) = distributed.sum_tensors(diff.pow(2).flatten(1).mean(1).double())
         distance = (dist / distributed.world_size()).sqrt().cpu().numpy()
         self.sigma = np.where(distance < self.target_distance, self.sigma * self.factor, self.sigma / self.factor)

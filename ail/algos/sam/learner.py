@@ -68,21 +68,26 @@ from ail.seeding import derive_seed, deterministic_kernels, rng_state, set_rando
 # ends the job at once: ail.distributed.spawned). Rank 0's evaluations, the longest wait, take seconds.
 WORKER_TIMEOUT = datetime.timedelta(minutes=10)
 CHECKPOINT_FORMAT = "sam-stacked-1"
-D_LOGS, AC_LOGS = LOGS[:7], LOGS[7:]
+# Settings that sat at the top of algo before the generators had sections (configs of older runs).
+_AC_KEYS = ("learning_starts", "nstep", "one_step_loss", "network", "actor", "critic", "exploration", "normalize_obs", "obs_clip")
 
 
 class SAMLearner(Learner[SAMConfig]):
     """``algo=sam``: K seeds (``train.seeds_per_process``) collected side by side and updated as one stack."""
 
     max_seeds = 1024
-    failure_hint = "lower algo.discriminator.lr or algo.critic.lr"
+    failure_hint = "lower algo.discriminator.lr or the generator's critic lr (algo.<generator>.critic.lr)"
     devices = ("cpu", "cuda")
 
     @classmethod
     def upgrade_config(cls, algo: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(algo.get("actor"), dict):
-            algo = {**algo, "actor": {"preact_penalty": 0.0, **algo["actor"]}}  # a config older than the key had none
-        return algo
+        """A config written before the generators had sections: its actor-critic keys were DDPG's."""
+        if "generator" in algo or not isinstance(algo.get("actor"), dict):
+            return algo
+        ddpg = {key: algo[key] for key in _AC_KEYS if key in algo}
+        ddpg["actor"] = {"preact_penalty": 0.0, **ddpg["actor"]}  # a config older than the key had none
+        rest = {key: v for key, v in algo.items() if key not in _AC_KEYS}
+        return {**rest, "generator": "ddpg", "ddpg": {"label": algo.get("label", "sam"), **ddpg}}
 
     @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
@@ -102,17 +107,18 @@ class SAMLearner(Learner[SAMConfig]):
                     "algo.reward=env with algo.absorbing=true: the absorbing state's value is D's reward, not the env's; "
                     "accepted with the env's reward: algo.absorbing=false"
                 )
-            if a.actor.d_scale != 0:
+            if a.ac.actor.d_scale != 0:
                 raise ConfigError(
-                    f"algo.reward=env with algo.actor.d_scale={a.actor.d_scale}: that term is the gradient of D's reward, "
-                    "not the env's; accepted with the env's reward: algo.actor.d_scale=0"
+                    f"algo.reward=env with algo.{a.generator}.actor.d_scale={a.ac.actor.d_scale}: that term is the gradient of D's "
+                    f"reward, not the env's; accepted with the env's reward: algo.{a.generator}.actor.d_scale=0"
                 )
         else:
             check_reward_for_task(a.reward, str(cfg.env.termination), a.absorbing, a.allow_biased_reward)
-        if int(cfg.train.env_steps) <= a.learning_starts * a.workers:
+        starts = a.ac.learning_starts
+        if int(cfg.train.env_steps) <= starts * a.workers:
             raise ConfigError(
-                f"train.env_steps={cfg.train.env_steps} ends before learning starts (algo.learning_starts={a.learning_starts} "
-                f"per worker), so no update would run; accepted: train.env_steps > {a.learning_starts * a.workers}"
+                f"train.env_steps={cfg.train.env_steps} ends before learning starts (algo.{a.generator}.learning_starts={starts} "
+                f"per worker), so no update would run; accepted: train.env_steps > {starts * a.workers}"
             )
         k = int(cfg.train.seeds_per_process)
         device = str(cfg.runtime.device)
@@ -144,17 +150,18 @@ class SAMLearner(Learner[SAMConfig]):
         self.upd = SAMUpdate.build(a, self.obs_dim, torch.as_tensor(self.low), torch.as_tensor(self.high)).to(self.device)
         # Parameters from the seed alone (not the rank): every worker starts from the same networks.
         inits = [torch.Generator().manual_seed(derive_seed("sam_init", s, 0)) for s in self.seeds]
-        self.st = to_device(self.upd.init_state(inits, a.network.head_init), self.device)
+        self.st = to_device(self.upd.init_state(inits), self.device)
         self.gens = [torch.Generator().manual_seed(derive_seed("sam_update", s, rank)) for s in self.seeds]
         self.rngs = [np.random.default_rng(derive_seed("sam_replay", s, rank)) for s in self.seeds]
         self.replay = CompactReplayBuffer(a.buffer_size, obs_space, act_space, device="cpu", n_envs=k)
         self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32).reshape(len(demos.obs), -1)
         self.expert_act = torch.as_tensor(demos.actions, dtype=torch.float32).reshape(len(demos.obs), -1)
         self.expert_term = torch.as_tensor(demos.terminated, dtype=torch.bool)
-        self.obs_rms = [RunningMeanStd(shape=obs_space.shape) for _ in self.seeds] if a.normalize_obs else None
-        e = a.exploration
-        self.noise = [ActionNoise(e.action_noise, e.action_noise_sigma, self.act_dim) for _ in self.seeds]
-        self.param_noise = None if e.param_noise is None else ParamNoise(self.upd.actor, k, e.param_noise, e.param_noise_factor)
+        self.obs_rms = [RunningMeanStd(shape=obs_space.shape) for _ in self.seeds] if a.ac.normalize_obs else None
+        # ddpg and td3 explore with added noise; sac by sampling its own policy (noise from each seed's generator).
+        e = None if a.stochastic else a.ac.exploration
+        self.noise = [ActionNoise(e.action_noise if e else "none", e.action_noise_sigma if e else 0.0, self.act_dim) for _ in self.seeds]
+        self.param_noise = None if e is None or e.param_noise is None else ParamNoise(self.upd.sample, k, e.param_noise, e.param_noise_factor)
         if self.param_noise is not None:
             self.param_noise.resample(self.st["actor"], self.gens, list(range(k)))
         self.last_obs = np.concatenate([v.reset() for v in self.venvs]).astype(np.float32)
@@ -182,7 +189,7 @@ class SAMLearner(Learner[SAMConfig]):
 
     @property
     def learning(self) -> bool:
-        return self.num_timesteps > self.algo.learning_starts
+        return self.num_timesteps > self.algo.ac.learning_starts
 
     # ----- collection --------------------------------------------------------------------------
     def _refresh_obs_stats(self) -> None:
@@ -199,13 +206,14 @@ class SAMLearner(Learner[SAMConfig]):
 
     def collect_step(self) -> None:
         """One env step of every seed, stored in its replay column."""
-        if self.num_timesteps < self.algo.learning_starts:
+        if self.num_timesteps < self.algo.ac.learning_starts:
             scaled = np.stack([rng.uniform(-1.0, 1.0, self.act_dim) for rng in self.rngs]).astype(np.float32)
         else:
             with torch.no_grad():
                 obs_n = self.upd.normalize(self.st["obs_stats"], to_device(torch.as_tensor(self.last_obs)[:, None], self.device))
                 params = self.param_noise.perturbed if self.param_noise is not None else self.st["actor"]
-                mu = self.upd.policy(params, obs_n)[:, 0].cpu().numpy()
+                draw = self._normal(1) if self.algo.stochastic else None
+                mu = self.upd.sample(params, obs_n, draw).action[:, 0].cpu().numpy()
             noise = np.stack([n(rng) for n, rng in zip(self.noise, self.rngs)])
             scaled = np.clip(mu + noise, -1.0, 1.0).astype(np.float32)
         env_act = self._env_action(scaled)
@@ -263,6 +271,10 @@ class SAMLearner(Learner[SAMConfig]):
         """Whether the rows ended on a true termination (done, not truncated by the time limit)."""
         return self._column("dones", flat).astype(bool) & ~self._column("timeouts", flat).astype(bool)
 
+    def _normal(self, rows: int) -> torch.Tensor:
+        """``(K, rows, act_dim)`` N(0, 1) draws, seed ``k``'s from its own generator, on the update's device."""
+        return to_device(torch.stack([torch.randn(rows, self.act_dim, generator=g) for g in self.gens]), self.device)
+
     def _rows(self) -> np.ndarray:
         return np.stack([uniform_rows(self.replay, self.algo.batch_size, rng) for rng in self.rngs])
 
@@ -297,7 +309,7 @@ class SAMLearner(Learner[SAMConfig]):
     def ac_batch(self) -> dict[str, torch.Tensor]:
         """Each seed's sampled rows, their n-step windows and the next observations both bootstraps need."""
         a, k, buf = self.algo, self.k, self.replay
-        b, n = a.batch_size, a.nstep
+        b, n = a.batch_size, a.ac.nstep
         rows = self._rows()
         envs = np.broadcast_to(np.arange(k)[:, None], rows.shape)
         win = lookahead(buf.dones, buf.timeouts, buf.pos, buf.full, rows.reshape(-1), envs.reshape(-1), n)
@@ -319,56 +331,55 @@ class SAMLearner(Learner[SAMConfig]):
             out["win_act"] = torch.as_tensor(self._column("actions", win_flat).reshape(k, b * n, -1))
         else:
             out["r_stored"] = torch.as_tensor(self._column("rewards", win_flat).astype(np.float32))
-        sigma, clip = a.critic.target_noise, a.critic.target_noise_clip
-        if sigma > 0:
+        if a.stochastic:
+            out["next_noise"] = torch.stack([torch.randn(next_all.shape[1], self.act_dim, generator=g) for g in self.gens])
+            out["noise"] = torch.stack([torch.randn(b, self.act_dim, generator=g) for g in self.gens])
+        elif a.ac.critic.target_noise > 0:
+            sigma, clip = a.ac.critic.target_noise, a.ac.critic.target_noise_clip
             shape = (next_all.shape[1], self.act_dim)
             out["target_noise"] = torch.stack([(torch.randn(shape, generator=g) * sigma).clamp(-clip, clip) for g in self.gens])
         return out
 
     # ----- training ----------------------------------------------------------------------------
-    def train_step(self) -> np.ndarray:
-        """One SAM training step of every seed; returns the ``(K, len(LOGS))`` means of its updates."""
+    def train_step(self) -> dict[str, np.ndarray]:
+        """One SAM training step of every seed: each log's ``(K,)`` mean over its updates (the
+        actor's logs only when it was updated)."""
         s = self.algo.schedule
-        if self.param_noise is not None and self.train_steps % self.algo.exploration.adapt_every == 0:
+        if self.param_noise is not None and self.train_steps % self.algo.ac.exploration.adapt_every == 0:
             obs = torch.as_tensor(self._column("observations", self._flat(self._rows())))
             self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], to_device(obs, self.device)), self.gens)
         if s.d_steps == 1 and s.g_steps == 1:  # the default: both halves in one call
-            out, _, due = self._call({**self.d_batch(), **self.ac_batch()}, True, True)
-            if not due:
-                out[:, -1] = np.nan
+            out = self._call({**self.d_batch(), **self.ac_batch()}, True, True)
         else:
             calls = [self._call(self.d_batch(), True, False) for _ in range(s.d_steps)]
             calls += [self._call(self.ac_batch(), False, True) for _ in range(s.g_steps)]
-            n_d = len(D_LOGS)
-            d = np.mean([out[:, :n_d] for out, part, _ in calls if part != "ac"], axis=0)
-            ac = np.mean([out[:, n_d:-1] for out, part, _ in calls if part != "d"], axis=0)
-            dues = [out[:, -1] for out, _, actor in calls if actor]
-            actor = np.mean(dues, axis=0) if dues else np.full(self.k, np.nan)
-            out, due = np.concatenate([d, ac, actor[:, None]], axis=1), bool(dues)
+            out = {n: np.mean(got, axis=0) for n in LOGS if (got := [c[n] for c in calls if n in c])}
         self.train_steps += 1
-        if not np.isfinite(out[:, :-1]).all() or (due and not np.isfinite(out[:, -1]).all()):
+        if not all(np.isfinite(v).all() for v in out.values()):
             raise TrainingError("SAM's discriminator or actor-critic update gave a NaN/inf loss")
         return out
 
-    def _call(self, batch: dict[str, torch.Tensor], discriminator: bool, actor_critic: bool) -> tuple[np.ndarray, str, bool]:
-        """One call of the update: its ``(K, len(LOGS))`` logs, which halves ran, and whether the actor was due."""
+    def _call(self, batch: dict[str, torch.Tensor], discriminator: bool, actor_critic: bool) -> dict[str, np.ndarray]:
+        """One call of the update: the ``(K,)`` logs of the halves that ran."""
         due = False
         if actor_critic:
             self.n_updates += 1
-            due = self.n_updates % self.algo.actor.policy_delay == 0
-        out = self.step_fn(self.st, to_device(batch, self.device), due, discriminator, actor_critic).cpu().numpy()
-        return out, "both" if discriminator and actor_critic else ("d" if discriminator else "ac"), due
+            due = self.n_updates % self.algo.ac.actor.policy_delay == 0
+        logs = self.step_fn(self.st, to_device(batch, self.device), due, discriminator, actor_critic)
+        return {n: t.cpu().numpy() for n, t in logs.items()}
 
     def iterate(self) -> list[dict[str, float]]:
         """One SAM iteration: collect c_max steps, then t_max training steps once learning has started.
         Returns each seed's means of :data:`LOGS` over those training steps (none before learning
-        starts; ``actor_loss`` only when the actor was updated)."""
+        starts; a log only when every training step had it, e.g. ``actor_loss`` when the actor was
+        updated in each)."""
         for _ in range(self.algo.schedule.env_steps):
             self.collect_step()
         logs: list[dict[str, float]] = [{} for _ in self.seeds]
         if self.learning:
-            means = np.mean([self.train_step() for _ in range(self.algo.schedule.train_steps)], axis=0)
-            logs = [{n: float(v) for n, v in zip(LOGS, row) if np.isfinite(v)} for row in means]
+            steps = [self.train_step() for _ in range(self.algo.schedule.train_steps)]
+            means = {n: np.mean([st[n] for st in steps], axis=0) for n in LOGS if all(n in st for st in steps)}
+            logs = [{n: float(v[i]) for n, v in means.items()} for i in range(self.k)]
         self.iterations += 1
         return logs
 
@@ -384,24 +395,31 @@ class SAMLearner(Learner[SAMConfig]):
         return logs
 
     def _exported(self, i: int) -> SAMPolicy:
-        """Seed ``i``'s networks in an SB3 ``TD3Policy`` (built once, loaded with the seed's current parameters)."""
-        a = self.algo
+        """Seed ``i``'s networks in an SB3 ``TD3Policy`` (built once, loaded with the seed's current
+        parameters). sac's deterministic action, ``tanh(m)``, is such an actor: its head's mean half
+        (sac keeps no target actor; the exported one is the online actor's mean)."""
+        ac = self.algo.ac
+        net = ac.network
         if self._policy is None:
             self._policy = SAMPolicy(
                 self.obs_space,
                 self.act_space,
                 lambda _: 0.0,
-                net_arch=a.network.hidden,
-                activation_fn=activation(a.network.activation, "algo.network.activation"),
-                n_critics=a.critic.n_critics,
-                layer_norm=a.network.layer_norm,
-                head_init=a.network.head_init,
+                net_arch=net.hidden,
+                activation_fn=activation(net.activation, f"algo.{self.algo.generator}.network.activation"),
+                n_critics=ac.critic.n_critics,
+                layer_norm=net.layer_norm,
+                head_init=net.head_init,
             )
-        ln, state = a.network.layer_norm, {}
+        ln, state = net.layer_norm, {}
+        head_w, head_b = self.upd.actor.head()
         for part, prefix in (("actor", "actor.mu.0."), ("actor_t", "actor_target.mu.0.")):
-            state.update({prefix + n: t for n, t in sequential_state(self.st[part], i, ln).items()})
+            actor = self.st.get(part, self.st["actor"])
+            if self.algo.stochastic:
+                actor = {**actor, head_w: actor[head_w][:, : self.act_dim], head_b: actor[head_b][..., : self.act_dim]}
+            state.update({prefix + n: t for n, t in sequential_state(actor, i, ln).items()})
         for part, prefix in (("critic", "critic."), ("critic_t", "critic_target.")):
-            for j in range(a.critic.n_critics):
+            for j in range(ac.critic.n_critics):
                 head = {n[len(f"q{j}.") :]: t for n, t in self.st[part].items() if n.startswith(f"q{j}.")}
                 state.update({f"{prefix}qf{j}.{n}": t for n, t in sequential_state(head, i, ln).items()})
         self._policy.load_state_dict({n: t.detach().cpu() for n, t in state.items()})
@@ -410,7 +428,7 @@ class SAMLearner(Learner[SAMConfig]):
     def _normalizer(self, i: int) -> Optional[ObsNormalizer]:
         if self.obs_rms is None:
             return None
-        return ObsNormalizer(self.obs_rms[i].mean.copy(), self.obs_rms[i].var.copy(), self.algo.obs_clip, 1e-8)
+        return ObsNormalizer(self.obs_rms[i].mean.copy(), self.obs_rms[i].var.copy(), self.algo.ac.obs_clip, 1e-8)
 
     def acting_policy(self, i: int = 0) -> LoadedPolicy:
         return LoadedPolicy(self._exported(i), self._normalizer(i))

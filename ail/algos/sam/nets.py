@@ -1,6 +1,7 @@
 """SAM's actor and critic as an SB3 ``TD3Policy``, the form a seed's networks are evaluated and saved in.
 
 SAM trains them stacked (:mod:`ail.algos.sam.stacked`); :func:`sequential_state` exports one seed.
+A ``sac`` actor is exported as its deterministic action ``tanh(m)``: the mean half of its head.
 
 sam-tf's forward passes (``networks.py``): ``[Dense(64) -> leaky_relu(0.2) -> LayerNorm] x 2``,
 then a head initialised U(-3e-3, 3e-3): ``tanh`` for the actor (scaled to the action bounds
@@ -11,7 +12,7 @@ quirk not copied). Being a ``TD3Policy``, it saves, loads and predicts like any 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from stable_baselines3.common.policies import ContinuousCritic
@@ -19,7 +20,7 @@ from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
 
-def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool, head_init: float) -> nn.Sequential:
+def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module], layer_norm: bool, head_init: Optional[float]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(n_in, width), activation()]
@@ -27,8 +28,9 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: type[nn.Module
             layers.append(nn.LayerNorm(width))
         n_in = width
     head = nn.Linear(n_in, n_out)
-    nn.init.uniform_(head.weight, -head_init, head_init)
-    nn.init.uniform_(head.bias, -head_init, head_init)
+    if head_init is not None:  # else nn.Linear's own init, as SB3's SAC keeps it
+        nn.init.uniform_(head.weight, -head_init, head_init)
+        nn.init.uniform_(head.bias, -head_init, head_init)
     layers.append(head)
     return nn.Sequential(*layers)
 
@@ -47,7 +49,7 @@ def sequential_state(p: dict[str, torch.Tensor], k: int, layer_norm: bool) -> di
 class SAMActor(Actor):
     """``mu(s) = tanh(MLP(s))`` in [-1, 1]^act_dim (SB3 rescales to the env's bounds)."""
 
-    def __init__(self, *args: Any, layer_norm: bool, head_init: float, **kwargs: Any):
+    def __init__(self, *args: Any, layer_norm: bool, head_init: Optional[float], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.layer_norm, self.head_init = layer_norm, head_init
         act_dim = int(self.action_space.shape[0])
@@ -60,7 +62,7 @@ class SAMActor(Actor):
 class SAMCritic(ContinuousCritic):
     """``n_critics`` Q heads over ``concat(s, a)``."""
 
-    def __init__(self, layer_norm: bool, head_init: float, **kwargs: Any):
+    def __init__(self, layer_norm: bool, head_init: Optional[float], **kwargs: Any):
         super().__init__(**kwargs)
         act_dim = int(self.action_space.shape[0])
         net_arch = kwargs["net_arch"]
@@ -75,7 +77,7 @@ class SAMCritic(ContinuousCritic):
 class SAMPolicy(TD3Policy):
     """TD3Policy whose actor and critics are :class:`SAMActor` / :class:`SAMCritic`."""
 
-    def __init__(self, *args: Any, layer_norm: bool, head_init: float, **kwargs: Any):
+    def __init__(self, *args: Any, layer_norm: bool, head_init: Optional[float], **kwargs: Any):
         self.layer_norm, self.head_init = layer_norm, head_init  # read by make_actor/make_critic during super().__init__
         super().__init__(*args, **kwargs)
 

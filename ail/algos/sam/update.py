@@ -9,21 +9,28 @@ discriminator step and one actor-critic step), in this order:
    penalty's ``eps`` are drawn by the caller). With absorbing states every terminal transition
    also adds an absorbing pair on its side (a masked extra batch of B rows, so shapes are fixed).
 2. **Targets** with the just-updated D: rewards ``r = reward(f(s, a))`` of every window step
-   (or the stored ones), ``Q' = min_j Q'_j(s', mu'(s') [+ clipped noise])`` for both bootstraps,
-   ``y_1 = r_0 + gamma (term_0 ? V_abs : Q'(s_1))`` and the n-step ``y_n``
+   (or the stored ones), the next state's value ``V'(s') = min_j Q'_j(s', a')`` for both
+   bootstraps, with ``a' = mu'(s') [+ clipped noise]`` (ddpg, td3: the target actor) or, for
+   sac, ``a' ~ pi(.|s')`` of the online actor and ``V'(s') = min_j Q'_j(s', a') - alpha log pi(a'|s')``;
+   ``y_1 = r_0 + gamma (term_0 ? V_abs : V'(s_1))`` and the n-step ``y_n``
    (:func:`ail.algos.sam.replay.nstep_return`); ``V_abs = r(absorbing) / (1 - gamma)`` or 0.
 3. **Pop-Art** folds ``y_1, y_n`` into each seed's statistics and rescales the online and target
    heads so their outputs in return units are unchanged (:meth:`SAMUpdate.popart_fold`).
 4. **Critic.** ``L_Q = sum_j [l(Q_j, y_n) + l(Q_j, y_1)] + nu/2 sum ||W_hidden||^2`` in
    normalised units (``l``: Huber or MSE; the 1-step term optional).
-5. **Actor** (every ``policy_delay`` updates): ``L_mu = -q_scale mean Q_1(s, mu(s)) - d_scale mean r(s, mu(s))
-   + preact_penalty mean u(s)^2``, where ``mu = tanh(u)`` (``u``: the actor's output before the tanh).
-6. **Polyak** on both targets.
+5. **Actor** (every ``policy_delay`` updates): ``L_pi = -q_scale mean Q(s, a) + alpha mean log pi(a|s)
+   - d_scale mean r(s, a) + preact_penalty mean m(s)^2`` with ``a`` the policy's action
+   (:meth:`SAMUpdate.sample`) and ``m`` its mean before the tanh. ddpg, td3: ``a = tanh(m)``,
+   ``log pi = 0`` and ``Q = Q_1`` (DDPG's and TD3's actor read the first critic); sac:
+   ``a = tanh(m + sigma eps)`` and ``Q = min_j Q_j``. Then sac's temperature, when learned:
+   ``L_alpha = -log(alpha) mean(log pi(a|s) + H_target)`` (SB3's form).
+6. **Polyak** on the target critics (and the target actor, which only ddpg and td3 have).
 
 Every gradient is per seed (losses are summed over the seed axis), clipped per seed to
 ``grad_clip``, averaged over gloo workers when there are any (:mod:`ail.distributed`), and
-applied by :class:`ail.algos.sam.stacked.Adam`. All state is updated in place; the function
-returns ``(K, len(LOGS))`` statistics. ``torch.compile(update)`` is the fast path and
+applied by :class:`ail.algos.sam.stacked.Adam` (the temperature's gradient is averaged over
+workers, not clipped, as SB3 leaves it). All state is updated in place; the function returns
+its statistics by name (:data:`D_LOGS`, :data:`AC_LOGS`, :data:`SAC_LOGS`), each ``(K,)``. ``torch.compile(update)`` is the fast path and
 ``update`` itself the eager reference: the same code, so nothing is written twice
 (:class:`ail.algos.sam.compile.Compiled` runs it compiled, with its fallbacks).
 """
@@ -31,7 +38,7 @@ returns ``(K, len(LOGS))`` statistics. ``torch.compile(update)`` is the fast pat
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -41,21 +48,55 @@ from ail import distributed
 from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.replay import nstep_return
 from ail.algos.sam.stacked import MLP, Adam, Params, clip_per_seed, polyak
-from ail.discriminator import check_obs_slice, reward_from_logits
+from ail.discriminator import LOSS_LOGS, check_obs_slice, reward_from_logits
 
-LOGS = (
-    "d_loss",
-    "d_expert",
-    "d_policy",
-    "d_acc_expert",
-    "d_acc_policy",
-    "d_entropy",
-    "d_grad_penalty",
-    "critic_loss",
-    "target_mean",
-    "reward_mean",
-    "actor_loss",
-)
+D_LOGS = LOSS_LOGS  # the discriminator step's, as every adversarial algorithm logs them
+AC_LOGS = ("critic_loss", "target_mean", "reward_mean")
+ACTOR_LOGS = ("actor_loss",)  # only from updates where the actor was due
+SAC_LOGS = ("alpha", "entropy")  # sac's temperature and -mean log pi(a|s), with the actor
+LOGS = D_LOGS + AC_LOGS + ACTOR_LOGS + SAC_LOGS
+
+
+class DBatch(TypedDict, total=False):
+    """The discriminator's batch, per seed (``K`` leading): ``B`` replay pairs against ``B`` expert
+    pairs, twice as many rows each with absorbing states (the second half masked by ``w_*``)."""
+
+    d_stats_obs: Tensor  # (K, 2B, obs_dim): raw observations folded into D's input statistics
+    p_obs: Tensor  # (K, B[*2], d_obs_dim): policy observations, absorbing flag last when on
+    p_act: Tensor  # (K, B[*2], act_dim): policy actions in [-1, 1]
+    e_obs: Tensor  # (K, B[*2], d_obs_dim): expert observations
+    e_act: Tensor  # (K, B[*2], act_dim): expert actions in the env's units
+    y_e: Tensor  # (K, B[*2]): expert labels (1, or smoothed)
+    eps: Tensor  # (K, B, 1): the gradient penalty's interpolation weights
+    w_p: Tensor  # (K, B[*2]): row weights (1, or the absorbing pairs' 0/1 mask)
+    w_e: Tensor  # (K, B[*2])
+
+
+class ACBatch(TypedDict, total=False):
+    """The actor-critic's batch: ``B`` replay rows per seed and their ``n``-step windows."""
+
+    obs: Tensor  # (K, B, obs_dim) raw
+    act: Tensor  # (K, B, act_dim) in [-1, 1]
+    next_obs: Tensor  # (K, B or 2B, obs_dim): s_1 of every row, then (n > 1) the window's last next state
+    term1: Tensor  # (K, B) bool: the row ended on a true termination
+    valid: Tensor  # (K, B, n) bool: window steps inside the row's episode
+    length: Tensor  # (K, B) steps in the window
+    terminal: Tensor  # (K, B) bool: the window ends on a true termination
+    win_obs: Tensor  # (K, B * n, d_obs_dim): the window's pairs, to reward with the current D
+    win_act: Tensor  # (K, B * n, act_dim)
+    r_stored: Tensor  # (K, B, n): rewards stored at collection (recompute_rewards=false or reward=env)
+    target_noise: Tensor  # (K, B or 2B, act_dim): td3's clipped smoothing noise
+    next_noise: Tensor  # (K, B or 2B, act_dim): sac's N(0, 1) draws of a' ~ pi(.|s')
+    noise: Tensor  # (K, B, act_dim): sac's N(0, 1) draws of a ~ pi(.|s) for the actor's loss
+
+
+class Sample(NamedTuple):
+    """An action of the policy: ``action (K, B, act_dim)`` in [-1, 1], ``log_prob (K, B)`` (0 for a
+    deterministic actor or action) and ``mean (K, B, act_dim)``, the action before the tanh without noise."""
+
+    action: Tensor
+    log_prob: Tensor
+    mean: Tensor
 
 
 def grad(f: Callable[..., Any], has_aux: bool = False, create_graph: bool = False) -> Callable[..., Any]:
@@ -86,8 +127,10 @@ def _head(p: Params, j: int) -> Params:
 class SAMUpdate:
     """The update of K stacked seeds for fixed shapes and settings (a change of either is a new graph).
 
-    :param algo: SAM's validated settings (``conf/algo/sam.yaml``); the update reads them as they are.
-    :param actor: ``obs_dim -> act_dim`` (tanh applied here: actions in [-1, 1]).
+    :param algo: SAM's validated settings (``conf/algo/sam.yaml``); the update reads them as they
+        are, the generator's through ``algo.ac``.
+    :param actor: ``obs_dim -> act_dim`` (deterministic: tanh applied here, actions in [-1, 1]) or
+        ``obs_dim -> 2 act_dim`` (sac: the Gaussian's mean, then its log-std).
     :param critic: ``obs_dim + act_dim -> 1``, one per head (parameters ``q{j}.<name>``).
     :param disc: ``d_obs_dim + act_dim -> 1`` logits (``d_obs_dim``: the observation entries D
         judges, ``algo.discriminator.obs_slice``, and the absorbing indicator).
@@ -96,11 +139,19 @@ class SAMUpdate:
 
     def __init__(self, algo: SAMConfig, actor: MLP, critic: MLP, disc: MLP, act_low: torch.Tensor, act_high: torch.Tensor):
         self.algo, self.actor, self.critic, self.disc = algo, actor, critic, disc
+        self.ac = ac = algo.ac
         self.act_low, self.act_span = act_low.float(), (act_high - act_low).float()
-        self.opt = {"actor": Adam(algo.actor.lr), "critic": Adam(algo.critic.lr), "disc": Adam(algo.discriminator.lr)}
+        self.act_dim = int(act_low.shape[0])
+        self.opt = {"actor": Adam(ac.actor.lr), "critic": Adam(ac.critic.lr), "disc": Adam(algo.discriminator.lr)}
+        self.stochastic = algo.stochastic
+        # sac's temperature: learned (log alpha per seed, its own Adam) or a fixed number.
+        self.learned_alpha = self.stochastic and ac.entropy.coef == "auto"
+        if self.learned_alpha:
+            self.opt["alpha"] = Adam(ac.entropy.lr)
+            self.target_entropy = -float(self.act_dim) if ac.entropy.target == "auto" else float(ac.entropy.target)
         # The env's reward (algo.reward=env) is stored at collection, as sam-tf stored D's (stale) one.
         self.recompute_rewards = algo.recompute_rewards and algo.reward != "env"
-        self.obs_clip = algo.obs_clip if algo.normalize_obs else math.inf  # unnormalised: raw, unclipped
+        self.obs_clip = ac.obs_clip if ac.normalize_obs else math.inf  # unnormalised: raw, unclipped
         self.obs_dim = actor.sizes[0]
         self.d_judged = check_obs_slice(algo.discriminator.obs_slice, self.obs_dim)
         self.d_narrowed = self.d_judged != slice(0, self.obs_dim)
@@ -115,21 +166,22 @@ class SAMUpdate:
     def build(cls, algo: SAMConfig, obs_dim: int, act_low: torch.Tensor, act_high: torch.Tensor) -> "SAMUpdate":
         """The update for SAM's settings and a task's shapes (raw observations, Box actions ``(act_dim,)``)."""
         act_dim = int(act_low.shape[0])
-        net, d = algo.network, algo.discriminator
-        actor = MLP((obs_dim, *net.hidden, act_dim), net.activation, net.layer_norm)
+        net, d = algo.ac.network, algo.discriminator
+        actor = MLP((obs_dim, *net.hidden, 2 * act_dim if algo.stochastic else act_dim), net.activation, net.layer_norm)
         critic = MLP((obs_dim + act_dim, *net.hidden, 1), net.activation, net.layer_norm)
         judged = check_obs_slice(d.obs_slice, obs_dim)
         d_in = judged.stop - judged.start + (1 if algo.absorbing else 0) + act_dim
         disc = MLP((d_in, *d.hidden, 1), d.activation, d.layer_norm, d.spectral_norm)
         return cls(algo, actor, critic, disc, act_low, act_high)
 
-    def init_state(self, generators: list[torch.Generator], head_init: float) -> dict[str, Params]:
+    def init_state(self, generators: list[torch.Generator]) -> dict[str, Params]:
         """Fresh state of K seeds, seed ``k``'s networks drawn from ``generators[k]``: networks
         (targets = online), optimiser moments, statistics."""
         k = len(generators)
+        head_init = self.ac.network.head_init
         actor = self.actor.init(generators, head_init)
         critic: Params = {}
-        for j in range(self.algo.critic.n_critics):
+        for j in range(self.ac.critic.n_critics):
             critic.update({f"q{j}.{n}": t for n, t in self.critic.init(generators, head_init).items()})
         disc = self.disc.init(generators)
         obs_dim = self.actor.sizes[0]
@@ -151,6 +203,11 @@ class SAMUpdate:
             "d_stats": moments(self.d_norm_dim),
             "obs_stats": {"mean": torch.zeros(k, 1, obs_dim), "std": torch.ones(k, 1, obs_dim)},
         }
+        if self.stochastic:
+            del state["actor_t"]  # sac bootstraps with the online actor's samples
+        if self.learned_alpha:
+            alpha = {"log_alpha": torch.full((k,), math.log(self.ac.entropy.init))}
+            state.update(alpha=alpha, opt_alpha=Adam.init(alpha))
         if self.disc.spectral_norm:
             state["disc_sn"] = self.disc.init_sn(generators)
             self.disc.power_iteration(disc, state["disc_sn"], steps=15)
@@ -161,13 +218,39 @@ class SAMUpdate:
         """Actor/replay actions in [-1, 1] -> the env's units."""
         return self.act_low + (scaled + 1.0) * 0.5 * self.act_span
 
-    def policy(self, p: Params, obs_n: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.actor(p, obs_n))
+    def sample(self, p: Params, obs_n: Tensor, noise: Optional[Tensor] = None) -> Sample:
+        """The policy's action at normalised observations ``obs_n (K, B, obs_dim)``: the one place
+        the actor's output becomes an action (collection, targets, the actor's loss, parameter noise).
+
+        Deterministic actor: ``a = tanh(m)``, ``log pi = 0``. sac: ``m, log sigma = actor(s)``
+        (``log sigma`` clipped to ``log_std_bounds``), ``u = m + sigma noise`` (``noise (K, B,
+        act_dim) ~ N(0, 1)``; None: ``u = m``, the deterministic action SAC is evaluated with),
+        ``a = tanh(u)`` and ``log pi(a|s) = sum_i [log N(u_i; m_i, sigma_i) - log(1 - tanh(u_i)^2)]``,
+        the last term in its overflow-free form ``2 (log 2 - u - softplus(-2u))`` (SB3 subtracts
+        ``log(1 - a^2 + 1e-6)``, which the epsilon biases where ``|a|`` nears 1)."""
+        out = self.actor(p, obs_n)
+        if not self.stochastic:
+            return Sample(torch.tanh(out), out.new_zeros(out.shape[:-1]), out)
+        mean, log_std = out.split(self.act_dim, dim=-1)
+        if noise is None:
+            return Sample(torch.tanh(mean), out.new_zeros(out.shape[:-1]), mean)
+        low, high = self.ac.log_std_bounds
+        log_std = log_std.clamp(low, high)
+        u = mean + log_std.exp() * noise
+        gauss = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+        squash = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+        return Sample(torch.tanh(u), (gauss - squash).sum(-1), mean)
+
+    def alpha(self, st: dict[str, Params]) -> Tensor:
+        """sac's temperature per seed ``(K, 1)``, no gradient."""
+        if self.learned_alpha:
+            return st["alpha"]["log_alpha"].detach().exp().unsqueeze(1)
+        return st["popart"]["mean"].new_full((st["popart"]["mean"].shape[0], 1), float(self.ac.entropy.coef)).float()
 
     def q_values(self, p: Params, obs_n: torch.Tensor, act: torch.Tensor) -> list[torch.Tensor]:
         """Every head's ``(K, B)`` value (normalised units under Pop-Art)."""
         x = torch.cat([obs_n, act], dim=-1)
-        return [self.critic(_head(p, j), x).squeeze(-1) for j in range(self.algo.critic.n_critics)]
+        return [self.critic(_head(p, j), x).squeeze(-1) for j in range(self.ac.critic.n_critics)]
 
     def features(self, stats: Params, obs: torch.Tensor, env_act: torch.Tensor) -> torch.Tensor:
         """D's input ``(K, B, d_obs_dim + act_dim)`` from raw obs (with the absorbing flag last) and env actions."""
@@ -222,50 +305,50 @@ class SAMUpdate:
             g = grad(lambda x: self.disc(dp, x).sum(), create_graph=True)(x_hat)  # rows and seeds are independent: per-sample gradients
             gp = (g.norm(2, dim=-1) - 1).pow(2).mean(1)
             loss = loss + d.grad_penalty * gp
-        logs = torch.stack(
-            [
-                loss,
-                (torch.sigmoid(f_e) * w_e).sum(1) / n_e,
-                (torch.sigmoid(f_p) * w_p).sum(1) / n_p,
-                ((f_e > 0).float() * w_e).sum(1) / n_e,
-                ((f_p < 0).float() * w_p).sum(1) / n_p,
-                entropy,
-                gp,
-            ],
-            dim=1,
-        ).detach()
-        return loss.sum(), logs
+        logs = {
+            "d_loss": loss,
+            "d_expert": (torch.sigmoid(f_e) * w_e).sum(1) / n_e,
+            "d_policy": (torch.sigmoid(f_p) * w_p).sum(1) / n_p,
+            "d_acc_expert": ((f_e > 0).float() * w_e).sum(1) / n_e,
+            "d_acc_policy": ((f_p < 0).float() * w_p).sum(1) / n_p,
+            "d_entropy": entropy,
+            "d_grad_penalty": gp,
+        }
+        return loss.sum(), {n: t.detach() for n, t in logs.items()}
 
     def critic_loss(self, cp: Params, obs_n: torch.Tensor, act: torch.Tensor, y1: torch.Tensor, yn: torch.Tensor):
-        a = self.algo
-        loss_fn = F.smooth_l1_loss if a.critic.loss == "huber" else F.mse_loss
+        ac = self.ac
+        loss_fn = F.smooth_l1_loss if ac.critic.loss == "huber" else F.mse_loss
         loss = obs_n.new_zeros(obs_n.shape[0])
         for q in self.q_values(cp, obs_n, act):
             loss = loss + loss_fn(q, yn, reduction="none").mean(1)
-            if a.one_step_loss:
+            if ac.one_step_loss:
                 loss = loss + loss_fn(q, y1, reduction="none").mean(1)
-        for j in range(a.critic.n_critics):
+        for j in range(ac.critic.n_critics):
             for name in self.critic.hidden_kernels():
-                loss = loss + a.critic.weight_decay * 0.5 * cp[f"q{j}.{name}"].pow(2).flatten(1).sum(1)
+                loss = loss + ac.critic.weight_decay * 0.5 * cp[f"q{j}.{name}"].pow(2).flatten(1).sum(1)
         return loss.sum(), loss.detach()
 
-    def actor_loss(self, ap: Params, cp: Params, obs_n: torch.Tensor, popart: Params, dp: Params, stats: Params, raw_obs: torch.Tensor):
-        a = self.algo
-        u = self.actor(ap, obs_n)
-        mu = torch.tanh(u)
-        q = self.q_values(cp, obs_n, mu)[0]
-        if a.critic.popart:
+    def actor_loss(self, ap: Params, cp: Params, obs_n: Tensor, popart: Params, dp: Params, stats: Params, raw_obs: Tensor, alpha: Tensor, noise: Optional[Tensor]):
+        """Sum over seeds of ``L_pi``; aux: the ``(K,)`` losses and ``log pi (K, B)`` of the actions taken."""
+        a, ac = self.algo, self.ac
+        pi = self.sample(ap, obs_n, noise)
+        qs = self.q_values(cp, obs_n, pi.action)
+        q = torch.stack(qs).min(0).values if self.stochastic else qs[0]  # DDPG's and TD3's actor read the first critic
+        if ac.critic.popart:
             q = (q.double() * self._sigma(popart).unsqueeze(1) + popart["mean"].unsqueeze(1)).float()
-        loss = -a.actor.q_scale * q.mean(1)
-        if a.actor.d_scale:
+        loss = -ac.actor.q_scale * q.mean(1)
+        if self.stochastic:
+            loss = loss + alpha.squeeze(1) * pi.log_prob.mean(1)
+        if ac.actor.d_scale:
             if a.absorbing:  # the replay's observations are real states: D's absorbing flag is 0 for them
                 raw_obs = torch.cat([raw_obs, raw_obs.new_zeros(*raw_obs.shape[:-1], 1)], dim=-1)
-            loss = loss - a.actor.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(mu)).mean(1)
-        if a.actor.preact_penalty:
+            loss = loss - ac.actor.d_scale * self.rewards(dp, stats, raw_obs, self.env_action(pi.action)).mean(1)
+        if ac.actor.preact_penalty:
             # Where tanh is flat the critic's gradient no longer reaches the actor, which then stays
-            # at the action bounds (measured on Ant: docs/notes/sam.md); this pulls u back where it does.
-            loss = loss + a.actor.preact_penalty * u.pow(2).mean((1, 2))
-        return loss.sum(), loss.detach()
+            # at the action bounds (measured on Ant: docs/notes/sam.md); this pulls m back where it does.
+            loss = loss + ac.actor.preact_penalty * pi.mean.pow(2).mean((1, 2))
+        return loss.sum(), (loss.detach(), pi.log_prob.detach())
 
     def popart_fold(self, pop: Params, targets: torch.Tensor, critics: list[Params]) -> None:
         """Fold ``targets (K, M)`` (return units) into each seed's Pop-Art statistics and rescale the
@@ -285,33 +368,33 @@ class SAMUpdate:
         new_sigma = self._sigma(pop)
         shift, scale = (old_mean - pop["mean"]).view(k, 1, 1), new_sigma.view(k, 1, 1)
         for params in critics:
-            for j in range(self.algo.critic.n_critics):
+            for j in range(self.ac.critic.n_critics):
                 w, b = (f"q{j}.{n}" for n in self.critic.head())
                 params[b].copy_(((old_sigma.view(k, 1, 1) * params[b].double() + shift) / scale).float())
                 params[w].mul_((old_sigma / new_sigma).view(k, 1, 1).float())
 
     def _sigma(self, popart: Params) -> torch.Tensor:
-        return popart["var"].clamp(min=self.algo.critic.popart_min_var).sqrt()
+        return popart["var"].clamp(min=self.ac.critic.popart_min_var).sqrt()
 
-    def _step(self, name: str, params: Params, grads: Params, opt_state: Params) -> None:
+    def _step(self, name: str, params: Params, grads: Params, opt_state: Params, clip: bool = True) -> None:
         distributed.average_tensors(list(grads.values()))  # workers first, then each seed's clip (as SB3 workers would)
-        grads = clip_per_seed(grads, self.algo.grad_clip)
+        if clip:
+            grads = clip_per_seed(grads, self.algo.grad_clip)
         self.opt[name].step(params, grads, opt_state)
 
     # ----- the update --------------------------------------------------------------------------
-    def update(
-        self, st: dict[str, Params], b: dict[str, torch.Tensor], actor_due: bool, discriminator: bool = True, actor_critic: bool = True
-    ) -> torch.Tensor:
-        """One update of every seed; ``st``: the learner state, ``b``: the batch (see module docstring).
+    def update(self, st: dict[str, Params], b: dict[str, Tensor], actor_due: bool, discriminator: bool = True, actor_critic: bool = True) -> dict[str, Tensor]:
+        """One update of every seed; ``st``: the learner state, ``b``: a :class:`DBatch` and/or an
+        :class:`ACBatch` (the halves that run).
 
         ``discriminator`` / ``actor_critic``: run that half (a schedule with ``d_steps`` or
         ``g_steps`` above 1 calls the halves apart; each combination is its own graph). Returns
-        ``(K, len(LOGS))``: the logs of a half that did not run, and ``actor_loss`` when the actor
-        was not due, are 0."""
-        a = self.algo
+        the ``(K,)`` logs of the halves that ran: :data:`D_LOGS`, :data:`AC_LOGS`, and when the
+        actor was due :data:`ACTOR_LOGS` (and sac's :data:`SAC_LOGS`)."""
+        a, ac = self.algo, self.ac
         k = st["popart"]["mean"].shape[0]
         dev = st["popart"]["mean"].device
-        d_logs = torch.zeros(k, 7, device=dev)
+        logs: dict[str, Tensor] = {}
         if discriminator:
             # 1. Discriminator: its input statistics, then one step.
             if a.discriminator.normalize_obs:
@@ -323,9 +406,11 @@ class SAMUpdate:
                 self.disc.power_iteration(st["disc"], sn)
             g_d, d_logs = grad(self.d_loss, has_aux=True)(st["disc"], sn, x_e, x_p, b["y_e"], b["eps"], b["w_e"], b["w_p"])
             self._step("disc", st["disc"], g_d, st["opt_disc"])
+            logs.update(d_logs)
         if not actor_critic:
-            return torch.cat([d_logs, torch.zeros(k, 4, device=dev)], dim=1)
+            return logs
         dp = self.d_params(st)
+        alpha = self.alpha(st) if self.stochastic else None
         # 2. Targets in return units, with the updated D.
         with torch.no_grad():
             v_abs = self.absorbing_value(dp, st["d_stats"], k) if a.absorbing else torch.zeros(k, device=dev)
@@ -336,18 +421,24 @@ class SAMUpdate:
             else:
                 r_win = b["r_stored"]
             next_n = self.normalize(st["obs_stats"], b["next_obs"])
-            next_act = self.policy(st["actor_t"], next_n)
-            if a.critic.target_noise > 0:
+            if self.stochastic:
+                nxt = self.sample(st["actor"], next_n, b["next_noise"])
+            else:
+                nxt = self.sample(st["actor_t"], next_n)
+            next_act = nxt.action
+            if not self.stochastic and ac.critic.target_noise > 0:
                 next_act = (next_act + b["target_noise"]).clamp(-1, 1)
-            q_next = torch.stack(self.q_values(st["critic_t"], next_n, next_act)).min(0).values
+            v_next = torch.stack(self.q_values(st["critic_t"], next_n, next_act)).min(0).values
             pop = st["popart"]
-            if a.critic.popart:
-                q_next = (q_next.double() * self._sigma(pop).unsqueeze(1) + pop["mean"].unsqueeze(1)).float()
-            y1 = r_win[:, :, 0] + a.gamma * torch.where(b["term1"], v_abs.unsqueeze(1), q_next[:, :bsz])
-            yn = nstep_return(r_win, b["valid"], b["length"], b["terminal"], q_next[:, bsz:], a.gamma, v_abs.unsqueeze(1)) if n > 1 else y1
-            target_mean, reward_mean = yn.mean(1), r_win[:, :, 0].mean(1)
+            if ac.critic.popart:
+                v_next = (v_next.double() * self._sigma(pop).unsqueeze(1) + pop["mean"].unsqueeze(1)).float()
+            if self.stochastic:
+                v_next = v_next - alpha * nxt.log_prob
+            y1 = r_win[:, :, 0] + a.gamma * torch.where(b["term1"], v_abs.unsqueeze(1), v_next[:, :bsz])
+            yn = nstep_return(r_win, b["valid"], b["length"], b["terminal"], v_next[:, bsz:], a.gamma, v_abs.unsqueeze(1)) if n > 1 else y1
+            logs.update(target_mean=yn.mean(1), reward_mean=r_win[:, :, 0].mean(1))
             # 3. Pop-Art: fold the targets in, rescale every head, compare in normalised units.
-            if a.critic.popart:
+            if ac.critic.popart:
                 self.popart_fold(pop, torch.cat([y1, yn], dim=1), [st["critic"], st["critic_t"]])
                 mean, sigma = pop["mean"].unsqueeze(1), self._sigma(pop).unsqueeze(1)
                 y1, yn = ((y1.double() - mean) / sigma).float(), ((yn.double() - mean) / sigma).float()
@@ -355,15 +446,25 @@ class SAMUpdate:
         obs_n = self.normalize(st["obs_stats"], b["obs"])
         g_c, c_loss = grad(self.critic_loss, has_aux=True)(st["critic"], obs_n, b["act"], y1, yn)
         self._step("critic", st["critic"], g_c, st["opt_critic"])
-        # 5. Actor, then 6. Polyak.
-        a_loss = torch.zeros(k, device=dev)
+        logs["critic_loss"] = c_loss
+        # 5. Actor (and sac's temperature), then 6. Polyak.
         if actor_due:
-            g_a, a_loss = grad(self.actor_loss, has_aux=True)(st["actor"], st["critic"], obs_n, pop, dp, st["d_stats"], b["obs"])
+            g_a, (a_loss, log_prob) = grad(self.actor_loss, has_aux=True)(
+                st["actor"], st["critic"], obs_n, pop, dp, st["d_stats"], b["obs"], alpha, b.get("noise")
+            )
             self._step("actor", st["actor"], g_a, st["opt_actor"])
+            logs["actor_loss"] = a_loss
+            if self.stochastic:
+                if self.learned_alpha:
+                    # d/d(log alpha) of -log(alpha) mean(log pi + H_target): no autograd needed.
+                    g_alpha = {"log_alpha": -(log_prob.mean(1) + self.target_entropy)}
+                    self._step("alpha", st["alpha"], g_alpha, st["opt_alpha"], clip=False)
+                logs.update(alpha=alpha.squeeze(1), entropy=-log_prob.mean(1))
             with torch.no_grad():
                 polyak(st["critic_t"], st["critic"], a.tau)
-                polyak(st["actor_t"], st["actor"], a.tau)
-        return torch.cat([d_logs, torch.stack([c_loss, target_mean, reward_mean, a_loss], dim=1)], dim=1)
+                if not self.stochastic:
+                    polyak(st["actor_t"], st["actor"], a.tau)
+        return logs
 
 
 def fold_moments(stats: Params, x: torch.Tensor, squeeze: bool = False) -> None:
