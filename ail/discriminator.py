@@ -26,8 +26,16 @@ Reward variants (``reward_from_logits``), all functions of the logit ``f``:
 
 Inputs: observations are standardised by running statistics (SB3 ``RunningMeanStd``, updated
 from expert and policy batches) and clipped to [-clip, clip]. Discrete actions are one-hot
-encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw. (SAM's absorbing states
-enter its own stacked D: :mod:`ail.algos.sam.update`.)
+encoded (the CartPole blog's 4 + 2 inputs); continuous ones enter raw.
+
+One set of D's math for every algorithm: the loss terms on logits (:func:`loss_from_logits`), the
+penalty's inputs and value (:func:`interpolate`, :func:`penalty`) and DAC's absorbing pairs
+(:func:`absorbing_pairs`) are functions that :class:`Discriminator` (one network, GAIL, MGAIL,
+Dyna-AIL, through :meth:`Discriminator.step`) and SAM's stacked update (K seeds,
+:mod:`ail.algos.sam.update`) both call, on ``(B,)`` or ``(K, B)`` rows. What the stacked update
+keeps of its own carries a seed axis: its MLP and spectral norm (:mod:`ail.algos.sam.stacked`)
+and its float64 running statistics (``fold_moments``), checked against this module and SB3's
+``RunningMeanStd`` by tests/test_sam_update.py.
 
 Which observation entries D judges (``obs_slice``): all of them by default, or only the entries
 ``[start, stop)`` of the observation. The policy and
@@ -244,40 +252,120 @@ class Discriminator(nn.Module):
         y_e, eps = y_e.to(x_e.device), eps.to(x_e.device)  # drawn on the CPU: one stream whatever the device
         parts = [x_e, x_p]
         if grad_penalty > 0:
-            n = len(eps)
-            x_hat = (eps * x_e[:n] + (1 - eps) * x_p[:n]).requires_grad_(True)
+            x_hat = interpolate(x_e, x_p, eps).requires_grad_(True)
             parts.append(x_hat)
         # One forward pass over expert, policy and interpolated inputs: a third of the kernel launches.
         f = self(torch.cat(parts))
-        f_e, f_p = f[:n_e], f[n_e : n_e + n_p]
-        loss_e = F.binary_cross_entropy_with_logits(f_e, y_e)
-        loss_p = F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p))
-        f_all = torch.cat([f_e, f_p])
-        # Bernoulli entropy H(sigmoid(f)) = softplus(f) - f * sigmoid(f), stable for large |f|.
-        entropy = (F.softplus(f_all) - f_all * torch.sigmoid(f_all)).mean()
-        loss = loss_e + loss_p - entropy_weight * entropy
-        gp = loss.new_zeros(())
+        loss, terms = loss_from_logits(f[:n_e], f[n_e : n_e + n_p], y_e, entropy_weight)
         if grad_penalty > 0:
             (grad,) = torch.autograd.grad(f[n_e + n_p :].sum(), x_hat, create_graph=True)
-            gp = (grad.norm(2, dim=1) - 1).pow(2).mean()
-            loss = loss + grad_penalty * gp
+            terms["d_grad_penalty"] = penalty(grad)
+            loss = loss + grad_penalty * terms["d_grad_penalty"]
         if not torch.isfinite(loss):
             raise TrainingError("the discriminator loss is NaN/inf")
-        with torch.no_grad():
-            # One conversion for all statistics: each float() on a tensor costs a dispatch.
-            values = torch.stack(
-                [
-                    loss.detach(),
-                    torch.sigmoid(f_e).mean(),
-                    torch.sigmoid(f_p).mean(),
-                    (f_e > 0).float().mean(),
-                    (f_p < 0).float().mean(),
-                    entropy.detach(),
-                    gp.detach(),
-                ]
-            ).tolist()
-            logs = dict(zip(LOSS_LOGS, values))
-        return loss, logs
+        terms["d_loss"] = loss
+        # One conversion for all statistics: each float() on a tensor costs a dispatch.
+        values = torch.stack([terms[n].detach() for n in LOSS_LOGS]).tolist()
+        return loss, dict(zip(LOSS_LOGS, values))
+
+    def step(
+        self,
+        optimizer: torch.optim.Optimizer,
+        expert_obs: Any,
+        expert_actions: Any,
+        policy_obs: Any,
+        policy_actions: Any,
+        settings: DiscriminatorConfig,
+        generator: Optional[torch.Generator] = None,
+        encoded: bool = False,
+    ) -> dict[str, float]:
+        """One optimiser step on :meth:`loss` with an algorithm's ``algo.discriminator`` settings (its
+        penalty, smoothing and entropy weight); returns the loss's logs. The input statistics are
+        the caller's to update (:meth:`update_obs_stats`), once per batch or per round."""
+        self.train()
+        loss, logs = self.loss(
+            expert_obs,
+            expert_actions,
+            policy_obs,
+            policy_actions,
+            grad_penalty=settings.grad_penalty,
+            label_smoothing=settings.label_smoothing,
+            entropy_weight=settings.entropy_weight,
+            generator=generator,
+            encoded=encoded,
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        self.eval()
+        return logs
+
+
+# ----- D's math on logits, shared by the module above (one seed) and SAM's stacked update (K seeds)
+def _mean(x: torch.Tensor, w: Optional[torch.Tensor]) -> torch.Tensor:
+    """The ``w``-weighted mean over the last axis (rows; masked rows weigh 0), or with ``w`` None the
+    plain mean of one seed's ``(B,)`` rows."""
+    return x.mean() if w is None else (x * w).sum(-1) / w.sum(-1)
+
+
+def _bce(f: torch.Tensor, y: torch.Tensor, w: Optional[torch.Tensor]) -> torch.Tensor:
+    # Unweighted, torch's own mean reduction: its backward is not the one of an explicit mean, and
+    # one seed's D keeps the gradients (so the curves) it had before this math was shared.
+    if w is None:
+        return F.binary_cross_entropy_with_logits(f, y)
+    return _mean(F.binary_cross_entropy_with_logits(f, y, reduction="none"), w)
+
+
+def loss_from_logits(
+    f_e: torch.Tensor,
+    f_p: torch.Tensor,
+    y_e: torch.Tensor,
+    entropy_weight: float,
+    w_e: Optional[torch.Tensor] = None,
+    w_p: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``BCE(f_p, 0) + BCE(f_e, y_e) - w_ent H(D)`` from logits, rows last: one seed's ``(B,)`` or,
+    with row weights ``w_e``, ``w_p`` (SAM's absorbing pairs: masked rows weigh 0), ``(K, B)`` of K
+    seeds; and the statistics :data:`LOSS_LOGS` names, each ``()`` or ``(K,)``; ``d_loss`` and the
+    penalty are the caller's to add. ``H``: the Bernoulli entropy ``softplus(f) - f sigmoid(f)``
+    (stable for large ``|f|``) over both batches."""
+    loss_e = _bce(f_e, y_e, w_e)
+    loss_p = _bce(f_p, torch.zeros_like(f_p), w_p)
+    f_all = torch.cat([f_e, f_p], dim=-1)
+    w_all = None if w_e is None else torch.cat([w_e, w_p], dim=-1)
+    entropy = _mean(F.softplus(f_all) - f_all * torch.sigmoid(f_all), w_all)
+    terms = {
+        "d_expert": _mean(torch.sigmoid(f_e), w_e),
+        "d_policy": _mean(torch.sigmoid(f_p), w_p),
+        "d_acc_expert": _mean((f_e > 0).float(), w_e),
+        "d_acc_policy": _mean((f_p < 0).float(), w_p),
+        "d_entropy": entropy,
+        "d_grad_penalty": torch.zeros_like(entropy),
+    }
+    return loss_e + loss_p - entropy_weight * entropy, terms
+
+
+def interpolate(x_e: torch.Tensor, x_p: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The gradient penalty's inputs ``eps x_e + (1 - eps) x_p`` on the first ``eps.shape[-2]`` rows."""
+    n = eps.shape[-2]
+    return eps * x_e[..., :n, :] + (1 - eps) * x_p[..., :n, :]
+
+
+def penalty(grad: torch.Tensor) -> torch.Tensor:
+    """``mean_b (||grad_b||_2 - 1)^2`` of per-row input gradients ``(..., B, d)``."""
+    return (grad.norm(2, dim=-1) - 1).pow(2).mean(-1)
+
+
+def absorbing_pairs(obs: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DAC's absorbing states (Kostrikov et al. 2019) on one side of D's batch: after the ``B`` pairs
+    ``obs (..., B, n + 1)`` (real states: absorbing indicator 0, last), ``actions (..., B, a)``, B
+    more rows follow, the absorbing state (zeros, indicator 1) with a zero action, each weighing 1
+    where its pair's transition ended in a true termination (``terminal (..., B)``) and 0 elsewhere,
+    so shapes stay fixed. Returns the ``2B`` rows and their weights ``(..., 2B)``."""
+    absorbing = torch.zeros_like(obs)
+    absorbing[..., -1] = 1.0
+    weights = torch.cat([torch.ones(terminal.shape), terminal.float()], dim=-1)
+    return torch.cat([obs, absorbing], dim=-2), torch.cat([actions, torch.zeros_like(actions)], dim=-2), weights
 
 
 def sample_loss_noise(

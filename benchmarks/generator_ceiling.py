@@ -1,17 +1,21 @@
-"""How far GAIL's generator gets on a task with the true reward: the ceiling of ``algo=gail`` there.
+"""How far a generator gets on a task with the true reward: the ceiling of imitation with it there.
 
-    python benchmarks/generator_ceiling.py [--env ant] [--steps N] [--eval-every N] [--episodes 10] [--seed 0] [OVERRIDE ...]
+    python benchmarks/generator_ceiling.py [--algo gail|sam] [--env ant] [--steps N] [--eval-every N] [--episodes 10] [--seed 0] [OVERRIDE ...]
 
-The generator is built exactly as ``algo=gail`` builds it (conf/algo/gail.yaml, the task's
-conf/algo_env/gail_<env>.yaml, then any Hydra OVERRIDE such as ``algo.ppo.n_steps=4096``): the same
-SB3 algorithm, policy, settings and observation normalisation, on the environment's own reward in
-place of the discriminator's. If this run stays below 0.9 within GAIL's budget, GAIL (the same
-generator on D's reward) would need a reward far easier to climb than the task's own: the
-generator's settings are what to tune first. Prints one row per evaluation (deterministic
-episodes, the normalised score of ``ail.evaluation``).
+``--algo gail`` (default): the generator is built exactly as ``algo=gail`` builds it
+(conf/algo/gail.yaml, the task's conf/algo_env/gail_<env>.yaml, then any Hydra OVERRIDE such as
+``algo.ppo.n_steps=4096``): the same SB3 algorithm, policy, settings and observation
+normalisation, on the environment's own reward in place of the discriminator's. If this run
+stays below 0.9 within GAIL's budget, GAIL (the same generator on D's reward) would need a reward
+far easier to climb than the task's own: the generator's settings are what to tune first.
 
-SAM's generator needs no script: ``python launch.py algo=sam env=ant algo.reward=env`` trains its
-actor-critic on the task's own reward, with a run directory like any other.
+``--algo sam``: SB3's own DDPG, TD3 or SAC (``algo.generator``, sac unless an OVERRIDE says
+otherwise) with SAM's settings for it: the same networks, batch, buffer, discount, Polyak rate,
+random warm-up, replay ratio (``schedule``), entropy temperature and observation normalisation.
+It is the reference for SAM's own actor-critic on the true reward, which needs no script:
+``python launch.py algo=sam algo.generator=sac algo.reward=env env=ant`` (docs/algorithms/sam.md).
+
+Prints one row per evaluation (deterministic episodes, the normalised score of ``ail.evaluation``).
 """
 
 from __future__ import annotations
@@ -19,14 +23,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecNormalize
 
+from ail.activations import activation
 from ail.algos.gail import GAILConfig, build_generator
+from ail.algos.sam.config import SACActorCritic, SAMConfig
 from ail.config import CONF_DIR, check_config, register_resolvers
 from ail.envs import make_vec_env
 from ail.errors import ConfigError
@@ -37,6 +46,7 @@ from ail.schema import algo_settings
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", default="gail", choices=["gail", "sam"], help="whose generator (sam: SB3's algorithm of algo.generator)")
     parser.add_argument("--env", default="ant", help="short env name (conf/env/<name>.yaml)")
     parser.add_argument("--steps", type=int, default=None, help="env steps (default: GAIL's budget, train.env_steps)")
     parser.add_argument("--eval-every", type=int, default=100_000)
@@ -47,21 +57,21 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["algo=gail", f"env={args.env}", *args.overrides])
+        default = ["algo.generator=sac"] if args.algo == "sam" else []
+        cfg = compose("config", overrides=[f"algo={args.algo}", f"env={args.env}", *default, *args.overrides])
     try:
         check_config(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     a = algo_settings(cfg)
-    assert isinstance(a, GAILConfig)
     steps = args.steps or int(cfg.train.env_steps)
     info = expert_info(args.env)
-    venv = make_vec_env(args.env, n_envs=a.n_envs, seed=args.seed, subprocess=a.vec_env == "subproc")
-    if a.normalize_obs:
-        # As GAIL wraps its generator's env: observations normalised, the reward left as it comes.
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=a.sb3_kwargs.gamma)
-    model = build_generator(a, venv, args.seed)
+    try:
+        venv, model = gail_generator(a, args) if isinstance(a, GAILConfig) else sam_reference(a, args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     def act(obs: np.ndarray) -> np.ndarray:
         x = venv.normalize_obs(obs) if isinstance(venv, VecNormalize) else obs
@@ -93,12 +103,64 @@ def main(argv: list[str]) -> int:
         def _on_step(self) -> bool:
             return True
 
-    print(f"{a.generator} on {cfg.env.id} with the true reward, {steps} env steps, seed {args.seed}; overrides: {args.overrides or 'none'}")
+    what = f"{type(model).__name__} ({args.algo}'s {a.generator})"
+    print(f"{what} on {cfg.env.id} with the true reward, {steps} env steps, seed {args.seed}; overrides: {args.overrides or 'none'}")
     print(f"{'env steps':>10s} {'return':>20s} {'score':>7s} {'ended early':>11s} {'minutes':>8s}", flush=True)
     # One learn() call over the whole budget, as GAIL's: its learning-rate and clip schedules decay over all of it.
     model.learn(steps, callback=Every())
     report()
     return 0
+
+
+def gail_generator(a: GAILConfig, args: argparse.Namespace) -> tuple[Any, Any]:
+    """GAIL's generator and its env, as ``algo=gail`` builds them."""
+    venv = make_vec_env(args.env, n_envs=a.n_envs, seed=args.seed, subprocess=a.vec_env == "subproc")
+    if a.normalize_obs:
+        # As GAIL wraps its generator's env: observations normalised, the reward left as it comes.
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=a.sb3_kwargs.gamma)
+    return venv, build_generator(a, venv, args.seed)
+
+
+def sam_reference(a: SAMConfig, args: argparse.Namespace) -> tuple[Any, Any]:
+    """SB3's algorithm of ``algo.generator`` with SAM's settings for it, and its env."""
+    ac, gen = a.ac, a.generator
+    if ac.actor.lr != ac.critic.lr:
+        raise ConfigError(
+            f"algo.{gen}.actor.lr={ac.actor.lr} and algo.{gen}.critic.lr={ac.critic.lr} differ, and SB3's {gen.upper()} has one "
+            f"learning rate; accepted here: equal rates"
+        )
+    venv = make_vec_env(args.env, n_envs=1, seed=args.seed)
+    if ac.normalize_obs:
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=a.gamma, clip_obs=ac.obs_clip)
+    act_dim = venv.action_space.shape[0]
+    net = ac.network
+    kwargs: dict[str, Any] = {
+        "learning_rate": ac.actor.lr,
+        "buffer_size": a.buffer_size,
+        "learning_starts": ac.learning_starts,
+        "batch_size": a.batch_size,
+        "tau": a.tau,
+        "gamma": a.gamma,
+        "train_freq": a.schedule.env_steps,
+        "gradient_steps": a.schedule.train_steps * a.schedule.g_steps,
+        "policy_kwargs": {
+            "net_arch": list(net.hidden),
+            "activation_fn": activation(net.activation, f"algo.{gen}.network.activation"),
+            "n_critics": ac.critic.n_critics,
+        },
+    }
+    if isinstance(ac, SACActorCritic):
+        e = ac.entropy
+        kwargs["ent_coef"] = f"auto_{e.init}" if e.coef == "auto" else e.coef
+        kwargs["target_entropy"] = e.target
+    else:
+        kwargs["policy_delay"] = ac.actor.policy_delay
+        kwargs["target_policy_noise"] = ac.critic.target_noise
+        kwargs["target_noise_clip"] = ac.critic.target_noise_clip
+        sigma = ac.exploration.action_noise_sigma * np.ones(act_dim)
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(act_dim), sigma)  # SB3's TD3 explores with Gaussian noise
+    cls = {"ddpg": TD3, "td3": TD3, "sac": SAC}[gen]  # SB3's DDPG is TD3 with one critic, no delay and no smoothing
+    return venv, cls("MlpPolicy", venv, seed=args.seed, device="cpu", **kwargs)
 
 
 if __name__ == "__main__":

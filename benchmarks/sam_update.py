@@ -1,6 +1,10 @@
-"""SAM's stacked update (ail/algos/sam/update.py) alone, next to SB3 DDPG's update, in one run.
+"""SAM's stacked update (ail/algos/sam/update.py) alone, next to SB3's update of the same generator, in one run.
 
-    python benchmarks/sam_update.py [--env hopper] [--ks 1 2 4 8] [--seconds 10] [--eager] [--device cuda] [--process-steps 100000]
+    python benchmarks/sam_update.py [--env hopper] [--generator ddpg|td3|sac] [--ks 1 2 4 8] [--seconds 10] [--eager]
+                                    [--device cuda] [--process-steps 100000]
+
+``--generator`` (default ddpg, the paper's SAM) picks SAM's actor-critic (``algo.generator``) and
+the SB3 algorithm it is timed against: DDPG, TD3 or SAC (where "DDPG" is written below, read that one).
 
 One torch thread. For each K: SAM updates/s and seed-updates/s of the compiled update (and the
 uncompiled one with ``--eager``), on a batch of random data with the task's shapes and
@@ -38,7 +42,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
-from stable_baselines3 import DDPG
+from stable_baselines3 import DDPG, SAC, TD3
 from stable_baselines3.common.noise import NormalActionNoise
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -55,7 +59,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     """Random inputs of the update's shapes (the speed does not depend on their values)."""
-    obs, act, n = u.actor.sizes[0], u.actor.sizes[-1], u.algo.ac.nstep
+    obs, act, n = u.actor.sizes[0], u.act_dim, u.algo.ac.nstep
     d_obs = u.disc.sizes[0] - act
     valid = torch.ones(k, b, n, dtype=torch.bool)
 
@@ -79,6 +83,8 @@ def batch(u: SAMUpdate, k: int, b: int, g: torch.Generator) -> dict[str, torch.T
         "r_stored": torch.rand(k, b, n, generator=g),
         "next_obs": r(k, 2 * b if n > 1 else b, obs),
         "target_noise": 0.1 * r(k, 2 * b if n > 1 else b, act),
+        "next_noise": torch.randn(k, 2 * b if n > 1 else b, act, generator=g),
+        "noise": torch.randn(k, b, act, generator=g),
         "term1": torch.zeros(k, b, dtype=torch.bool),
         "valid": valid,
         "length": valid.sum(-1),
@@ -147,34 +153,39 @@ def settings(cfg: DictConfig) -> SAMConfig:
     return algo
 
 
-def ddpg_process(cfg: DictConfig, steps: int) -> None:
-    """``--ddpg-process``: SB3 DDPG learning ``steps`` env steps with SAM's networks, batch and ``learning_starts``."""
+SB3 = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
+
+
+def sb3_process(cfg: DictConfig, steps: int) -> None:
+    """``--sb3-process``: SB3's DDPG, TD3 or SAC learning ``steps`` env steps with SAM's networks, batch and ``learning_starts``."""
     a = settings(cfg)
     venv = make_vec_env(cfg.env.name, n_envs=1, seed=0)
     act = venv.action_space.shape[0]
-    DDPG(
+    noise = {} if a.stochastic else {"action_noise": NormalActionNoise(np.zeros(act), 0.1 * np.ones(act))}
+    SB3[a.generator](
         "MlpPolicy",
         venv,
-        learning_starts=a.learning_starts,
+        learning_starts=a.ac.learning_starts,
         batch_size=a.batch_size,
         train_freq=1,
         gradient_steps=1,
-        action_noise=NormalActionNoise(np.zeros(act), 0.1 * np.ones(act)),
         policy_kwargs={"net_arch": a.ac.network.hidden},
         seed=0,
         device="cpu",
+        **noise,
     ).learn(steps)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="hopper")
+    parser.add_argument("--generator", default="ddpg", choices=list(SB3), help="SAM's algo.generator, timed against SB3's algorithm of that name")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=10.0, help="timing window per measurement")
     parser.add_argument("--eager", action="store_true", help="also time the uncompiled update")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--process-steps", type=int, default=100_000, help="env steps of the whole-process rows (0: skip them)")
-    parser.add_argument("--ddpg-process", type=int, default=0, help=argparse.SUPPRESS)  # the DDPG child of those rows
+    parser.add_argument("--sb3-process", type=int, default=0, help=argparse.SUPPRESS)  # the SB3 child of those rows
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
@@ -182,9 +193,9 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["algo=sam", f"env={args.env}"])
-    if args.ddpg_process:
-        ddpg_process(cfg, args.ddpg_process)
+        cfg = compose("config", overrides=["algo=sam", f"env={args.env}", f"algo.generator={args.generator}"])
+    if args.sb3_process:
+        sb3_process(cfg, args.sb3_process)
         return 0
     a = settings(cfg)
     venv = make_vec_env(cfg.env.name, n_envs=1, seed=0)
@@ -193,15 +204,16 @@ def main(argv: list[str]) -> int:
     u = SAMUpdate.build(a, obs_dim, torch.as_tensor(space.low), torch.as_tensor(space.high))
     b = a.batch_size
     where = "cpu, one torch thread" if dev.type == "cpu" else torch.cuda.get_device_name()
-    print(f"env={args.env} obs={obs_dim} act={space.shape[0]} hidden={a.ac.network.hidden} batch={b} nstep={a.ac.nstep} ({where})")
+    gen = a.generator
+    print(f"env={args.env} generator={gen} obs={obs_dim} act={space.shape[0]} hidden={a.ac.network.hidden} batch={b} nstep={a.ac.nstep} ({where})")
 
-    ddpg = DDPG("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": a.ac.network.hidden}, seed=0, device=dev)
-    ddpg.learn(2 * b)  # a few rows in the buffer to sample from
-    ddpg_rate = 100 * rate(lambda: ddpg.train(gradient_steps=100, batch_size=b), args.seconds)
+    base = SB3[gen]("MlpPolicy", venv, learning_starts=0, batch_size=b, policy_kwargs={"net_arch": a.ac.network.hidden}, seed=0, device=dev)
+    base.learn(2 * b)  # a few rows in the buffer to sample from
+    sb3_rate = 100 * rate(lambda: base.train(gradient_steps=100, batch_size=b), args.seconds)
     with FlopCounterMode(display=False) as counter:
-        ddpg.train(gradient_steps=1, batch_size=b)
-    ddpg_flops = counter.get_total_flops()
-    print(f"{'sb3 ddpg':<16} {ddpg_rate:9.1f} updates/s; one update: {ddpg_flops / 1e6:.1f} MFLOP")
+        base.train(gradient_steps=1, batch_size=b)
+    sb3_flops = counter.get_total_flops()
+    print(f"{'sb3 ' + gen:<16} {sb3_rate:9.1f} updates/s; one update: {sb3_flops / 1e6:.1f} MFLOP")
 
     g = torch.Generator().manual_seed(0)
     st1, b1 = u.init_state([g]), batch(u, 1, b, g)
@@ -212,10 +224,10 @@ def main(argv: list[str]) -> int:
         hidden, d_hidden = a.ac.network.hidden[0], a.discriminator.hidden[0]
         shapes = [(b, hidden, hidden), (b * a.ac.nstep, d_hidden, d_hidden), (2 * b, hidden, hidden), (b, u.disc.sizes[0], d_hidden)]
         limit = matmul_rate(shapes, args.seconds) / flops
-        ddpg_share = ddpg_rate * ddpg_flops / (flops * limit)
+        sb3_share = sb3_rate * sb3_flops / (flops * limit)
         print(
-            f"one K=1 update: {flops / 1e6:.1f} MFLOP ({flops / ddpg_flops:.1f}x DDPG's); matmul rate on its shapes "
-            f"{flops * limit / 1e9:.1f} GFLOP/s: limit {limit:.0f} updates/s (DDPG reaches {ddpg_share:.0%} of that rate)"
+            f"one K=1 update: {flops / 1e6:.1f} MFLOP ({flops / sb3_flops:.1f}x SB3 {gen}'s); matmul rate on its shapes "
+            f"{flops * limit / 1e9:.1f} GFLOP/s: limit {limit:.0f} updates/s (SB3 {gen} reaches {sb3_share:.0%} of that rate)"
         )
         last = "of limit"
     else:
@@ -223,7 +235,7 @@ def main(argv: list[str]) -> int:
         last = "GFLOP/s"
     u.to(dev)
 
-    print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x DDPG':>7} {last:>9}")
+    print(f"{'learner':<16} {'K':>3} {'updates/s':>10} {'seed-upd/s':>11} {'x SB3':>7} {last:>9}")
     for compiled in [True] + ([False] if args.eager else []):
         for k in args.ks:
             st, bk = to_device(u.init_state([g] * k), dev), to_device(batch(u, k, b, g), dev)
@@ -235,7 +247,7 @@ def main(argv: list[str]) -> int:
             per = rate(lambda: fn(st, bk, True), args.seconds)
             name = "sam compiled" if compiled else "sam eager"
             share = f"{k * per / limit:9.0%}" if dev.type == "cpu" else f"{k * per * flops / 1e9:9.1f}"
-            print(f"{name:<16} {k:>3} {per:10.1f} {k * per:11.1f} {k * per / ddpg_rate:7.2f} {share}   (first call {first:.0f} s)")
+            print(f"{name:<16} {k:>3} {per:10.1f} {k * per:11.1f} {k * per / sb3_rate:7.2f} {share}   (first call {first:.0f} s)")
     if args.process_steps and dev.type == "cpu":
         n = args.process_steps
         print(f"whole processes, {n} env steps each, one after the other")
@@ -245,14 +257,15 @@ def main(argv: list[str]) -> int:
                 "launch.py",
                 "algo=sam",
                 f"env={args.env}",
+                f"algo.generator={gen}",
                 f"train.env_steps={n}",
                 f"paths.runs={runs}",
                 "runtime.progress=false",
             ]
             sam_s, sam_mb = process(sam_cmd)
-        ddpg_s, ddpg_mb = process([sys.executable, __file__, "--env", args.env, "--ddpg-process", str(n)])
-        print(f"{'sb3 ddpg':<16} {ddpg_s:8.1f} s  peak {ddpg_mb:6.0f} MB")
-        print(f"{'launch.py sam':<16} {sam_s:8.1f} s  peak {sam_mb:6.0f} MB   {sam_s / ddpg_s:.2f}x DDPG's time ({' '.join(sam_cmd[1:4])})")
+        sb3_s, sb3_mb = process([sys.executable, __file__, "--env", args.env, "--generator", gen, "--sb3-process", str(n)])
+        print(f"{'sb3 ' + gen:<16} {sb3_s:8.1f} s  peak {sb3_mb:6.0f} MB")
+        print(f"{'launch.py sam':<16} {sam_s:8.1f} s  peak {sam_mb:6.0f} MB   {sam_s / sb3_s:.2f}x SB3 {gen}'s time ({' '.join(sam_cmd[1:5])})")
     return 0
 
 

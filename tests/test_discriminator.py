@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ail.config import CONF_DIR
-from ail.discriminator import Discriminator, check_reward_for_task, reward_from_logits
+from ail.discriminator import Discriminator, absorbing_pairs, build_discriminator, check_reward_for_task, loss_from_logits, reward_from_logits
 from ail.errors import ConfigError, TrainingError
 from ail.schema import DiscriminatorConfig
 
@@ -176,3 +176,53 @@ def test_nan_discriminator_is_a_training_error():
         disc.reward(np.zeros((2, 3)), np.zeros((2, 2)))
     with pytest.raises(TrainingError, match="NaN"):
         disc.loss(np.zeros((2, 3)), np.zeros((2, 2)), np.ones((2, 3)), np.zeros((2, 2)))
+
+
+def test_one_seeds_loss_and_k_weighted_seeds_loss_are_the_same_math():
+    # ail.discriminator.loss_from_logits serves the shared D (B,) and SAM's stacked D (K, B) with row weights.
+    g = torch.Generator().manual_seed(0)
+    f_e, f_p, y_e = torch.randn(3, 16, generator=g), torch.randn(3, 16, generator=g), 0.7 + 0.5 * torch.rand(3, 16, generator=g)
+    stacked, terms = loss_from_logits(f_e, f_p, y_e, 1e-3, torch.ones(3, 16), torch.ones(3, 16))
+    for k in range(3):
+        alone, terms_k = loss_from_logits(f_e[k], f_p[k], y_e[k], 1e-3)
+        torch.testing.assert_close(stacked[k], alone)
+        for n in terms_k:
+            torch.testing.assert_close(terms[n][k], terms_k[n])
+    # A row of weight 0 is as if it were not there.
+    w = torch.ones(3, 16)
+    w[:, 8:] = 0.0
+    masked, _ = loss_from_logits(f_e, f_p, y_e, 1e-3, w, w)
+    half, _ = loss_from_logits(f_e[:, :8], f_p[:, :8], y_e[:, :8], 1e-3, w[:, :8], w[:, :8])
+    torch.testing.assert_close(masked, half)
+
+
+def test_absorbing_pairs_follow_the_real_ones_weighted_by_termination():
+    obs = torch.cat([torch.randn(2, 4, 3), torch.zeros(2, 4, 1)], dim=-1)  # real states: indicator 0
+    act = torch.randn(2, 4, 2)
+    terminal = torch.tensor([[True, False, False, True], [False, False, False, False]])
+    o, a, w = absorbing_pairs(obs, act, terminal)
+    assert o.shape == (2, 8, 4) and a.shape == (2, 8, 2) and w.shape == (2, 8)
+    assert torch.equal(o[:, :4], obs) and torch.equal(a[:, :4], act)
+    assert torch.equal(o[:, 4:, -1], torch.ones(2, 4)) and not o[:, 4:, :-1].any() and not a[:, 4:].any()
+    assert torch.equal(w, torch.tensor([[1.0] * 4 + [1, 0, 0, 1], [1.0] * 4 + [0] * 4]))
+
+
+def test_a_step_is_one_optimiser_step_on_the_loss():
+    space, acts = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-1, 1, (2,), np.float32)
+    settings = DiscriminatorConfig(
+        hidden=[8], activation="tanh", action_encoding="auto", spectral_norm=False, layer_norm=False, normalize_obs=False,
+        clip_obs=5.0, lr=1e-2, batch_size=4, epochs=1, grad_penalty=1.0, label_smoothing=[0.8, 1.0], entropy_weight=1e-3, obs_slice=None,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    d, ref = build_discriminator(space, acts, settings), build_discriminator(space, acts, settings)
+    ref.load_state_dict(d.state_dict())
+    opt, opt_ref = torch.optim.Adam(d.parameters(), lr=1e-2), torch.optim.Adam(ref.parameters(), lr=1e-2)
+    x = [torch.randn(4, 3), torch.rand(4, 2), torch.randn(4, 3), torch.rand(4, 2)]
+    logs = d.step(opt, *x, settings, torch.Generator().manual_seed(1))
+    loss, ref_logs = ref.loss(*x, grad_penalty=1.0, label_smoothing=(0.8, 1.0), entropy_weight=1e-3, generator=torch.Generator().manual_seed(1))
+    opt_ref.zero_grad()
+    loss.backward()
+    opt_ref.step()
+    assert logs == ref_logs and not d.training
+    for (n, p), q in zip(d.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), n

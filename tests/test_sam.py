@@ -114,7 +114,7 @@ def test_the_env_reward_mode_stores_and_trains_on_the_tasks_own_reward():
     buf = learner.replay
     assert (buf.dones[:250] > 0).any()
     assert np.array_equal(buf.rewards[:250], 1.0 - buf.dones[:250])
-    batch = learner.ac_batch()
+    batch = learner.batches.ac()
     assert "win_obs" not in batch and set(batch["r_stored"].unique().tolist()) == {0.0, 1.0}
     saved = copy.deepcopy(learner.snapshot(0))
     before = learner.train_step()["reward_mean"][0]
@@ -133,7 +133,7 @@ def test_absorbing_states_feed_the_discriminator_and_bootstrap_terminations_from
     for _ in range(100):
         learner.iterate()
     # A terminal row of the D batch brings its absorbing pair (weight 1); the others' pairs weigh 0.
-    batch = learner.d_batch()
+    batch = learner.batches.d()
     b = batch["p_obs"].shape[1] // 2
     assert torch.all(batch["p_obs"][:, b:, -1] == 1) and torch.all(batch["p_obs"][:, :b, -1] == 0)
     assert set(batch["w_p"][:, b:].unique().tolist()) <= {0.0, 1.0} and torch.all(batch["w_p"][:, :b] == 1)
@@ -238,3 +238,56 @@ def test_a_checkpoint_of_another_format_is_refused_in_one_line(saved):
     learner = _learner([])
     with pytest.raises(ConfigError, match="accepted: a new run directory"):
         learner.load_state_dict(0, saved)
+
+
+@pytest.mark.parametrize("nstep", [1, 3])
+def test_expert_transitions_fill_their_share_of_the_actor_critic_batch(nstep):
+    learner = _learner(["algo.expert_fraction=0.25", f"algo.ddpg.nstep={nstep}"])
+    for _ in range(250):
+        learner.iterate()
+    batch = learner.batches.ac()
+    b, m = 32, 8  # algo.batch_size=32: the last quarter of each seed's rows are demonstration pairs
+    assert batch["obs"].shape == (1, b, 4) and batch["valid"].shape == (1, b, nstep)
+    expert = {tuple(np.round(o, 5)) for o in learner.demos.obs}
+    assert all(tuple(np.round(o, 5)) in expert for o in batch["obs"][0, b - m :].numpy())
+    assert not any(tuple(np.round(o, 5)) in expert for o in batch["obs"][0, : b - m].numpy())
+    # Their actions in the actor's [-1, 1] units, their window one step long, their s' the bootstrap's.
+    scaled = 2 * (learner.demos.actions - learner.low) / (learner.high - learner.low) - 1
+    assert np.isin(np.round(batch["act"][0, b - m :].numpy(), 4), np.round(np.clip(scaled, -1, 1), 4)).all()
+    assert batch["valid"][0, b - m :, 0].all() and not batch["valid"][0, b - m :, 1:].any()
+    assert (batch["length"][0, b - m :] == 1).all()
+    next_rows = [batch["next_obs"][0, b - m : b]] + ([batch["next_obs"][0, 2 * b - m :]] if nstep > 1 else [])
+    for rows in next_rows:
+        assert torch.equal(
+            rows,
+            learner.batches.expert_next[
+                [int(np.flatnonzero((learner.batches.expert_obs.numpy() == o).all(1))[0]) for o in batch["obs"][0, b - m :].numpy()]
+            ],
+        )
+    assert batch["win_obs"].shape[1] == b * nstep
+    assert all(np.isfinite(v).all() for v in learner.train_step().values())
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["algo.expert_fraction=0.5", "algo.recompute_rewards=false"], "algo.expert_fraction=0.5 with algo.recompute_rewards=false"),
+        (["algo.expert_fraction=1.0"], "algo.expert_fraction=1.0 leaves no replay rows"),
+        (["algo.expert_fraction=1.5"], "algo.expert_fraction=1.5 is invalid; accepted: a number in [0, 1]"),
+    ],
+)
+def test_a_bad_expert_fraction_is_one_line(runs, overrides, message):
+    proc = launch(TINY + overrides, runs)
+    assert proc.returncode != 0 and message in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert not (runs / "default").exists()
+
+
+SAC_TINY = TINY + ["algo.generator=sac", "algo.sac.learning_starts=200", "algo.sac.network.hidden=[32,32]"]
+
+
+def test_the_sac_generator_resumes_after_preemption_to_the_uninterrupted_curve(runs):
+    # Its state beyond ddpg's: the temperature and its Adam moments, the actor without a target copy.
+    # The run directory says which generator trained it.
+    run = lambda exp: runs / exp / "sam-sac-invertedpendulum-d4" / "seed0"  # noqa: E731
+    assert_preemption_resumes_exactly(SAC_TINY, runs, run, rows=2)
+    assert {"alpha", "entropy"} <= set(read_metrics(run("ref"))[-1])

@@ -8,9 +8,12 @@ seed alone and compiled against eager: tests/test_sam_update.py (its sac variant
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import REPO
 from test_sam_update import ACT, B, _settings, _update
 from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
@@ -59,7 +62,9 @@ def _constant_critic(st: dict, values: list[float]) -> None:
 
 @pytest.mark.parametrize("coef", ["auto", "0.3"])
 def test_the_soft_target_is_reward_plus_discounted_min_q_minus_alpha_log_pi(coef):
-    s = _settings("algo.generator=sac", "algo.sac.nstep=1", f"algo.sac.entropy.coef={coef}", "algo.sac.entropy.init=0.5", "algo.recompute_rewards=false")
+    s = _settings(
+        "algo.generator=sac", "algo.sac.nstep=1", f"algo.sac.entropy.coef={coef}", "algo.sac.entropy.init=0.5", "algo.recompute_rewards=false"
+    )
     u, st, batch = _update(s, 2)
     _constant_critic(st, [2.0, -1.0])  # min_j Q'_j = -1
     batch = {**batch, "valid": batch["valid"][..., :1], "r_stored": batch["r_stored"][..., :1], "next_obs": batch["next_obs"][:, :B]}
@@ -83,3 +88,17 @@ def test_a_learned_temperature_steps_against_the_entropy_gap():
     expected = math.log(0.5) + 0.01 * torch.sign(gap)
     torch.testing.assert_close(st["alpha"]["log_alpha"], expected, rtol=0, atol=1e-6)
     assert u.update(st, batch, actor_due=False).keys().isdisjoint({"alpha", "entropy", "actor_loss"})
+
+
+def test_the_ceiling_reference_is_sb3s_sac_with_sams_settings_for_it():
+    # benchmarks/generator_ceiling.py --algo sam: SB3's SAC on the task's own reward, built from algo.sac.
+    cmd = [sys.executable, "benchmarks/generator_ceiling.py", "--algo", "sam", "--env", "invertedpendulum", "--steps", "600", "--eval-every", "300"]
+    small = ["--episodes", "2", "algo.sac.learning_starts=200", "algo.sac.network.hidden=[16,16]"]
+    proc = subprocess.run([*cmd, *small], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("SAC (sam's sac) on InvertedPendulum-v5 with the true reward, 600 env steps")
+    assert [int(line.split()[0]) for line in proc.stdout.splitlines()[2:]] == [300, 600]
+    bad = subprocess.run([*cmd, *small, "algo.sac.critic.lr=1e-3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "error: algo.sac.actor.lr=0.0003 and algo.sac.critic.lr=0.001 differ"
+    )

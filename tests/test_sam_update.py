@@ -241,7 +241,16 @@ def test_k_stacked_seeds_update_as_each_seed_alone(variant):
     assert all(torch.isfinite(t).all() for t in logs.values())
     assert set(logs) == set(LOGS) if u.stochastic else set(LOGS) - set(SAC_LOGS)
     for k, (st_k, _) in enumerate(alone):
-        for part in ("actor", "critic", "disc", "critic_t", "popart", "opt_critic", *(["disc_sn"] if spectral else []), *(["alpha"] if u.learned_alpha else [])):
+        for part in (
+            "actor",
+            "critic",
+            "disc",
+            "critic_t",
+            "popart",
+            "opt_critic",
+            *(["disc_sn"] if spectral else []),
+            *(["alpha"] if u.learned_alpha else []),
+        ):
             for n, t in st_k[part].items():
                 if n != Adam.SHARED:
                     torch.testing.assert_close(st[part][n][k : k + 1], t, rtol=1e-4, atol=1e-5, msg=f"{part}.{n}")

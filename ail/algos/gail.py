@@ -174,7 +174,6 @@ class GAIL(Learner[GAILConfig]):
         """``epochs`` passes over the rollout's pairs, each minibatch against as many expert pairs."""
         d, disc = self.algo.discriminator, self.disc
         disc.update_obs_stats(np.concatenate([obs, self.demos.obs]))
-        disc.train()
         n, batch = len(obs), min(d.batch_size, len(obs))
         sums: dict[str, float] = {}
         steps = 0
@@ -183,23 +182,10 @@ class GAIL(Learner[GAILConfig]):
             for start in range(0, n - batch + 1, batch):
                 idx = perm[start : start + batch]
                 e_idx = torch.randint(len(self.expert_obs), (batch,), generator=self.g)
-                loss, logs = disc.loss(
-                    self.expert_obs[e_idx],
-                    self.expert_act[e_idx],
-                    obs[idx.numpy()],
-                    actions[idx.numpy()],
-                    grad_penalty=d.grad_penalty,
-                    label_smoothing=d.label_smoothing,
-                    entropy_weight=d.entropy_weight,
-                    generator=self.g,
-                )
-                self.d_opt.zero_grad()
-                loss.backward()
-                self.d_opt.step()
+                logs = disc.step(self.d_opt, self.expert_obs[e_idx], self.expert_act[e_idx], obs[idx.numpy()], actions[idx.numpy()], d, self.g)
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
-        disc.eval()
         return {k: v / max(steps, 1) for k, v in sums.items()}
 
     def iterate(self) -> list[dict[str, float]]:

@@ -168,23 +168,16 @@ class ModelBasedLearner(Learner[MBSettings]):
         batch = self._replay_batch(n)
         e_idx = torch.randint(len(self.expert_obs), (n,), generator=self.g)
         self.disc.update_obs_stats(np.concatenate([batch.observations.numpy(), self.expert_obs[e_idx].numpy()]))
-        self.disc.train()
-        loss, logs = self.disc.loss(
+        return self.disc.step(
+            self.d_opt,
             self.expert_obs[e_idx],
             self.expert_act[e_idx],
             batch.observations,
             encode_actions(batch.actions, self.venv.action_space),
-            grad_penalty=d.grad_penalty,
-            label_smoothing=d.label_smoothing,
-            entropy_weight=d.entropy_weight,
-            generator=self.g,
+            d,
+            self.g,
             encoded=True,
         )
-        self.d_opt.zero_grad()
-        loss.backward()
-        self.d_opt.step()
-        self.disc.eval()
-        return logs
 
     def fm_step(self) -> float:
         """One Adam step of the forward model's squared loss on a replay batch, a share

@@ -18,6 +18,7 @@ from ail.schema import (
     Discount,
     DiscriminatorConfig,
     Flag,
+    Fraction,
     Layers,
     NonNegInt,
     NonNegNum,
@@ -77,7 +78,9 @@ class SAMExploration(Section):
 
 
 class SACEntropy(Section):
-    coef: Union[Literal["auto"], PosNum] = Field(json_schema_extra={"accepted": "auto (learned towards the target entropy) or a positive number (fixed)"})
+    coef: Union[Literal["auto"], PosNum] = Field(
+        json_schema_extra={"accepted": "auto (learned towards the target entropy) or a positive number (fixed)"}
+    )
     target: Union[Literal["auto"], Number] = Field(json_schema_extra={"accepted": "auto (-act_dim) or a number (nats)"})
     init: PosNum
     lr: PosNum
@@ -133,6 +136,7 @@ class SAMConfig(AlgoConfig):
     absorbing: Flag
     recompute_rewards: Flag
     demo_subsample: PosInt
+    expert_fraction: Fraction
     buffer_size: PosInt
     batch_size: PosInt
     gamma: float = Field(gt=0, lt=1, json_schema_extra={"accepted": "0 < gamma < 1"})

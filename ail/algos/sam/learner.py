@@ -3,8 +3,9 @@
 One iteration, repeated until ``train.env_steps`` interactions (summed over workers):
 
 1. **Collect** ``schedule.env_steps`` steps in each seed's env: uniform random actions before
-   ``learning_starts``, then the seed's perturbed actor (:mod:`ail.algos.sam.exploration`) plus
-   action noise. The env's reward never reaches the learner: the replay stores 0, or D's reward
+   the generator's ``learning_starts``, then (ddpg, td3) the seed's perturbed actor
+   (:mod:`ail.algos.sam.exploration`) plus action noise, or (sac) an action sampled from the
+   seed's policy. The env's reward never reaches the learner: the replay stores 0, or D's reward
    at collection with ``recompute_rewards=false`` (sam-tf). The one exception, ``algo.reward=env``,
    stores the env's reward instead: SAM's actor-critic on the task itself, the ceiling of its
    generator, not imitation (D still trains and is logged, but reaches nothing). Seed ``k``'s
@@ -13,7 +14,8 @@ One iteration, repeated until ``train.env_steps`` interactions (summed over work
 2. **Train** ``schedule.train_steps`` steps once more than ``learning_starts`` steps are in:
    every ``adapt_every`` of them the parameter noise adapts, then ``d_steps`` discriminator and
    ``g_steps`` actor-critic updates of :meth:`ail.algos.sam.update.SAMUpdate.update`, all K
-   seeds in one call. Every random draw of seed ``k`` (replay rows, expert pairs, label
+   seeds in one call. A share ``algo.expert_fraction`` of each actor-critic batch is
+   demonstration transitions (:mod:`ail.algos.sam.batches`). Every random draw of seed ``k`` (replay rows, expert pairs, label
    smoothing, penalty interpolation, target noise, exploration) comes from seed ``k``'s own
    generators, so a seed trained with others follows, to float tolerance, the curve it follows alone.
 
@@ -47,15 +49,16 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from ail import distributed, train_loop
 from ail.activations import activation
 from ail.algorithm import Learner
+from ail.algos.sam.batches import Batches
 from ail.algos.sam.compile import Compiled
 from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.exploration import ActionNoise, ParamNoise
 from ail.algos.sam.nets import SAMPolicy, sequential_state
-from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state, lookahead, uniform_rows
+from ail.algos.sam.replay import CompactReplayBuffer, column_state, load_column_state
 from ail.algos.sam.stacked import Adam, to_device
 from ail.algos.sam.update import LOGS, SAMUpdate
 from ail.demos import Demos
-from ail.discriminator import build_discriminator, check_reward_for_task, sample_loss_noise
+from ail.discriminator import build_discriminator, check_reward_for_task
 from ail.env_state import get_vec_env_states, set_vec_env_states
 from ail.envs import SHIPPED, is_mujoco, make_env, make_vec_env, use_env
 from ail.errors import ConfigError, TrainingError
@@ -120,6 +123,16 @@ class SAMLearner(Learner[SAMConfig]):
                 f"train.env_steps={cfg.train.env_steps} ends before learning starts (algo.{a.generator}.learning_starts={starts} "
                 f"per worker), so no update would run; accepted: train.env_steps > {starts * a.workers}"
             )
+        if a.expert_fraction > 0 and not a.recompute_rewards and a.reward != "env":
+            raise ConfigError(
+                f"algo.expert_fraction={a.expert_fraction} with algo.recompute_rewards=false: demonstration transitions have no "
+                "reward stored at collection; accepted: algo.recompute_rewards=true (their reward from the current D), or algo.expert_fraction=0"
+            )
+        if round(a.batch_size * a.expert_fraction) >= a.batch_size:
+            raise ConfigError(
+                f"algo.expert_fraction={a.expert_fraction} leaves no replay rows in a batch of algo.batch_size={a.batch_size}; "
+                f"accepted: a fraction below {1 - 0.5 / a.batch_size:.4g}"
+            )
         k = int(cfg.train.seeds_per_process)
         device = str(cfg.runtime.device)
         if device != "cpu" and a.workers > 1:
@@ -154,9 +167,7 @@ class SAMLearner(Learner[SAMConfig]):
         self.gens = [torch.Generator().manual_seed(derive_seed("sam_update", s, rank)) for s in self.seeds]
         self.rngs = [np.random.default_rng(derive_seed("sam_replay", s, rank)) for s in self.seeds]
         self.replay = CompactReplayBuffer(a.buffer_size, obs_space, act_space, device="cpu", n_envs=k)
-        self.expert_obs = torch.as_tensor(demos.obs, dtype=torch.float32).reshape(len(demos.obs), -1)
-        self.expert_act = torch.as_tensor(demos.actions, dtype=torch.float32).reshape(len(demos.obs), -1)
-        self.expert_term = torch.as_tensor(demos.terminated, dtype=torch.bool)
+        self.batches = Batches(a, self.replay, self.rngs, self.gens, demos, self.low, self.high, self.upd.recompute_rewards)
         self.obs_rms = [RunningMeanStd(shape=obs_space.shape) for _ in self.seeds] if a.ac.normalize_obs else None
         # ddpg and td3 explore with added noise; sac by sampling its own policy (noise from each seed's generator).
         e = None if a.stochastic else a.ac.exploration
@@ -233,7 +244,7 @@ class SAMLearner(Learner[SAMConfig]):
             reward = env_rew
         elif not self.upd.recompute_rewards:  # sam-tf: D's reward at collection, never updated
             with torch.no_grad():
-                obs_t = to_device(torch.as_tensor(self._d_obs(self.last_obs))[:, None], self.device)
+                obs_t = to_device(torch.as_tensor(self.batches.d_obs(self.last_obs))[:, None], self.device)
                 r = self.upd.rewards(self.upd.d_params(self.st), self.st["d_stats"], obs_t, to_device(torch.as_tensor(env_act)[:, None], self.device))
             reward = r[:, 0].cpu().numpy()
         self.replay.add(self.last_obs, np.stack(next_obs), scaled, reward, np.array(dones), infos)
@@ -250,95 +261,10 @@ class SAMLearner(Learner[SAMConfig]):
             self.param_noise.resample(self.st["actor"], self.gens, ended)
         self.num_timesteps += 1
 
-    # ----- batches -----------------------------------------------------------------------------
-    def _d_obs(self, obs: np.ndarray) -> np.ndarray:
-        """Observations as D sees them: with absorbing states, an indicator column of 0 appended."""
-        if not self.algo.absorbing:
-            return obs
-        return np.concatenate([obs, np.zeros((*obs.shape[:-1], 1), dtype=obs.dtype)], axis=-1)
-
-    def _flat(self, rows: np.ndarray) -> np.ndarray:
-        """Rows ``(K, ...)`` of each seed's own column as flat rows of the replay: row r of seed k is
-        flat row r * K + k (``np.take`` of flat rows: cheaper than a 2-d fancy index)."""
-        return rows * self.k + np.arange(self.k).reshape(-1, *([1] * (rows.ndim - 1)))
-
-    def _column(self, field: str, flat: np.ndarray) -> np.ndarray:
-        """``field`` at flat rows ``flat`` (:meth:`_flat`)."""
-        data = getattr(self.replay, field)
-        return np.take(data.reshape(-1, *data.shape[2:]), flat, axis=0)
-
-    def _terminated(self, flat: np.ndarray) -> np.ndarray:
-        """Whether the rows ended on a true termination (done, not truncated by the time limit)."""
-        return self._column("dones", flat).astype(bool) & ~self._column("timeouts", flat).astype(bool)
-
+    # ----- batches ----------------------------------------------------------------------------
     def _normal(self, rows: int) -> torch.Tensor:
         """``(K, rows, act_dim)`` N(0, 1) draws, seed ``k``'s from its own generator, on the update's device."""
         return to_device(torch.stack([torch.randn(rows, self.act_dim, generator=g) for g in self.gens]), self.device)
-
-    def _rows(self) -> np.ndarray:
-        return np.stack([uniform_rows(self.replay, self.algo.batch_size, rng) for rng in self.rngs])
-
-    def d_batch(self) -> dict[str, torch.Tensor]:
-        """Policy pairs from each seed's replay against as many expert pairs, and their random draws."""
-        a, k = self.algo, self.k
-        b = a.discriminator.batch_size
-        flat = self._flat(np.stack([uniform_rows(self.replay, b, rng) for rng in self.rngs]))
-        p_obs, p_act = self._column("observations", flat), self._column("actions", flat)
-        idx = torch.stack([torch.randint(len(self.expert_obs), (b,), generator=g) for g in self.gens])
-        e_obs, e_act = self.expert_obs[idx], self.expert_act[idx]
-        out = {"d_stats_obs": torch.cat([torch.as_tensor(p_obs), e_obs], dim=1)}
-        n_e = 2 * b if a.absorbing else b  # with absorbing states, B masked absorbing pairs follow
-        draws = [sample_loss_noise(n_e, b, a.discriminator.label_smoothing, a.discriminator.grad_penalty, g) for g in self.gens]
-        y_e, eps = (torch.stack(d) for d in zip(*draws))
-        p_obs_t, e_obs_t = torch.as_tensor(self._d_obs(p_obs)), torch.as_tensor(self._d_obs(e_obs.numpy()))
-        p_act_t, ones = torch.as_tensor(p_act), torch.ones(k, b)
-        w_p = w_e = ones
-        if a.absorbing:
-            # DAC: each terminal transition also leads into the absorbing state, on both sides (B masked rows each).
-            term_p = torch.as_tensor(self._terminated(flat))
-            term_e = self.expert_term[idx]
-            abs_obs = torch.zeros(k, b, self.obs_dim + 1)
-            abs_obs[..., -1] = 1.0
-            abs_act = torch.zeros(k, b, self.act_dim)
-            p_obs_t, e_obs_t = torch.cat([p_obs_t, abs_obs], 1), torch.cat([e_obs_t, abs_obs], 1)
-            p_act_t, e_act = torch.cat([p_act_t, abs_act], 1), torch.cat([e_act, abs_act], 1)  # zero actions: masked by D anyway
-            w_p, w_e = torch.cat([ones, term_p.float()], 1), torch.cat([ones, term_e.float()], 1)
-        out.update(p_obs=p_obs_t, p_act=p_act_t, e_obs=e_obs_t, e_act=e_act, y_e=y_e, eps=eps, w_p=w_p, w_e=w_e)
-        return out
-
-    def ac_batch(self) -> dict[str, torch.Tensor]:
-        """Each seed's sampled rows, their n-step windows and the next observations both bootstraps need."""
-        a, k, buf = self.algo, self.k, self.replay
-        b, n = a.batch_size, a.ac.nstep
-        rows = self._rows()
-        envs = np.broadcast_to(np.arange(k)[:, None], rows.shape)
-        win = lookahead(buf.dones, buf.timeouts, buf.pos, buf.full, rows.reshape(-1), envs.reshape(-1), n)
-        win_idx = win.idx.reshape(k, b, n)
-        next1 = buf.next_obs_rows(rows.reshape(-1), envs.reshape(-1)).reshape(k, b, -1)
-        next_all = next1 if n == 1 else np.concatenate([next1, buf.next_obs_rows(win.last, envs.reshape(-1)).reshape(k, b, -1)], axis=1)
-        flat, win_flat = self._flat(rows), self._flat(win_idx)
-        out = {
-            "obs": torch.as_tensor(self._column("observations", flat)),
-            "act": torch.as_tensor(self._column("actions", flat)),
-            "next_obs": torch.as_tensor(next_all),
-            "term1": torch.as_tensor(self._terminated(flat)),
-            "valid": torch.as_tensor(win.valid.reshape(k, b, n)),
-            "length": torch.as_tensor(win.length.reshape(k, b)),
-            "terminal": torch.as_tensor(win.terminal.reshape(k, b)),
-        }
-        if self.upd.recompute_rewards:
-            out["win_obs"] = torch.as_tensor(self._d_obs(self._column("observations", win_flat).reshape(k, b * n, -1)))
-            out["win_act"] = torch.as_tensor(self._column("actions", win_flat).reshape(k, b * n, -1))
-        else:
-            out["r_stored"] = torch.as_tensor(self._column("rewards", win_flat).astype(np.float32))
-        if a.stochastic:
-            out["next_noise"] = torch.stack([torch.randn(next_all.shape[1], self.act_dim, generator=g) for g in self.gens])
-            out["noise"] = torch.stack([torch.randn(b, self.act_dim, generator=g) for g in self.gens])
-        elif a.ac.critic.target_noise > 0:
-            sigma, clip = a.ac.critic.target_noise, a.ac.critic.target_noise_clip
-            shape = (next_all.shape[1], self.act_dim)
-            out["target_noise"] = torch.stack([(torch.randn(shape, generator=g) * sigma).clamp(-clip, clip) for g in self.gens])
-        return out
 
     # ----- training ----------------------------------------------------------------------------
     def train_step(self) -> dict[str, np.ndarray]:
@@ -346,13 +272,13 @@ class SAMLearner(Learner[SAMConfig]):
         actor's logs only when it was updated)."""
         s = self.algo.schedule
         if self.param_noise is not None and self.train_steps % self.algo.ac.exploration.adapt_every == 0:
-            obs = torch.as_tensor(self._column("observations", self._flat(self._rows())))
+            obs = torch.as_tensor(self.batches.column("observations", self.batches.flat(self.batches.rows())))
             self.param_noise.adapt(self.st["actor"], self.upd.normalize(self.st["obs_stats"], to_device(obs, self.device)), self.gens)
         if s.d_steps == 1 and s.g_steps == 1:  # the default: both halves in one call
-            out = self._call({**self.d_batch(), **self.ac_batch()}, True, True)
+            out = self._call({**self.batches.d(), **self.batches.ac()}, True, True)
         else:
-            calls = [self._call(self.d_batch(), True, False) for _ in range(s.d_steps)]
-            calls += [self._call(self.ac_batch(), False, True) for _ in range(s.g_steps)]
+            calls = [self._call(self.batches.d(), True, False) for _ in range(s.d_steps)]
+            calls += [self._call(self.batches.ac(), False, True) for _ in range(s.g_steps)]
             out = {n: np.mean(got, axis=0) for n in LOGS if (got := [c[n] for c in calls if n in c])}
         self.train_steps += 1
         if not all(np.isfinite(v).all() for v in out.values()):

@@ -48,7 +48,7 @@ from ail import distributed
 from ail.algos.sam.config import SAMConfig
 from ail.algos.sam.replay import nstep_return
 from ail.algos.sam.stacked import MLP, Adam, Params, clip_per_seed, polyak
-from ail.discriminator import LOSS_LOGS, check_obs_slice, reward_from_logits
+from ail.discriminator import LOSS_LOGS, check_obs_slice, interpolate, loss_from_logits, penalty, reward_from_logits
 
 D_LOGS = LOSS_LOGS  # the discriminator step's, as every adversarial algorithm logs them
 AC_LOGS = ("critic_loss", "target_mean", "reward_mean")
@@ -287,34 +287,19 @@ class SAMUpdate:
         return ((obs - obs_stats["mean"]) / obs_stats["std"]).clamp(-self.obs_clip, self.obs_clip)
 
     def d_loss(self, dp: Params, sn: Optional[Params], x_e: Tensor, x_p: Tensor, y_e: Tensor, eps: Tensor, w_e: Tensor, w_p: Tensor):
-        """Sum over seeds of ``L_D``; rows weighted ``w`` (1, or the absorbing pairs' 0/1 mask);
-        ``sn``: the spectral-norm vectors, or None."""
+        """Sum over seeds of ``L_D`` (:func:`ail.discriminator.loss_from_logits`, the shared D's math);
+        rows weighted ``w`` (1, or the absorbing pairs' 0/1 mask); ``sn``: the spectral-norm vectors, or None."""
         d = self.algo.discriminator
         dp = self.disc.spectral(dp, sn)
         f_e, f_p = self.disc(dp, x_e).squeeze(-1), self.disc(dp, x_p).squeeze(-1)
-        n_e, n_p = w_e.sum(1), w_p.sum(1)
-        loss_e = (F.binary_cross_entropy_with_logits(f_e, y_e, reduction="none") * w_e).sum(1) / n_e
-        loss_p = (F.binary_cross_entropy_with_logits(f_p, torch.zeros_like(f_p), reduction="none") * w_p).sum(1) / n_p
-        f_all, w_all = torch.cat([f_e, f_p], dim=1), torch.cat([w_e, w_p], dim=1)
-        entropy = ((F.softplus(f_all) - f_all * torch.sigmoid(f_all)) * w_all).sum(1) / w_all.sum(1)
-        loss = loss_e + loss_p - d.entropy_weight * entropy
-        gp = torch.zeros_like(loss)
+        loss, logs = loss_from_logits(f_e, f_p, y_e, d.entropy_weight, w_e, w_p)
         if d.grad_penalty > 0:
-            b = eps.shape[1]
-            x_hat = eps * x_e[:, :b] + (1 - eps) * x_p[:, :b]
-            g = grad(lambda x: self.disc(dp, x).sum(), create_graph=True)(x_hat)  # rows and seeds are independent: per-sample gradients
-            gp = (g.norm(2, dim=-1) - 1).pow(2).mean(1)
-            loss = loss + d.grad_penalty * gp
-        logs = {
-            "d_loss": loss,
-            "d_expert": (torch.sigmoid(f_e) * w_e).sum(1) / n_e,
-            "d_policy": (torch.sigmoid(f_p) * w_p).sum(1) / n_p,
-            "d_acc_expert": ((f_e > 0).float() * w_e).sum(1) / n_e,
-            "d_acc_policy": ((f_p < 0).float() * w_p).sum(1) / n_p,
-            "d_entropy": entropy,
-            "d_grad_penalty": gp,
-        }
-        return loss.sum(), {n: t.detach() for n, t in logs.items()}
+            # rows and seeds are independent: the gradient of the sum is every row's own
+            g = grad(lambda x: self.disc(dp, x).sum(), create_graph=True)(interpolate(x_e, x_p, eps))
+            logs["d_grad_penalty"] = penalty(g)
+            loss = loss + d.grad_penalty * logs["d_grad_penalty"]
+        logs["d_loss"] = loss
+        return loss.sum(), {n: logs[n].detach() for n in D_LOGS}
 
     def critic_loss(self, cp: Params, obs_n: torch.Tensor, act: torch.Tensor, y1: torch.Tensor, yn: torch.Tensor):
         ac = self.ac
@@ -329,7 +314,18 @@ class SAMUpdate:
                 loss = loss + ac.critic.weight_decay * 0.5 * cp[f"q{j}.{name}"].pow(2).flatten(1).sum(1)
         return loss.sum(), loss.detach()
 
-    def actor_loss(self, ap: Params, cp: Params, obs_n: Tensor, popart: Params, dp: Params, stats: Params, raw_obs: Tensor, alpha: Tensor, noise: Optional[Tensor]):
+    def actor_loss(
+        self,
+        ap: Params,
+        cp: Params,
+        obs_n: Tensor,
+        popart: Params,
+        dp: Params,
+        stats: Params,
+        raw_obs: Tensor,
+        alpha: Tensor,
+        noise: Optional[Tensor],
+    ):
         """Sum over seeds of ``L_pi``; aux: the ``(K,)`` losses and ``log pi (K, B)`` of the actions taken."""
         a, ac = self.algo, self.ac
         pi = self.sample(ap, obs_n, noise)
@@ -383,7 +379,9 @@ class SAMUpdate:
         self.opt[name].step(params, grads, opt_state)
 
     # ----- the update --------------------------------------------------------------------------
-    def update(self, st: dict[str, Params], b: dict[str, Tensor], actor_due: bool, discriminator: bool = True, actor_critic: bool = True) -> dict[str, Tensor]:
+    def update(
+        self, st: dict[str, Params], b: dict[str, Tensor], actor_due: bool, discriminator: bool = True, actor_critic: bool = True
+    ) -> dict[str, Tensor]:
         """One update of every seed; ``st``: the learner state, ``b``: a :class:`DBatch` and/or an
         :class:`ACBatch` (the halves that run).
 
