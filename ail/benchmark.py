@@ -3,9 +3,15 @@
     python -m ail.benchmark ../grid/benchmark --out docs/results/benchmark \
         --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_model_based.yaml
 
-The grid is ``sweeps/benchmark_grid*.yaml``: algorithms x tasks x seeds (4 demonstrations). Every
-statistic is over the **normalised score** of the final policy (``summary.json``: 50 deterministic
-episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into ``--out``:
+The grid is ``sweeps/benchmark_grid*.yaml``: algorithms x tasks x seeds, one demonstration
+protocol for all (4 trajectories, every 20th pair: ``demo_set.subsample``, said once in each
+file). Every statistic is over the **normalised score** of the final policy (``summary.json``: 50
+deterministic episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1).
+
+Runs are grouped by the demonstrations they were shown (:class:`ail.runs.Protocol`: how many
+trajectories, which, every how many pairs), and no table, aggregate or figure mixes two groups.
+``--out/README.md`` holds the command and every protocol's table (the grid files' protocol first);
+``--out/<protocol>/`` (``d4-every20``, ``d4-whole``) holds each protocol's:
 
 - ``table.md`` / ``table.csv``: one row per task x algorithm: complete seeds, out of those the
   ``--grid`` sweep files plan (with them, planned cells not run yet have their row too; without,
@@ -13,7 +19,8 @@ episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into `
   no complete seed says how far its incomplete seeds got and their last evaluation); final
   score, mean and 95% percentile-bootstrap interval over seeds; env steps to a score of 0.9 (median
   over the seeds that reached it, with how many did); wall time per seed (mean, minutes; a process
-  that trained K seeds at once, ``train.seeds_per_process=K``, counts its wall time / K per seed).
+  that trained K seeds at once, ``train.seeds_per_process=K``, counts its wall time / K per seed);
+  core-hours of the cell (one core per process: the sum of those per-seed times).
 - ``aggregate.md``: per algorithm, the interquartile mean (IQM) and mean over its runs on all the
   tasks it has, with 95% stratified-bootstrap intervals (``rliable``: runs resampled within each
   task); with an unequal number of seeds per task, the tasks and seeds ``ail.aggregate.equal_seeds`` keeps (said there).
@@ -23,7 +30,7 @@ episodes, ``(R - R_random) / (R_expert - R_random)``, expert = 1). Writes into `
 - ``aggregate_iqm.png``: IQM across the tasks of the normalised score against env steps, with its
   stratified-bootstrap band; ``profile.png``: the performance profile (fraction of runs whose
   final score exceeds tau) with intervals.
-- ``README.md``: the command that wrote the folder, the tables and the figures on one page.
+- ``README.md``: the protocol's tables and figures on one page.
 
 Only complete runs enter the statistics; incomplete and failed ones are counted in the table.
 """
@@ -38,6 +45,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from ail.aggregate import (
     CONFIDENCE,
@@ -56,7 +64,7 @@ from ail.aggregate import (
 from ail.api import sweep_jobs
 from ail.errors import ConfigError
 from ail.figures import DEMO_COLOR, finish_steps_axes, fmt_steps, palette, pyplot, steps_axis
-from ail.runs import RunRecord, demo_returns, display_path, load_runs
+from ail.runs import Protocol, RunRecord, demo_returns, display_path, load_runs
 
 THRESHOLD = 0.9
 
@@ -70,20 +78,24 @@ def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, f
     return float(lo), float(hi)
 
 
-def planned_cells(sweeps: Sequence[Path]) -> dict[tuple[str, str], set[int]]:
-    """(label, env) -> the seeds the sweep files run for it (:func:`ail.api.sweep_jobs`; a job with
-    ``train.seeds_per_process=K`` runs K seeds)."""
-    plan: dict[tuple[str, str], set[int]] = defaultdict(set)
+Plan = dict[tuple[str, str], set[int]]  # (label, env) -> seeds
+
+
+def planned_cells(sweeps: Sequence[Path]) -> dict[Protocol, Plan]:
+    """Per demonstration protocol, (label, env) -> the seeds the sweep files run for it
+    (:func:`ail.api.sweep_jobs`; a job with ``train.seeds_per_process=K`` runs K seeds)."""
+    plan: dict[Protocol, Plan] = defaultdict(lambda: defaultdict(set))
     for sweep in sweeps:
         for cfg, _ in sweep_jobs(sweep):
             if cfg.task == "train":
                 first = int(cfg.seed)
-                plan[(str(cfg.algo.label), str(cfg.env.name))].update(range(first, first + int(cfg.train.seeds_per_process)))
-    return plan
+                protocol = Protocol.of(OmegaConf.to_container(cfg, resolve=True))
+                plan[protocol][(str(cfg.algo.label), str(cfg.env.name))].update(range(first, first + int(cfg.train.seeds_per_process)))
+    return {p: dict(cells) for p, cells in plan.items()}
 
 
-def cell_rows(runs: list[RunRecord], plan: Optional[dict[tuple[str, str], set[int]]] = None) -> list[dict[str, Any]]:
-    """One row per (task, algorithm) found below the roots or planned by ``plan`` (:func:`planned_cells`)."""
+def cell_rows(runs: list[RunRecord], plan: Optional[Plan] = None) -> list[dict[str, Any]]:
+    """One row per (task, algorithm) found in ``runs`` (one protocol's) or planned by ``plan`` (that protocol's cells)."""
     rng = np.random.default_rng(SEED)
     found: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for r in runs:
@@ -121,6 +133,8 @@ def cell_rows(runs: list[RunRecord], plan: Optional[dict[tuple[str, str], set[in
                 steps_to_threshold=int(np.median(reached)) if reached else None,
                 env_steps=max(int(r.summary["env_steps"]) for r in cell),
                 wall_minutes=float(np.mean([r.summary["wall_time_s"] / r.seeds_per_process for r in cell])) / 60,
+                # One core per process: a process of K seeds spent its time on all K.
+                core_hours=float(sum(r.summary["wall_time_s"] / r.seeds_per_process for r in cell)) / 3600,
             )
         rows.append(row)
     return rows
@@ -158,24 +172,24 @@ def _unfinished(row: dict[str, Any]) -> str:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"| task | algorithm | complete seeds | final normalised score: mean [95% CI] | env steps to {THRESHOLD} (median; seeds) "
-        f"| env steps | wall time per seed (min) |",
-        "|---|---|---|---|---|---|---|",
+        f"| env steps | wall time per seed (min) | core-hours |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if not r["seeds"]:
-            lines.append(f"| {r['env']} | {r['algo']} | {_seeds(r)} | {_unfinished(r)} | | | |")
+            lines.append(f"| {r['env']} | {r['algo']} | {_seeds(r)} | {_unfinished(r)} | | | | |")
             continue
         reach = f"{_fmt_steps(r['steps_to_threshold'])} ({r['reached']}/{r['seeds']})" if r["env_steps"] else "no env steps"
         lines.append(
             f"| {r['env']} | {r['algo']} | {_seeds(r)} | {r['score_mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
-            f"| {reach} | {_fmt_steps(r['env_steps']) if r['env_steps'] else '0'} | {r['wall_minutes']:.1f} |"
+            f"| {reach} | {_fmt_steps(r['env_steps']) if r['env_steps'] else '0'} | {r['wall_minutes']:.1f} | {r['core_hours']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def write_table_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     cols = ["env", "algo", "seeds", "runs", "planned", "incomplete", "failed", "not_started"]
-    cols += ["score_mean", "ci_low", "ci_high", "reached", "steps_to_threshold", "env_steps", "wall_minutes"]
+    cols += ["score_mean", "ci_low", "ci_high", "reached", "steps_to_threshold", "env_steps", "wall_minutes", "core_hours"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -223,21 +237,20 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
         ax.axhspan(float(norm.mean() - norm.std()), float(norm.mean() + norm.std()), color=DEMO_COLOR, alpha=0.12, lw=0)
         ax.axhline(float(norm.mean()), color=DEMO_COLOR, lw=1.2, label=f"demonstrations ({len(ref)})")
     steps_axis(ax, x_min, x_max)
-    ax.set_title(f"{runs[0].env_id}, {runs[0].demos} demonstrations")
+    shown = runs[0].protocol.name if runs[0].protocol else f"{runs[0].demos} demonstrations"
+    ax.set_title(f"{runs[0].env_id}, {shown}")
     finish_steps_axes(fig, ax, path, "normalised score (expert = 1)")
 
 
-def write_index(out: Path, roots: Sequence[Path], grid: Sequence[Path], written: list[Path], table: str, agg: str) -> Path:
-    """``README.md`` in ``out``: the command that wrote it, the tables and every figure, so the folder
-    reads on its own (GitHub renders a folder's README)."""
-    command = " ".join(["python -m ail.benchmark", *map(display_path, roots), "--out", display_path(out)])
-    if grid:
-        command += " --grid " + " ".join(map(display_path, grid))
+def write_index(out: Path, protocol: Protocol, written: list[Path], table: str, agg: str) -> Path:
+    """``README.md`` of one protocol's folder: its tables and every figure, so the folder reads on its
+    own (GitHub renders a folder's README)."""
     names = {p.name for p in written}
     parts = [
-        "# The benchmark grid",
-        f"Written by `{command}`; do not edit by hand. Every statistic is over the normalised score of the final "
-        "policy over 50 deterministic episodes: 1 is the shipped expert's mean return, 0 uniform random actions.",
+        f"# The benchmark grid: {protocol.name}",
+        "Written by `python -m ail.benchmark` (the command: [../README.md](../README.md)); do not edit by hand. Every "
+        "statistic is over the normalised score of the final policy over 50 deterministic episodes: 1 is the shipped "
+        "expert's mean return, 0 uniform random actions.",
         "## Cells\n\n" + table.strip(),
     ]
     if agg:
@@ -251,16 +264,8 @@ def write_index(out: Path, roots: Sequence[Path], grid: Sequence[Path], written:
     return out / "README.md"
 
 
-def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()) -> dict[str, Any]:
-    """Write the tables and figures of every run below ``roots`` into ``out``; returns what was written.
-
-    :param grid: sweep files that plan the grid; the table then has a row for every cell they run,
-        with its complete seeds out of those planned (without: cells found, out of runs found).
-    """
-    plan = planned_cells(grid) if grid else None
-    runs = load_runs(list(roots))
-    if not runs:
-        raise FileNotFoundError(f"no training run directories below {', '.join(map(str, roots))}")
+def protocol_report(out: Path, protocol: Protocol, runs: list[RunRecord], plan: Optional[Plan]) -> dict[str, Any]:
+    """One protocol's tables and figures in ``out`` (its runs only: no statistic mixes protocols)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = cell_rows(runs, plan)
     table = markdown_table(rows)
@@ -284,8 +289,50 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
     iqm = iqm_curve_figure(out / "aggregate_iqm.png", runs)
     if iqm is not None:
         written.append(iqm)
-    written.append(write_index(out, roots, grid, written, table, agg_text))
-    return {"runs": runs, "rows": rows, "aggregate": agg, "written": written}
+    written.append(write_index(out, protocol, written, table, agg_text))
+    return {"rows": rows, "aggregate": agg, "table": table, "written": written}
+
+
+def _protocol_of(run: RunRecord, plans: dict[Protocol, Plan]) -> Protocol:
+    """A run's protocol; a job that failed before writing its config takes the one its sweep planned it in."""
+    if run.protocol is not None:
+        return run.protocol
+    planned = [p for p, cells in plans.items() if run.seed in cells.get((run.label, run.env), set())]
+    return planned[0] if len(planned) == 1 else Protocol(run.demos)
+
+
+def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()) -> dict[str, Any]:
+    """Write the tables and figures of every run below ``roots`` into ``out``, one folder per
+    demonstration protocol (:class:`ail.runs.Protocol`: ``out/d4-every20``, ``out/d4-whole``), and
+    ``out/README.md`` with the command and every protocol's table; returns what was written.
+
+    :param grid: sweep files that plan the grid; a protocol's table then has a row for every cell
+        they run in it, with its complete seeds out of those planned (without: cells found, out of runs found).
+    """
+    plans = planned_cells(grid) if grid else {}
+    runs = load_runs(list(roots))
+    if not runs:
+        raise FileNotFoundError(f"no training run directories below {', '.join(map(str, roots))}")
+    groups: dict[Protocol, list[RunRecord]] = defaultdict(list)
+    for r in runs:
+        groups[_protocol_of(r, plans)].append(r)
+    # The planned protocols first (the grid's headline), then the others, each by its name.
+    order = sorted(plans, key=lambda p: p.name) + sorted(set(groups) - set(plans), key=lambda p: p.name)
+    reports = {p: protocol_report(out / p.slug, p, groups.get(p, []), plans.get(p) if grid else None) for p in order}
+    command = " ".join(["python -m ail.benchmark", *map(display_path, roots), "--out", display_path(out)])
+    if grid:
+        command += " --grid " + " ".join(map(display_path, grid))
+    parts = [
+        "# The benchmark grid",
+        f"Written by `{command}`; do not edit by hand. One table per demonstration protocol: runs shown other "
+        "demonstrations are never compared in one table or aggregate. Every statistic is over the normalised score of "
+        "the final policy over 50 deterministic episodes: 1 is the shipped expert's mean return, 0 uniform random actions.",
+    ]
+    for p, rep in reports.items():
+        parts.append(f"## {p.name}\n\nFolder [{p.slug}]({p.slug}/README.md): its aggregate across tasks and curves.\n\n" + rep["table"].strip())
+    (out / "README.md").write_text("\n\n".join(parts) + "\n")
+    written = [w for rep in reports.values() for w in rep["written"]] + [out / "README.md"]
+    return {"runs": runs, "protocols": reports, "written": written}
 
 
 def main(argv: list[str]) -> int:
@@ -309,7 +356,8 @@ def main(argv: list[str]) -> int:
     except (FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print((args.out / "table.md").read_text())
+    for p, rep in result["protocols"].items():
+        print(f"{p.name} ({args.out / p.slug}):\n{rep['table']}")
     for r in result["runs"]:
         if r.status != "complete":
             print(f"warning: {r.status} run {display_path(r.dir)}" + (f": {r.message}" if r.message else ""), file=sys.stderr)

@@ -22,6 +22,36 @@ import yaml
 GroupKey = tuple[str, str, int]  # (label, env, demos)
 
 
+@dataclass(frozen=True, order=True)
+class Protocol:
+    """What a run was shown: ``demos`` trajectories (the first of the set, or drawn with
+    ``select_seed``), every ``every``-th (s, a) pair of each from an offset drawn from the same seed
+    (``demo_set.subsample``; 1: whole trajectories). Runs of one protocol saw the same pairs, whatever
+    their algorithm or training seed (:func:`ail.demos.load_set`); tables never mix protocols."""
+
+    demos: int
+    every: int = 1
+    select_seed: int = -1  # -1: the first ``demos`` trajectories (demo_set.select_seed: null)
+
+    @property
+    def name(self) -> str:
+        which = "" if self.select_seed < 0 else f" (drawn with seed {self.select_seed})"
+        pairs = "whole trajectories" if self.every == 1 else f"trajectories, every {self.every}th pair"
+        return f"{self.demos} {pairs}{which}"
+
+    @property
+    def slug(self) -> str:
+        """Its folder in a report: ``d4-every20``, ``d4-whole``."""
+        return f"d{self.demos}-" + ("whole" if self.every == 1 else f"every{self.every}") + ("" if self.select_seed < 0 else f"-s{self.select_seed}")
+
+    @classmethod
+    def of(cls, cfg: dict[str, Any]) -> "Protocol":
+        """The protocol of a run's resolved config (``demos``, ``demo_set.subsample``, ``demo_set.select_seed``)."""
+        demo_set = cfg.get("demo_set") or {}
+        select = demo_set.get("select_seed")
+        return cls(int(cfg["demos"]), int(demo_set.get("subsample") or 1), -1 if select is None else int(select))
+
+
 @dataclass
 class RunRecord:
     """One run directory: its identity, its evaluation curve and, once complete, its summary."""
@@ -42,6 +72,7 @@ class RunRecord:
     message: str = ""
     seeds_per_process: int = 1  # train.seeds_per_process: its wall time was shared by this many seeds
     interacts: bool = True  # its learner acts in the env (False: offline, e.g. BC: no env-step budget or curve)
+    protocol: Optional[Protocol] = None  # the demonstrations it was shown (None: a failed job without a config)
 
     @property
     def key(self) -> GroupKey:
@@ -126,6 +157,7 @@ def load_runs(roots: list[Path]) -> list[RunRecord]:
                     message=failed.get(d, ""),
                     seeds_per_process=int(cfg["train"].get("seeds_per_process", 1)),
                     interacts=interacts,
+                    protocol=Protocol.of(cfg),
                 )
             )
         # A job that failed before its run directory was written still has its sweep record.

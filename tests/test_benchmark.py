@@ -12,7 +12,7 @@ import yaml
 
 from ail.benchmark import benchmark_report, bootstrap_ci, main
 from ail.figures import DEMO_COLOR, SPARE_COLORS, palette
-from ail.runs import load_runs
+from ail.runs import Protocol, load_runs
 
 EXPERT, RANDOM = 3000.0, 0.0
 
@@ -27,6 +27,7 @@ def _run(root: Path, algo: str, label: str, env: str, seed: int, final: float, s
         "algo": {"name": algo, "label": label},
         "env": {"name": env, "id": f"{env.title()}-v5"},
         "train": {"env_steps": 0 if algo == "bc" else steps[-1], "seeds_per_process": per_process},
+        "demo_set": {"subsample": 20 if algo == "gail" else 1, "select_seed": None},  # each algorithm's default, as the grid once ran
     }
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     with open(d / "metrics.csv", "w", newline="") as f:
@@ -66,9 +67,12 @@ def grid(tmp_path: Path) -> Path:
     return root
 
 
+WHOLE, EVERY20 = Protocol(4, 1), Protocol(4, 20)
+
+
 def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
-    out = tmp_path / "out"
-    result = benchmark_report([grid], out)
+    result = benchmark_report([grid], tmp_path / "report")["protocols"][WHOLE]
+    out = tmp_path / "report" / "d4-whole"
     rows = {(r["env"], r["algo"]): r for r in result["rows"]}
     sam = rows[("hopper", "sam")]
     assert sam["seeds"] == 3 and sam["score_mean"] == pytest.approx(0.95)
@@ -77,6 +81,7 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
     assert rows[("walker", "sam")]["reached"] == 0 and rows[("walker", "sam")]["steps_to_threshold"] is None
     assert rows[("hopper", "sam")]["wall_minutes"] == pytest.approx(20.0)
     assert rows[("walker", "sam")]["wall_minutes"] == pytest.approx(20.0 / 3)  # a 3-seed process: its wall time / 3 per seed
+    assert rows[("walker", "sam")]["core_hours"] == pytest.approx((10 + 20 + 30) / 3 / 60)  # one core shared by the 3 seeds
     assert rows[("ant", "sam")]["seeds"] == 0 and rows[("ant", "sam")]["runs"] == 1
     table = (out / "table.md").read_text()
     assert "| ant | sam | 0 of 1 (1 incomplete) | not complete |" in table and "| hopper | bc | 3 of 3 |" in table
@@ -91,6 +96,18 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
     assert "| hopper | sam | 3 of 3 |" in (out / "README.md").read_text()
 
 
+def test_runs_shown_other_demonstrations_are_never_in_one_table_or_aggregate(grid, tmp_path):
+    result = benchmark_report([grid], tmp_path)
+    assert list(result["protocols"]) == [EVERY20, WHOLE]  # by name
+    whole, every20 = (tmp_path / p.slug for p in (WHOLE, EVERY20))
+    assert "gail-ppo" not in (whole / "table.md").read_text() and "gail-ppo" not in (whole / "aggregate.md").read_text()
+    assert "| sam |" not in (every20 / "table.md").read_text() and "| bc |" not in (every20 / "aggregate.md").read_text()
+    assert "| hopper | gail-ppo | 3 of 3 |" in (every20 / "table.md").read_text()
+    index = (tmp_path / "README.md").read_text()
+    assert "## 4 whole trajectories" in index and "## 4 trajectories, every 20th pair" in index
+    assert "# The benchmark grid: 4 trajectories, every 20th pair" in (every20 / "README.md").read_text()
+
+
 def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_planned(grid, tmp_path):
     sweep = tmp_path / "grid.yaml"
     sweep.write_text(
@@ -98,19 +115,28 @@ def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_
         "experiment: benchmark\nhydra:\n  sweeper:\n    params:\n      algo: sam,gail\n      env: hopper,ant\n      seed: 0,1,2,3\n"
     )
     out = tmp_path / "out"
-    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [sweep])["rows"]}
+    # Each algorithm's own default protocol: SAM whole trajectories, GAIL every 20th pair.
+    reports = benchmark_report([grid], out, [sweep])["protocols"]
+    rows = {(r["env"], r["algo"]): r for r in reports[WHOLE]["rows"] + reports[EVERY20]["rows"]}
     assert rows[("hopper", "sam")]["seeds"] == 3 and rows[("hopper", "sam")]["planned"] == 4
     assert (rows[("ant", "gail-ppo")]["runs"], rows[("ant", "gail-ppo")]["not_started"]) == (0, 4)
-    table = (out / "table.md").read_text()
+    table = (out / "d4-whole" / "table.md").read_text()
     assert "| hopper | sam | 3 of 4 (1 not started) | 0.950" in table
     assert "| ant | sam | 0 of 4 (1 incomplete, 3 not started) | not complete |" in table
-    assert "| ant | gail-ppo | 0 of 4 (4 not started) | not run |" in table
     assert "| walker | sam | 3 of 3 (not in the grid files) | 0.650" in table  # run, though the grid files no longer plan it
+    assert "| ant | gail-ppo | 0 of 4 (4 not started) | not run |" in (out / "d4-every20" / "table.md").read_text()
+    # A sweep that says its protocol once plans every algorithm in it.
+    one = tmp_path / "one.yaml"
+    one.write_text(sweep.read_text() + "demo_set:\n  subsample: 20\n")
+    reports = benchmark_report([grid], tmp_path / "one", [one])["protocols"]
+    every20 = {(r["env"], r["algo"]): r for r in reports[EVERY20]["rows"]}
+    assert every20[("hopper", "sam")]["planned"] == 4 and every20[("hopper", "sam")]["runs"] == 0
+    assert every20[("hopper", "gail-ppo")]["seeds"] == 3
     # one job training three seeds (train.seeds_per_process=3) plans all three
     stacked = tmp_path / "stacked.yaml"
     text = sweep.read_text().replace("algo: sam,gail", "algo: sam").replace("env: hopper,ant", "env: walker")
     stacked.write_text(text.replace("seed: 0,1,2,3", "seed: 0") + "train:\n  seeds_per_process: 3\n")
-    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [stacked])["rows"]}
+    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [stacked])["protocols"][WHOLE]["rows"]}
     assert (rows[("walker", "sam")]["seeds"], rows[("walker", "sam")]["planned"]) == (3, 3)
     assert main([str(grid), "--out", str(out), "--grid", str(tmp_path / "nope.yaml")]) == 2
 
@@ -124,7 +150,8 @@ def test_a_cell_without_a_complete_seed_says_how_far_its_incomplete_seeds_got(tm
         cfg["train"]["env_steps"] = 3_000_000
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
-    (row,) = benchmark_report([root], out)["rows"]
+    (row,) = benchmark_report([root], out)["protocols"][EVERY20]["rows"]
+    out = out / "d4-every20"
     assert (row["seeds"], row["incomplete"], row["partial_steps"]) == (0, 2, (100_000, 150_000))
     expected = "| ant | gail-ppo | 0 of 2 (2 incomplete) | not complete: 2 incomplete seeds at 100k–150k of 3M env steps, "
     expected += "last evaluation 0.200 (mean) |"
@@ -168,8 +195,12 @@ def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(
     repo = Path(__file__).resolve().parent.parent
     committed = repo / "docs" / "results" / "benchmark"
     grid = [repo / "sweeps" / "benchmark_grid.yaml", repo / "sweeps" / "benchmark_grid_model_based.yaml"]
-    benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid)
-    for name in ("table.md", "table.csv", "aggregate.md"):
+    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid)["protocols"]
+    assert [p.slug for p in protocols] == ["d4-every20", "d4-whole"]  # the grid's protocol first
+    names = [Path(p.slug) / n for p in protocols for n in ("table.md", "table.csv", "aggregate.md") if (tmp_path / p.slug / n).exists()]
+    tables = [[line for line in (d / "README.md").read_text().splitlines() if not line.startswith("Written by")] for d in (tmp_path, committed)]
+    assert len(names) >= 5 and tables[0] == tables[1]  # every protocol's table, the command aside (its --out differs)
+    for name in names:
         assert (tmp_path / name).read_text() == (committed / name).read_text(), f"{name}: rerun the README's ail.benchmark command"
 
 

@@ -211,8 +211,9 @@ VARIANTS = {
     ],
     "td3": ["algo.generator=td3", f"algo.td3.nstep={N}", "algo.td3.network.hidden=[8,8]"],
     "sac": ["algo.generator=sac"],
-    "sac-fixed-alpha-popart-absorbing-reward-gradient": [
+    "sac-fixed-alpha-popart-absorbing-logit-reward-gradient": [
         "algo.generator=sac",
+        "algo.reward=logit",
         "algo.sac.entropy.coef=0.2",
         "algo.sac.critic.popart=true",
         "algo.sac.one_step_loss=true",
