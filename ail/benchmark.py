@@ -1,7 +1,7 @@
 """The benchmark grid's report: per-cell tables with bootstrap intervals, rliable aggregates, figures.
 
     python -m ail.benchmark ../grid/benchmark --out docs/results/benchmark \
-        --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_model_based.yaml
+        --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_model_based.yaml sweeps/benchmark_grid_sam_sac.yaml
 
 The grid is ``sweeps/benchmark_grid*.yaml``: algorithms x tasks x seeds, one demonstration
 protocol for all (4 trajectories, every 20th pair: ``demo_set.subsample``, said once in each

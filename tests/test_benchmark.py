@@ -194,7 +194,7 @@ def test_two_variants_of_one_algorithm_in_one_figure_get_two_colours():
 def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(tmp_path):
     repo = Path(__file__).resolve().parent.parent
     committed = repo / "docs" / "results" / "benchmark"
-    grid = [repo / "sweeps" / "benchmark_grid.yaml", repo / "sweeps" / "benchmark_grid_model_based.yaml"]
+    grid = [repo / "sweeps" / f"benchmark_grid{suffix}.yaml" for suffix in ("", "_model_based", "_sam_sac")]
     protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid)["protocols"]
     assert [p.slug for p in protocols] == ["d4-every20", "d4-whole"]  # the grid's protocol first
     names = [Path(p.slug) / n for p in protocols for n in ("table.md", "table.csv", "aggregate.md") if (tmp_path / p.slug / n).exists()]
