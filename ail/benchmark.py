@@ -264,8 +264,8 @@ def write_index(out: Path, protocol: Protocol, written: list[Path], table: str, 
     return out / "README.md"
 
 
-def protocol_report(out: Path, protocol: Protocol, runs: list[RunRecord], plan: Optional[Plan]) -> dict[str, Any]:
-    """One protocol's tables and figures in ``out`` (its runs only: no statistic mixes protocols)."""
+def protocol_report(out: Path, protocol: Protocol, runs: list[RunRecord], plan: Optional[Plan], figures: bool = True) -> dict[str, Any]:
+    """One protocol's tables and (``figures``) figures in ``out`` (its runs only: no statistic mixes protocols)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = cell_rows(runs, plan)
     table = markdown_table(rows)
@@ -277,8 +277,19 @@ def protocol_report(out: Path, protocol: Protocol, runs: list[RunRecord], plan: 
     agg_text = markdown_aggregate(agg, matrices, tasks) if matrices else ""
     if matrices:
         (out / "aggregate.md").write_text(agg_text)
+        written.append(out / "aggregate.md")
+    if figures:
+        written += _figures(out, runs, matrices)
+    written.append(write_index(out, protocol, written, table, agg_text))
+    return {"rows": rows, "aggregate": agg, "table": table, "written": written}
+
+
+def _figures(out: Path, runs: list[RunRecord], matrices: Any) -> list[Path]:
+    """One protocol's figures: its performance profile, every task's curves, the IQM against env steps."""
+    written = []
+    if matrices:
         profile_figure(out / "profile.png", matrices)
-        written += [out / "aggregate.md", out / "profile.png"]
+        written.append(out / "profile.png")
     by_env: dict[str, list[RunRecord]] = defaultdict(list)
     for r in runs:
         if r.status == "complete" and len(r.steps):
@@ -287,10 +298,7 @@ def protocol_report(out: Path, protocol: Protocol, runs: list[RunRecord], plan: 
         curves_figure(out / f"curves_{env}.png", members)
         written.append(out / f"curves_{env}.png")
     iqm = iqm_curve_figure(out / "aggregate_iqm.png", runs)
-    if iqm is not None:
-        written.append(iqm)
-    written.append(write_index(out, protocol, written, table, agg_text))
-    return {"rows": rows, "aggregate": agg, "table": table, "written": written}
+    return written + ([iqm] if iqm is not None else [])
 
 
 def _protocol_of(run: RunRecord, plans: dict[Protocol, Plan]) -> Protocol:
@@ -301,13 +309,14 @@ def _protocol_of(run: RunRecord, plans: dict[Protocol, Plan]) -> Protocol:
     return planned[0] if len(planned) == 1 else Protocol(run.demos)
 
 
-def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()) -> dict[str, Any]:
+def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = (), figures: bool = True) -> dict[str, Any]:
     """Write the tables and figures of every run below ``roots`` into ``out``, one folder per
     demonstration protocol (:class:`ail.runs.Protocol`: ``out/d4-every20``, ``out/d4-whole``), and
     ``out/README.md`` with the command and every protocol's table; returns what was written.
 
     :param grid: sweep files that plan the grid; a protocol's table then has a row for every cell
         they run in it, with its complete seeds out of those planned (without: cells found, out of runs found).
+    :param figures: draw the figures too (False: the tables only, in seconds).
     """
     plans = planned_cells(grid) if grid else {}
     runs = load_runs(list(roots))
@@ -318,7 +327,7 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
         groups[_protocol_of(r, plans)].append(r)
     # The planned protocols first (the grid's headline), then the others, each by its name.
     order = sorted(plans, key=lambda p: p.name) + sorted(set(groups) - set(plans), key=lambda p: p.name)
-    reports = {p: protocol_report(out / p.slug, p, groups.get(p, []), plans.get(p) if grid else None) for p in order}
+    reports = {p: protocol_report(out / p.slug, p, groups.get(p, []), plans.get(p) if grid else None, figures) for p in order}
     command = " ".join(["python -m ail.benchmark", *map(display_path, roots), "--out", display_path(out)])
     if grid:
         command += " --grid " + " ".join(map(display_path, grid))
@@ -346,13 +355,14 @@ def main(argv: list[str]) -> int:
         default=[],
         help="the sweep files that plan the grid (sweeps/benchmark_grid*.yaml): the table lists every cell they run, not run ones included",
     )
+    parser.add_argument("--tables-only", action="store_true", help="write the tables and READMEs, not the figures")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}; accepted: directories holding run directories", file=sys.stderr)
         return 2
     try:
-        result = benchmark_report(args.dirs, args.out, args.grid)
+        result = benchmark_report(args.dirs, args.out, args.grid, figures=not args.tables_only)
     except (FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

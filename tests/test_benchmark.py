@@ -97,7 +97,7 @@ def test_the_tables_hold_each_cell_s_mean_interval_and_reach(grid, tmp_path):
 
 
 def test_runs_shown_other_demonstrations_are_never_in_one_table_or_aggregate(grid, tmp_path):
-    result = benchmark_report([grid], tmp_path)
+    result = benchmark_report([grid], tmp_path, figures=False)
     assert list(result["protocols"]) == [EVERY20, WHOLE]  # by name
     whole, every20 = (tmp_path / p.slug for p in (WHOLE, EVERY20))
     assert "gail-ppo" not in (whole / "table.md").read_text() and "gail-ppo" not in (whole / "aggregate.md").read_text()
@@ -116,7 +116,7 @@ def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_
     )
     out = tmp_path / "out"
     # Each algorithm's own default protocol: SAM whole trajectories, GAIL every 20th pair.
-    reports = benchmark_report([grid], out, [sweep])["protocols"]
+    reports = benchmark_report([grid], out, [sweep], figures=False)["protocols"]
     rows = {(r["env"], r["algo"]): r for r in reports[WHOLE]["rows"] + reports[EVERY20]["rows"]}
     assert rows[("hopper", "sam")]["seeds"] == 3 and rows[("hopper", "sam")]["planned"] == 4
     assert (rows[("ant", "gail-ppo")]["runs"], rows[("ant", "gail-ppo")]["not_started"]) == (0, 4)
@@ -128,7 +128,7 @@ def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_
     # A sweep that says its protocol once plans every algorithm in it.
     one = tmp_path / "one.yaml"
     one.write_text(sweep.read_text() + "demo_set:\n  subsample: 20\n")
-    reports = benchmark_report([grid], tmp_path / "one", [one])["protocols"]
+    reports = benchmark_report([grid], tmp_path / "one", [one], figures=False)["protocols"]
     every20 = {(r["env"], r["algo"]): r for r in reports[EVERY20]["rows"]}
     assert every20[("hopper", "sam")]["planned"] == 4 and every20[("hopper", "sam")]["runs"] == 0
     assert every20[("hopper", "gail-ppo")]["seeds"] == 3
@@ -136,7 +136,7 @@ def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_
     stacked = tmp_path / "stacked.yaml"
     text = sweep.read_text().replace("algo: sam,gail", "algo: sam").replace("env: hopper,ant", "env: walker")
     stacked.write_text(text.replace("seed: 0,1,2,3", "seed: 0") + "train:\n  seeds_per_process: 3\n")
-    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [stacked])["protocols"][WHOLE]["rows"]}
+    rows = {(r["env"], r["algo"]): r for r in benchmark_report([grid], out, [stacked], figures=False)["protocols"][WHOLE]["rows"]}
     assert (rows[("walker", "sam")]["seeds"], rows[("walker", "sam")]["planned"]) == (3, 3)
     assert main([str(grid), "--out", str(out), "--grid", str(tmp_path / "nope.yaml")]) == 2
 
@@ -150,7 +150,7 @@ def test_a_cell_without_a_complete_seed_says_how_far_its_incomplete_seeds_got(tm
         cfg["train"]["env_steps"] = 3_000_000
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
-    (row,) = benchmark_report([root], out)["protocols"][EVERY20]["rows"]
+    (row,) = benchmark_report([root], out, figures=False)["protocols"][EVERY20]["rows"]
     out = out / "d4-every20"
     assert (row["seeds"], row["incomplete"], row["partial_steps"]) == (0, 2, (100_000, 150_000))
     expected = "| ant | gail-ppo | 0 of 2 (2 incomplete) | not complete: 2 incomplete seeds at 100k–150k of 3M env steps, "
@@ -195,7 +195,7 @@ def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(
     repo = Path(__file__).resolve().parent.parent
     committed = repo / "docs" / "results" / "benchmark"
     grid = [repo / "sweeps" / f"benchmark_grid{suffix}.yaml" for suffix in ("", "_model_based", "_sam_sac")]
-    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid)["protocols"]
+    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid, figures=False)["protocols"]
     assert [p.slug for p in protocols] == ["d4-every20", "d4-whole"]  # the grid's protocol first
     names = [Path(p.slug) / n for p in protocols for n in ("table.md", "table.csv", "aggregate.md") if (tmp_path / p.slug / n).exists()]
     tables = [[line for line in (d / "README.md").read_text().splitlines() if not line.startswith("Written by")] for d in (tmp_path, committed)]
