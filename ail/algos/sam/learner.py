@@ -15,9 +15,10 @@ One iteration, repeated until ``train.env_steps`` interactions (summed over work
    every ``adapt_every`` of them the parameter noise adapts, then ``d_steps`` discriminator and
    ``g_steps`` actor-critic updates of :meth:`ail.algos.sam.update.SAMUpdate.update`, all K
    seeds in one call. A share ``algo.expert_fraction`` of each actor-critic batch is
-   demonstration transitions (:mod:`ail.algos.sam.batches`). Every random draw of seed ``k`` (replay rows, expert pairs, label
-   smoothing, penalty interpolation, target noise, exploration) comes from seed ``k``'s own
-   generators, so a seed trained with others follows, to float tolerance, the curve it follows alone.
+   demonstration transitions (:mod:`ail.algos.sam.batches`). Every random draw of seed ``k``
+   (replay rows, expert pairs, label smoothing, penalty interpolation, target noise, exploration)
+   comes from seed ``k``'s own generators, so a seed trained with others follows, to float
+   tolerance, the curve it follows alone.
 
 ``train.seeds_per_process=K`` sets K; each seed keeps its own run directory and checkpoint.
 With ``algo.workers=W`` the main process is rank 0 (evaluation, logging, checkpoints) and W-1

@@ -245,7 +245,8 @@ class SAMUpdate:
         """sac's temperature per seed ``(K, 1)``, no gradient."""
         if self.learned_alpha:
             return st["alpha"]["log_alpha"].detach().exp().unsqueeze(1)
-        return st["popart"]["mean"].new_full((st["popart"]["mean"].shape[0], 1), float(self.ac.entropy.coef)).float()
+        seeds = st["popart"]["mean"]  # any per-seed state: its length and device
+        return torch.full((seeds.shape[0], 1), float(self.ac.entropy.coef), device=seeds.device)
 
     def q_values(self, p: Params, obs_n: torch.Tensor, act: torch.Tensor) -> list[torch.Tensor]:
         """Every head's ``(K, B)`` value (normalised units under Pop-Art)."""
