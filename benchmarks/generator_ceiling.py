@@ -105,6 +105,8 @@ def main(argv: list[str]) -> int:
 
     what = f"{type(model).__name__} ({args.algo}'s {a.generator})"
     print(f"{what} on {cfg.env.id} with the true reward, {steps} env steps, seed {args.seed}; overrides: {args.overrides or 'none'}")
+    if isinstance(a, SAMConfig) and unmatched(a):
+        print(f"note: SB3 has no {', '.join(unmatched(a))}: this reference runs without them", flush=True)
     print(f"{'env steps':>10s} {'return':>20s} {'score':>7s} {'ended early':>11s} {'minutes':>8s}", flush=True)
     # One learn() call over the whole budget, as GAIL's: its learning-rate and clip schedules decay over all of it.
     model.learn(steps, callback=Every())
@@ -119,6 +121,24 @@ def gail_generator(a: GAILConfig, args: argparse.Namespace) -> tuple[Any, Any]:
         # As GAIL wraps its generator's env: observations normalised, the reward left as it comes.
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=a.sb3_kwargs.gamma)
     return venv, build_generator(a, venv, args.seed)
+
+
+def unmatched(a: SAMConfig) -> list[str]:
+    """SAM's settings for its generator that SB3's algorithm has no equivalent of (named by key)."""
+    ac, g = a.ac, f"algo.{a.generator}"
+    keys = {
+        f"{g}.nstep={ac.nstep}": ac.nstep > 1,
+        f"{g}.critic.popart=true": ac.critic.popart,
+        f"{g}.critic.loss={ac.critic.loss}": ac.critic.loss != "mse",
+        f"{g}.critic.weight_decay={ac.critic.weight_decay}": ac.critic.weight_decay > 0,
+        f"{g}.network.layer_norm=true": ac.network.layer_norm,
+        f"{g}.network.head_init={ac.network.head_init}": ac.network.head_init is not None,
+        f"{g}.actor.preact_penalty={ac.actor.preact_penalty}": ac.actor.preact_penalty > 0,
+        f"algo.grad_clip={a.grad_clip}": a.grad_clip is not None,
+    }
+    if not isinstance(ac, SACActorCritic):
+        keys[f"{g}.exploration.param_noise={ac.exploration.param_noise}"] = ac.exploration.param_noise is not None
+    return [k for k, differs in keys.items() if differs]
 
 
 def sam_reference(a: SAMConfig, args: argparse.Namespace) -> tuple[Any, Any]:
