@@ -1,7 +1,8 @@
 """The benchmark grid's report: per-cell tables with bootstrap intervals, rliable aggregates, figures.
 
     python -m ail.benchmark ../grid/benchmark --out docs/results/benchmark \
-        --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_model_based.yaml sweeps/benchmark_grid_sam_sac.yaml
+        --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_sam.yaml sweeps/benchmark_grid_sam_sac.yaml \
+        sweeps/benchmark_grid_model_based.yaml --not-run sweeps/benchmark_not_run.yaml
 
 The grid is ``sweeps/benchmark_grid*.yaml``: algorithms x tasks x seeds, one demonstration
 protocol for all (4 trajectories, every 20th pair: ``demo_set.subsample``, said once in each
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import yaml
 from omegaconf import OmegaConf
 
 from ail.aggregate import (
@@ -79,6 +81,7 @@ def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, f
 
 
 Plan = dict[tuple[str, str], set[int]]  # (label, env) -> seeds
+NotRun = dict[tuple[str, str], str]  # (label, env) -> why the grid leaves the cell out
 
 
 def planned_cells(sweeps: Sequence[Path]) -> dict[Protocol, Plan]:
@@ -94,8 +97,9 @@ def planned_cells(sweeps: Sequence[Path]) -> dict[Protocol, Plan]:
     return {p: dict(cells) for p, cells in plan.items()}
 
 
-def cell_rows(runs: list[RunRecord], plan: Optional[Plan] = None) -> list[dict[str, Any]]:
-    """One row per (task, algorithm) found in ``runs`` (one protocol's) or planned by ``plan`` (that protocol's cells)."""
+def cell_rows(runs: list[RunRecord], plan: Optional[Plan] = None, not_run: Optional[NotRun] = None) -> list[dict[str, Any]]:
+    """One row per (task, algorithm) found in ``runs`` (one protocol's), planned by ``plan`` (that
+    protocol's cells) or left out of the grid with a reason (``not_run``: (label, env) -> why)."""
     rng = np.random.default_rng(SEED)
     found: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for r in runs:
@@ -103,9 +107,12 @@ def cell_rows(runs: list[RunRecord], plan: Optional[Plan] = None) -> list[dict[s
             found[(r.label, r.env)].append(r)
     done = complete_cells(runs)
     rows = []
-    for label, env in sorted(set(found) | set(plan or {}), key=lambda key: (key[1], key[0])):
+    not_run = not_run or {}
+    for label, env in sorted(set(found) | set(plan or {}) | set(not_run), key=lambda key: (key[1], key[0])):
         cell, members = done.get((label, env), []), found.get((label, env), [])
         row: dict[str, Any] = {"env": env, "algo": label, "seeds": len(cell), "runs": len(members)}
+        if (label, env) in not_run:
+            row["reason"] = not_run[(label, env)]
         if plan is not None:
             seeds = plan.get((label, env), set())
             row["planned"] = len(seeds)
@@ -150,7 +157,9 @@ def _seeds(row: dict[str, Any]) -> str:
     planned = row.get("planned")
     text = f"{row['seeds']} of {planned or row['runs']}"
     rest = [f"{row[k]} {k.replace('_', ' ')}" for k in ("incomplete", "failed", "not_started") if row.get(k)]
-    if planned == 0:
+    if row.get("reason"):
+        rest.append("left out of the grid")
+    elif planned == 0:
         rest.append("not in the grid files")
     elif planned is None and 0 < row["seeds"] < 3:
         rest.append("fewer than 3 seeds")
@@ -160,7 +169,7 @@ def _seeds(row: dict[str, Any]) -> str:
 def _unfinished(row: dict[str, Any]) -> str:
     """The score cell of a row without a complete seed: where its incomplete seeds stand, if they evaluated."""
     if not row["runs"]:
-        return "not run"
+        return f"not run: {row['reason']}" if row.get("reason") else "not run"
     if not row.get("partial_runs"):
         return "not complete"
     lo, hi = (_fmt_steps(n) for n in row["partial_steps"])
@@ -264,10 +273,17 @@ def write_index(out: Path, protocol: Protocol, written: list[Path], table: str, 
     return out / "README.md"
 
 
-def protocol_report(out: Path, protocol: Protocol, runs: list[RunRecord], plan: Optional[Plan], figures: bool = True) -> dict[str, Any]:
+def protocol_report(
+    out: Path,
+    protocol: Protocol,
+    runs: list[RunRecord],
+    plan: Optional[Plan],
+    figures: bool = True,
+    not_run: Optional[NotRun] = None,
+) -> dict[str, Any]:
     """One protocol's tables and (``figures``) figures in ``out`` (its runs only: no statistic mixes protocols)."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = cell_rows(runs, plan)
+    rows = cell_rows(runs, plan, not_run)
     table = markdown_table(rows)
     (out / "table.md").write_text(table)
     write_table_csv(out / "table.csv", rows)
@@ -309,7 +325,21 @@ def _protocol_of(run: RunRecord, plans: dict[Protocol, Plan]) -> Protocol:
     return planned[0] if len(planned) == 1 else Protocol(run.demos)
 
 
-def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = (), figures: bool = True) -> dict[str, Any]:
+def load_not_run(path: Path) -> NotRun:
+    """The cells a grid leaves out, each with why: a YAML list of ``{algo: <label>, env: <name>, reason: <text>}``."""
+    accepted = "accepted: a YAML list of entries with algo (a run label), env and reason, as in sweeps/benchmark_not_run.yaml"
+    try:
+        entries = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--not-run {path} cannot be read ({type(exc).__name__}); {accepted}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and {"algo", "env", "reason"} <= set(e) for e in entries):
+        raise ConfigError(f"--not-run {path} is not such a list; {accepted}")
+    return {(str(e["algo"]), str(e["env"])): str(e["reason"]).strip() for e in entries}
+
+
+def benchmark_report(
+    roots: Sequence[Path], out: Path, grid: Sequence[Path] = (), figures: bool = True, not_run: Optional[Path] = None
+) -> dict[str, Any]:
     """Write the tables and figures of every run below ``roots`` into ``out``, one folder per
     demonstration protocol (:class:`ail.runs.Protocol`: ``out/d4-every20``, ``out/d4-whole``), and
     ``out/README.md`` with the command and every protocol's table; returns what was written.
@@ -317,7 +347,10 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
     :param grid: sweep files that plan the grid; a protocol's table then has a row for every cell
         they run in it, with its complete seeds out of those planned (without: cells found, out of runs found).
     :param figures: draw the figures too (False: the tables only, in seconds).
+    :param not_run: a file of the cells the grid leaves out, each with why (:func:`load_not_run`):
+        each keeps its row in the grid's tables, with its reason.
     """
+    left_out = load_not_run(not_run) if not_run else None
     plans = planned_cells(grid) if grid else {}
     runs = load_runs(list(roots))
     if not runs:
@@ -327,10 +360,15 @@ def benchmark_report(roots: Sequence[Path], out: Path, grid: Sequence[Path] = ()
         groups[_protocol_of(r, plans)].append(r)
     # The planned protocols first (the grid's headline), then the others, each by its name.
     order = sorted(plans, key=lambda p: p.name) + sorted(set(groups) - set(plans), key=lambda p: p.name)
-    reports = {p: protocol_report(out / p.slug, p, groups.get(p, []), plans.get(p) if grid else None, figures) for p in order}
+    reports = {
+        p: protocol_report(out / p.slug, p, groups.get(p, []), plans.get(p) if grid else None, figures, left_out if p in plans else None)
+        for p in order
+    }
     command = " ".join(["python -m ail.benchmark", *map(display_path, roots), "--out", display_path(out)])
     if grid:
         command += " --grid " + " ".join(map(display_path, grid))
+    if not_run:
+        command += f" --not-run {display_path(not_run)}"
     parts = [
         "# The benchmark grid",
         f"Written by `{command}`; do not edit by hand. One table per demonstration protocol: runs shown other "
@@ -355,6 +393,7 @@ def main(argv: list[str]) -> int:
         default=[],
         help="the sweep files that plan the grid (sweeps/benchmark_grid*.yaml): the table lists every cell they run, not run ones included",
     )
+    parser.add_argument("--not-run", type=Path, default=None, help="the cells the grid leaves out, with why (sweeps/benchmark_not_run.yaml)")
     parser.add_argument("--tables-only", action="store_true", help="write the tables and READMEs, not the figures")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
@@ -362,7 +401,7 @@ def main(argv: list[str]) -> int:
         print(f"error: not a directory: {', '.join(missing)}; accepted: directories holding run directories", file=sys.stderr)
         return 2
     try:
-        result = benchmark_report(args.dirs, args.out, args.grid, figures=not args.tables_only)
+        result = benchmark_report(args.dirs, args.out, args.grid, figures=not args.tables_only, not_run=args.not_run)
     except (FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -194,8 +194,8 @@ def test_two_variants_of_one_algorithm_in_one_figure_get_two_colours():
 def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(tmp_path):
     repo = Path(__file__).resolve().parent.parent
     committed = repo / "docs" / "results" / "benchmark"
-    grid = [repo / "sweeps" / f"benchmark_grid{suffix}.yaml" for suffix in ("", "_model_based", "_sam_sac")]
-    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid, figures=False)["protocols"]
+    grid = [repo / "sweeps" / f"benchmark_grid{suffix}.yaml" for suffix in ("", "_sam", "_sam_sac", "_model_based")]
+    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid, False, repo / "sweeps" / "benchmark_not_run.yaml")["protocols"]
     assert [p.slug for p in protocols] == ["d4-every20", "d4-whole"]  # the grid's protocol first
     names = [Path(p.slug) / n for p in protocols for n in ("table.md", "table.csv", "aggregate.md") if (tmp_path / p.slug / n).exists()]
     tables = [[line for line in (d / "README.md").read_text().splitlines() if not line.startswith("Written by")] for d in (tmp_path, committed)]
@@ -230,3 +230,18 @@ def test_whether_a_run_acts_in_its_env_comes_from_its_learners_recorded_traits_n
     _run(root, "older", "older", "hopper", 0, 0.5, [0, 0], [0.0, 0.5])  # from before the traits were recorded: its curve
     by_label = {r.label: r for r in load_runs([root])}
     assert not by_label["toy"].interacts and by_label["bc"].interacts and not by_label["older"].interacts
+
+
+def test_a_cell_the_grid_leaves_out_keeps_its_row_with_why(grid, tmp_path):
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(
+        "defaults:\n  - config\n  - override /algo: gail\n  - override /env: hopper\n  - _self_\n"
+        "experiment: benchmark\nhydra:\n  sweeper:\n    params:\n      env: hopper\n      seed: 0,1,2\n"
+    )
+    left_out = tmp_path / "not_run.yaml"
+    left_out.write_text("- algo: sam\n  env: ant\n  reason: its generator's ceiling there is 0.248\n")
+    benchmark_report([grid], tmp_path / "out", [sweep], False, left_out)
+    table = (tmp_path / "out" / "d4-every20" / "table.md").read_text()  # the grid's protocol
+    assert "| ant | sam | 0 of 0 (left out of the grid) | not run: its generator's ceiling there is 0.248 |" in table
+    left_out.write_text("sam: ant\n")
+    assert main([str(grid), "--out", str(tmp_path / "bad"), "--grid", str(sweep), "--not-run", str(left_out), "--tables-only"]) == 2
