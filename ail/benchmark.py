@@ -2,7 +2,7 @@
 
     python -m ail.benchmark ../grid/benchmark --out docs/results/benchmark \
         --grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_sam.yaml sweeps/benchmark_grid_sam_sac.yaml \
-        sweeps/benchmark_grid_model_based.yaml --not-run sweeps/benchmark_not_run.yaml
+        sweeps/benchmark_grid_model_based.yaml --not-run sweeps/not_run/benchmark_grid.yaml
 
 The grid is ``sweeps/benchmark_grid*.yaml``: algorithms x tasks x seeds, one demonstration
 protocol for all (4 trajectories, every 20th pair: ``demo_set.subsample``, said once in each
@@ -254,7 +254,7 @@ def curves_figure(path: Path, runs: list[RunRecord]) -> None:
 def write_index(out: Path, protocol: Protocol, written: list[Path], table: str, agg: str) -> Path:
     """``README.md`` of one protocol's folder: its tables and every figure, so the folder reads on its
     own (GitHub renders a folder's README)."""
-    names = {p.name for p in written}
+    names = {p.name for p in written} | {p.name for p in out.glob("*.png")}  # --tables-only keeps the figures drawn before
     parts = [
         f"# The benchmark grid: {protocol.name}",
         "Written by `python -m ail.benchmark` (the command: [../README.md](../README.md)); do not edit by hand. Every "
@@ -327,7 +327,7 @@ def _protocol_of(run: RunRecord, plans: dict[Protocol, Plan]) -> Protocol:
 
 def load_not_run(path: Path) -> NotRun:
     """The cells a grid leaves out, each with why: a YAML list of ``{algo: <label>, env: <name>, reason: <text>}``."""
-    accepted = "accepted: a YAML list of entries with algo (a run label), env and reason, as in sweeps/benchmark_not_run.yaml"
+    accepted = "accepted: a YAML list of entries with algo (a run label), env and reason, as in sweeps/not_run/benchmark_grid.yaml"
     try:
         entries = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -393,7 +393,7 @@ def main(argv: list[str]) -> int:
         default=[],
         help="the sweep files that plan the grid (sweeps/benchmark_grid*.yaml): the table lists every cell they run, not run ones included",
     )
-    parser.add_argument("--not-run", type=Path, default=None, help="the cells the grid leaves out, with why (sweeps/benchmark_not_run.yaml)")
+    parser.add_argument("--not-run", type=Path, default=None, help="the cells the grid leaves out, with why (sweeps/not_run/benchmark_grid.yaml)")
     parser.add_argument("--tables-only", action="store_true", help="write the tables and READMEs, not the figures")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]

@@ -195,7 +195,9 @@ def test_the_committed_benchmark_tables_regenerate_from_the_committed_run_files(
     repo = Path(__file__).resolve().parent.parent
     committed = repo / "docs" / "results" / "benchmark"
     grid = [repo / "sweeps" / f"benchmark_grid{suffix}.yaml" for suffix in ("", "_sam", "_sam_sac", "_model_based")]
-    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid, False, repo / "sweeps" / "benchmark_not_run.yaml")["protocols"]
+    protocols = benchmark_report([committed / "runs" / "benchmark"], tmp_path, grid, False, repo / "sweeps" / "not_run/benchmark_grid.yaml")[
+        "protocols"
+    ]
     assert [p.slug for p in protocols] == ["d4-every20", "d4-whole"]  # the grid's protocol first
     names = [Path(p.slug) / n for p in protocols for n in ("table.md", "table.csv", "aggregate.md") if (tmp_path / p.slug / n).exists()]
     tables = [[line for line in (d / "README.md").read_text().splitlines() if not line.startswith("Written by")] for d in (tmp_path, committed)]

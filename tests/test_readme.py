@@ -39,7 +39,7 @@ NOT_RUN = {
     "python -m pytest": "CI's own command (.ci/run)",
     "python -m ail.benchmark docs/results/benchmark/runs/benchmark --out docs/results/benchmark "
     "--grid sweeps/benchmark_grid.yaml sweeps/benchmark_grid_sam.yaml sweeps/benchmark_grid_sam_sac.yaml "
-    "sweeps/benchmark_grid_model_based.yaml --not-run sweeps/benchmark_not_run.yaml": (
+    "sweeps/benchmark_grid_model_based.yaml --not-run sweeps/not_run/benchmark_grid.yaml": (
         "tests/test_benchmark.py regenerates the committed tables from the same files; here its paths are checked"
     ),
     "python launch.py --config-dir sweeps --config-name benchmark_grid -m paths.runs=../grid": "hours per cell; here its jobs are composed",
