@@ -67,6 +67,15 @@ def grid(tmp_path: Path) -> Path:
     return root
 
 
+def _sweep(path: Path, algo: str, params: str) -> Path:
+    """A sweep file over the project's config (first algorithm ``algo``), its ``hydra.sweeper.params`` lines ``params``."""
+    path.write_text(
+        f"defaults:\n  - config\n  - override /algo: {algo}\n  - override /env: hopper\n  - _self_\n"
+        "experiment: benchmark\nhydra:\n  sweeper:\n    params:\n" + params
+    )
+    return path
+
+
 WHOLE, EVERY20 = Protocol(4, 1), Protocol(4, 20)
 
 
@@ -109,11 +118,7 @@ def test_runs_shown_other_demonstrations_are_never_in_one_table_or_aggregate(gri
 
 
 def test_a_grid_file_gives_every_planned_cell_a_row_with_its_seeds_out_of_those_planned(grid, tmp_path):
-    sweep = tmp_path / "grid.yaml"
-    sweep.write_text(
-        "defaults:\n  - config\n  - override /algo: sam\n  - override /env: hopper\n  - _self_\n"
-        "experiment: benchmark\nhydra:\n  sweeper:\n    params:\n      algo: sam,gail\n      env: hopper,ant\n      seed: 0,1,2,3\n"
-    )
+    sweep = _sweep(tmp_path / "grid.yaml", "sam", "      algo: sam,gail\n      env: hopper,ant\n      seed: 0,1,2,3\n")
     out = tmp_path / "out"
     # Each algorithm's own default protocol: SAM whole trajectories, GAIL every 20th pair.
     reports = benchmark_report([grid], out, [sweep], figures=False)["protocols"]
@@ -235,11 +240,7 @@ def test_whether_a_run_acts_in_its_env_comes_from_its_learners_recorded_traits_n
 
 
 def test_a_cell_the_grid_leaves_out_keeps_its_row_with_why(grid, tmp_path):
-    sweep = tmp_path / "grid.yaml"
-    sweep.write_text(
-        "defaults:\n  - config\n  - override /algo: gail\n  - override /env: hopper\n  - _self_\n"
-        "experiment: benchmark\nhydra:\n  sweeper:\n    params:\n      env: hopper\n      seed: 0,1,2\n"
-    )
+    sweep = _sweep(tmp_path / "grid.yaml", "gail", "      env: hopper\n      seed: 0,1,2\n")
     left_out = tmp_path / "not_run.yaml"
     left_out.write_text("- algo: sam\n  env: ant\n  reason: its generator's ceiling there is 0.248\n")
     benchmark_report([grid], tmp_path / "out", [sweep], False, left_out)
