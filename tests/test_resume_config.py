@@ -67,3 +67,10 @@ def test_a_sam_run_from_before_the_pre_activation_penalty_resumes_when_it_stays_
     assert _diff(old, new, SAMLearner) is None  # the learner says how its older configs read today
     on = {**old, "algo": {**old["algo"], "actor": {**old["algo"]["actor"], "preact_penalty": 0.01}}}
     assert _diff(old, on, SAMLearner) == ("algo.ddpg.actor.preact_penalty", 0.0, 0.01)
+
+
+def test_a_sam_run_from_before_the_expert_fraction_resumes_when_it_stays_zero():
+    old = {**STORED, "algo": {"name": "sam", "label": "sam-sac", "generator": "sac", "sac": {"lr": 3e-4}}}
+    assert _diff(old, {**old, "algo": {**old["algo"], "expert_fraction": 0.0}}, SAMLearner) is None
+    mixed = {**old, "algo": {**old["algo"], "expert_fraction": 0.25}}
+    assert _diff(old, mixed, SAMLearner) == ("algo.expert_fraction", 0.0, 0.25)

@@ -85,7 +85,9 @@ class SAMLearner(Learner[SAMConfig]):
 
     @classmethod
     def upgrade_config(cls, algo: dict[str, Any]) -> dict[str, Any]:
-        """A config written before the generators had sections: its actor-critic keys were DDPG's."""
+        """A config written before the generators had sections: its actor-critic keys were DDPG's;
+        one written before ``expert_fraction``: its actor-critic batches held no expert rows."""
+        algo = {"expert_fraction": 0.0, **algo}
         if "generator" in algo or not isinstance(algo.get("actor"), dict):
             return algo
         ddpg = {key: algo[key] for key in _AC_KEYS if key in algo}
