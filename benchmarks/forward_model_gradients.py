@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -48,7 +49,15 @@ def load(run_dir: Path) -> tuple[object, ForwardModel, DiffPolicy, gym.Env]:
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     f = cfg.algo.forward_model
     fm = ForwardModel(
-        np.zeros(obs_dim), np.ones(obs_dim), np.zeros(act_dim), np.ones(act_dim), str(f.kind), int(f.width), list(f.decoder), bool(f.delta)
+        np.zeros(obs_dim),
+        np.ones(obs_dim),
+        np.zeros(act_dim),
+        np.ones(act_dim),
+        str(f.kind),
+        int(f.width),
+        list(f.decoder),
+        bool(f.delta),
+        int(f.get("members", 1)),  # a run from before ensembles had one model
     )
     fm.load_state_dict(state["fm"])  # the normalisation buffers come with it
     p = cfg.algo.policy
@@ -107,40 +116,32 @@ def model_jacobians(fm: ForwardModel, obs: np.ndarray, act: np.ndarray) -> tuple
     return A.numpy().astype(np.float64), B.numpy().astype(np.float64)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--states", type=int, default=200, help="start steps compared (episodes are rolled until this many)")
-    parser.add_argument("--horizon", type=int, default=10)
-    parser.add_argument("--eps", type=float, default=1e-3, help="finite-difference step, raw units")
-    parser.add_argument("--expert", action="store_true", help="roll the shipped expert instead of the run's policy")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cfg, fm, policy, env = load(args.run_dir)
-    expert = load_expert(cfg.env.name) if args.expert else None
-    sim = Simulator(env, args.eps)
+Rows = list[tuple[float, float, float]]
+
+
+def compare(fm: ForwardModel, act: Callable[[np.ndarray], np.ndarray], env: gym.Env, states: int, horizon: int, eps: float) -> tuple[Rows, int]:
+    """Per horizon ``k = 1..horizon``: the medians over start steps of (relative error, cosine,
+    open-loop MSE), along episodes of ``act(obs) -> action`` from reset seeds 200000, 200001, ...
+    until ``states`` start steps are compared; returns those rows and the number of episodes."""
+    sim = Simulator(env, eps)
     s_std, a_std = fm.obs_std.double().numpy(), fm.act_std.double().numpy()
-    H = args.horizon
-    rel = [[] for _ in range(H)]
-    cos = [[] for _ in range(H)]
-    open_loop = [[] for _ in range(H)]
+    H = horizon
+    rel: list[list[float]] = [[] for _ in range(H)]
+    cos: list[list[float]] = [[] for _ in range(H)]
+    open_loop: list[list[float]] = [[] for _ in range(H)]
     episode = 0
-    while len(rel[-1]) < args.states:
+    while len(rel[-1]) < states:
         obs, _ = env.reset(seed=200_000 + episode)
         episode += 1
         traj = []  # (obs, action, model A, model B, true A, true B), normalised units
         while True:
-            if expert is not None:
-                act = np.asarray(expert.predict(obs[None], deterministic=True)[0], dtype=np.float64).reshape(env.action_space.shape)
-            else:
-                with torch.no_grad():
-                    act = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy().astype(np.float64)
+            a = act(obs)
             saved = sim.save()
-            tA, tB = sim.jacobians(saved, act)
-            mA, mB = model_jacobians(fm, obs, act)
+            tA, tB = sim.jacobians(saved, a)
+            mA, mB = model_jacobians(fm, obs, a)
             norm = lambda J, cols: J / s_std[:, None] * cols[None, :]  # noqa: E731
-            traj.append((obs, act, norm(mA, s_std), norm(mB, a_std), norm(tA, s_std), norm(tB, a_std)))
-            obs, _, term, trunc, _ = env.step(act)
+            traj.append((obs, a, norm(mA, s_std), norm(mB, a_std), norm(tA, s_std), norm(tB, a_std)))
+            obs, _, term, trunc, _ = env.step(a)
             if term or trunc or len(traj) > 400:
                 traj.append((obs,))
                 break
@@ -156,11 +157,40 @@ def main(argv: list[str]) -> int:
                     s_pred = fm.predict(s_pred, torch.as_tensor(traj[t + k][1], dtype=torch.float32)[None])
                 err = (s_pred[0].double().numpy() - traj[t + k + 1][0]) / s_std
                 open_loop[k].append(float(np.mean(err**2)))
-    whose = "the shipped expert" if expert is not None else "its last policy"
-    print(f"{args.run_dir}: {cfg.algo.name} on {cfg.env.name}, {len(rel[0])} start steps from {episode} episodes of {whose}")
+    return [(float(np.median(rel[k])), float(np.median(cos[k])), float(np.median(open_loop[k]))) for k in range(H)], episode
+
+
+def print_table(rows: Rows) -> None:
     print(f"{'k':>3} {'rel. error of d s_t+k / d a_t':>30} {'cosine':>8} {'open-loop MSE':>14}")
-    for k in range(H):
-        print(f"{k + 1:>3} {np.median(rel[k]):30.3f} {np.median(cos[k]):8.3f} {np.median(open_loop[k]):14.4f}")
+    for k, (rel, cos, mse) in enumerate(rows):
+        print(f"{k + 1:>3} {rel:30.3f} {cos:8.3f} {mse:14.4f}")
+
+
+def expert_actions(env_name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The shipped expert's deterministic action for one raw observation, as float64."""
+    expert = load_expert(env_name)
+    return lambda obs: np.asarray(expert.predict(obs[None], deterministic=True)[0], dtype=np.float64).reshape(-1)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--states", type=int, default=200, help="start steps compared (episodes are rolled until this many)")
+    parser.add_argument("--horizon", type=int, default=10)
+    parser.add_argument("--eps", type=float, default=1e-3, help="finite-difference step, raw units")
+    parser.add_argument("--expert", action="store_true", help="roll the shipped expert instead of the run's policy")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg, fm, policy, env = load(args.run_dir)
+
+    def own(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy().astype(np.float64)
+
+    rows, episodes = compare(fm, expert_actions(cfg.env.name) if args.expert else own, env, args.states, args.horizon, args.eps)
+    whose = "the shipped expert" if args.expert else "its last policy"
+    print(f"{args.run_dir}: {cfg.algo.name} on {cfg.env.name}, {args.states}+ start steps from {episodes} episodes of {whose}")
+    print_table(rows)
     return 0
 
 

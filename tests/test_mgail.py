@@ -64,13 +64,14 @@ def test_mgail_runs_end_to_end_on_a_discrete_task(runs):
     assert policy.predict(load_demos("cartpole", 1).obs[:3]).shape == (3,)
 
 
-@pytest.mark.parametrize("update", ["adam", "trpo"])
-def test_dyna_runs_end_to_end_on_a_continuous_task(runs, update):
-    proc = launch(TINY_DYNA + [f"algo.policy_update={update}"], runs)
+@pytest.mark.parametrize("update,model", [("adam", []), ("trpo", ["algo.forward_model.members=2", "algo.forward_model.train_horizon=3"])])
+def test_dyna_runs_end_to_end_on_a_continuous_task(runs, update, model):
+    proc = launch(TINY_DYNA + [f"algo.policy_update={update}", *model], runs)
     assert proc.returncode == 0, proc.stderr
     d = run_dir(runs, "dyna-tp5", "hopper")
     rows = read_metrics(d)
     assert {"plan_loss", "plan_kept", "fm_error_1"} <= set(rows[-1])
+    assert np.isfinite(float(rows[-1]["fm_loss"]))
     if update == "trpo":
         assert 0 < float(rows[-1]["policy_kl"]) <= 0.015
     assert json.loads((d / "summary.json").read_text())["policy_update"] == update
@@ -88,6 +89,12 @@ def test_dyna_runs_end_to_end_on_a_continuous_task(runs, update):
         (TINY_MGAIL, ["algo.collect_start=reset"], "algo.collect_start=reset is invalid; accepted: live, expert"),
         (TINY_MGAIL, ["algo.collect_start=expert"], "algo.collect_start=expert needs simulator states in the demonstrations"),
         (TINY_MGAIL, ["algo.forward_model.expert_fraction=1.5"], "algo.forward_model.expert_fraction=1.5 is invalid; accepted: a number in [0, 1]"),
+        (TINY_MGAIL, ["algo.forward_model.members=0"], "algo.forward_model.members=0 is invalid"),
+        (
+            TINY_MGAIL,
+            ["algo.forward_model.train_horizon=3", "algo.forward_model.expert_fraction=0.5"],
+            "algo.forward_model.train_horizon=3 with algo.forward_model.expert_fraction=0.5: the demonstrations hold single transitions",
+        ),
         (TINY_DYNA, ["algo.plan_steps=-5"], "algo.plan_steps=-5 is invalid; accepted: a positive integer"),
         (TINY_DYNA, ["algo.plan_steps=1001"], "algo.plan_steps=1001 is longer than this task's episodes (1000 steps)"),
         (TINY_DYNA, ["algo.policy_update=sgd"], "algo.policy_update=sgd is invalid; accepted: adam, trpo"),

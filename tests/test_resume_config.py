@@ -74,3 +74,13 @@ def test_a_sam_run_from_before_the_expert_fraction_resumes_when_it_stays_zero():
     assert _diff(old, {**old, "algo": {**old["algo"], "expert_fraction": 0.0}}, SAMLearner) is None
     mixed = {**old, "algo": {**old["algo"], "expert_fraction": 0.25}}
     assert _diff(old, mixed, SAMLearner) == ("algo.expert_fraction", 0.0, 0.25)
+
+
+def test_a_model_based_run_from_before_ensembles_and_k_step_training_resumes_with_one_model_and_one_step():
+    from ail.algos.model_based.mgail import MGAIL
+
+    old = {**STORED, "algo": {"name": "mgail", "label": "mgail", "forward_model": {"kind": "advanced", "delta": False}}}
+    new = {**old, "algo": {**old["algo"], "forward_model": {**old["algo"]["forward_model"], "members": 1, "train_horizon": 1}}}
+    assert _diff(old, new, MGAIL) is None
+    ensemble = {**old, "algo": {**old["algo"], "forward_model": {**new["algo"]["forward_model"], "members": 5}}}
+    assert _diff(old, ensemble, MGAIL) == ("algo.forward_model.members", 1, 5)

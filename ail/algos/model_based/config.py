@@ -43,6 +43,8 @@ class ForwardModelConfig(Section):
     width: PosInt
     decoder: Layers
     delta: Flag
+    members: PosInt
+    train_horizon: PosInt
     lr: PosNum
     max_error: PosNum
     plan_bound: PosNum

@@ -13,8 +13,19 @@ states ``(B, obs_dim)``, differentiable in both inputs.
   vector at every call, as in the released code (no recurrence across time steps).
 
 ``delta=True`` (Dyna-AIL eq. 5) predicts the change: ``s'_n = s_n + f``; ``delta=False``
-(MGAIL's code) predicts ``s'_n`` directly. The loss is ``0.5 * mean ||target - f||^2`` over
-normalised coordinates either way.
+(MGAIL's code) predicts ``s'_n`` directly.
+
+``members = M`` independently initialised networks of that design form an ensemble (PETS, MBPO):
+a prediction is their mean, so the gradient the policy follows is the members' mean Jacobian,
+in which what the members disagree on (fitting noise) cancels. M = 1 is the single model.
+
+Training (:meth:`ForwardModel.sequence_loss`): from the true first state of a real sequence of
+``train_horizon = H`` steps, each member predicts open-loop with the true actions, and
+
+    L = 0.5 * sum_m mean_{k=1..H} mean ||s'_n(k) - f_m^(k)||^2     (normalised coordinates)
+
+so with H > 1 the model is fitted on the errors that compound along an unroll; H = 1 is the
+one-step squared loss of eq. 5. Each member has its own term: the ensemble is not one wider model.
 """
 
 from __future__ import annotations
@@ -40,6 +51,29 @@ def _mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _Network(nn.Module):
+    """One member: the output ``(B, obs_dim)`` (a delta when ``delta``) from normalised inputs."""
+
+    def __init__(self, obs_dim: int, act_dim: int, kind: str, width: int, decoder: Sequence[int]):
+        super().__init__()
+        self.kind = kind
+        if kind == "basic":
+            self.net = _mlp(obs_dim + act_dim, [width, *decoder], obs_dim)
+        else:
+            self.state_in = nn.Sequential(nn.Linear(obs_dim, width), nn.ReLU())
+            self.gru = nn.GRUCell(width, width)
+            self.state_out = nn.Sequential(nn.Linear(width, width), nn.Sigmoid())
+            self.action_enc = nn.Sequential(nn.Linear(act_dim, width), nn.ReLU(), nn.Linear(width, width), nn.Sigmoid())
+            self.decoder = _mlp(width, decoder, obs_dim)
+
+    def forward(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> torch.Tensor:
+        if self.kind == "basic":
+            return self.net(torch.cat([obs_n, act_n], dim=1))
+        h0 = torch.ones(len(obs_n), self.gru.hidden_size)
+        s = self.state_out(self.gru(self.state_in(obs_n), h0))
+        return self.decoder(s * self.action_enc(act_n))
+
+
 class ForwardModel(nn.Module):
     """``predict(s, a) -> s'`` in raw units; ``obs_mean/obs_std`` ``(obs_dim,)``, ``act_mean/act_std`` ``(act_dim,)``."""
 
@@ -53,6 +87,7 @@ class ForwardModel(nn.Module):
         width: int = 100,
         decoder: Sequence[int] = (100, 100, 100),
         delta: bool = True,
+        members: int = 1,
     ):
         super().__init__()
         if kind not in KINDS:
@@ -64,15 +99,8 @@ class ForwardModel(nn.Module):
         self.register_buffer("act_mean", torch.as_tensor(act_mean, dtype=torch.float32))
         self.register_buffer("act_std", torch.as_tensor(act_std, dtype=torch.float32))
         self.kind, self.delta = kind, bool(delta)
-        obs_dim, act_dim = len(obs_mean), len(act_mean)
-        if kind == "basic":
-            self.net = _mlp(obs_dim + act_dim, [width, *decoder], obs_dim)
-        else:
-            self.state_in = nn.Sequential(nn.Linear(obs_dim, width), nn.ReLU())
-            self.gru = nn.GRUCell(width, width)
-            self.state_out = nn.Sequential(nn.Linear(width, width), nn.Sigmoid())
-            self.action_enc = nn.Sequential(nn.Linear(act_dim, width), nn.ReLU(), nn.Linear(width, width), nn.Sigmoid())
-            self.decoder = _mlp(width, decoder, obs_dim)
+        self.members = nn.ModuleList(_Network(len(obs_mean), len(act_mean), kind, width, decoder) for _ in range(members))
+        self.register_load_state_dict_pre_hook(_single_model_keys)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
@@ -80,35 +108,46 @@ class ForwardModel(nn.Module):
     def raw(self, obs_n: torch.Tensor) -> torch.Tensor:
         return obs_n * self.obs_std + self.obs_mean
 
-    def forward(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> torch.Tensor:
-        """The network's output ``(B, obs_dim)`` from normalised inputs (a delta when ``delta``)."""
-        if self.kind == "basic":
-            return self.net(torch.cat([obs_n, act_n], dim=1))
-        h0 = torch.ones(len(obs_n), self.gru.hidden_size)
-        s = self.state_out(self.gru(self.state_in(obs_n), h0))
-        return self.decoder(s * self.action_enc(act_n))
+    def _next(self, m: int, obs_n: torch.Tensor, act_n: torch.Tensor) -> torch.Tensor:
+        out = self.members[m](obs_n, act_n)
+        return obs_n + out if self.delta else out
 
     def predict_normalized(self, obs_n: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The members' mean next state, normalised ``(B, obs_dim)``, from a normalised state and a D-encoded action."""
         act_n = (act - self.act_mean) / self.act_std
-        out = self(obs_n, act_n)
-        return obs_n + out if self.delta else out
+        if len(self.members) == 1:
+            return self._next(0, obs_n, act_n)
+        return torch.stack([self._next(m, obs_n, act_n) for m in range(len(self.members))]).mean(0)
 
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """Next raw state ``(B, obs_dim)`` from raw states and D-encoded actions."""
         return self.raw(self.predict_normalized(self.normalize(obs), act))
 
+    def sequence_loss(self, obs_seq: torch.Tensor, act_seq: torch.Tensor) -> torch.Tensor:
+        """The training loss (module docstring) of real sequences: raw ``obs_seq (B, H+1, obs_dim)``,
+        D-encoded ``act_seq (B, H, act_dim)``; each member unrolls open-loop from ``obs_seq[:, 0]``."""
+        target = self.normalize(obs_seq[:, 1:])
+        act_n = (act_seq - self.act_mean) / self.act_std
+        total = torch.zeros(())
+        for m in range(len(self.members)):
+            s = self.normalize(obs_seq[:, 0])
+            errors = []
+            for k in range(act_seq.shape[1]):
+                s = self._next(m, s, act_n[:, k])
+                errors.append((s - target[:, k]).pow(2).mean())
+            total = total + 0.5 * (errors[0] if len(errors) == 1 else torch.stack(errors).mean())
+        return total
+
     def loss(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """``0.5 * mean ||s'_n - f(s_n, a_n)||^2`` (per coordinate), the squared loss of eq. 5."""
-        obs_n, next_n = self.normalize(obs), self.normalize(next_obs)
-        pred = self.predict_normalized(obs_n, act)
-        return 0.5 * (pred - next_n).pow(2).mean()
+        """The one-step loss of single transitions ``(B, ·)``: :meth:`sequence_loss` with H = 1."""
+        return self.sequence_loss(torch.stack([obs, next_obs], 1), act[:, None])
 
     @torch.no_grad()
     def multi_step_error(self, obs_seq: torch.Tensor, act_seq: torch.Tensor) -> torch.Tensor:
         """Open-loop error per horizon: ``obs_seq (B, K+1, obs_dim)``, ``act_seq (B, K, act_dim)`` -> ``(K,)``.
 
         Entry ``k`` is the mean squared normalised error of the state predicted ``k+1`` steps
-        ahead from the true first state and the true actions, with no correction in between.
+        ahead (the members' mean) from the true first state and the true actions, with no correction in between.
         """
         s = self.normalize(obs_seq[:, 0])
         errors = []
@@ -116,6 +155,15 @@ class ForwardModel(nn.Module):
             s = self.predict_normalized(s, act_seq[:, k])
             errors.append((s - self.normalize(obs_seq[:, k + 1])).pow(2).mean())
         return torch.stack(errors)
+
+
+_SINGLE_MODEL_PARTS = ("net", "state_in", "gru", "state_out", "action_enc", "decoder")
+
+
+def _single_model_keys(module: nn.Module, state: dict, prefix: str, *args: object) -> None:
+    """A checkpoint from before ensembles held one model's weights at the top level: they are member 0's."""
+    for key in [k for k in state if k.startswith(prefix) and k[len(prefix) :].split(".")[0] in _SINGLE_MODEL_PARTS]:
+        state[f"{prefix}members.0.{key[len(prefix) :]}"] = state.pop(key)
 
 
 def build_forward_model(fcfg: ForwardModelConfig, obs: np.ndarray, act_encoded: np.ndarray, continuous: bool) -> ForwardModel:
@@ -133,4 +181,5 @@ def build_forward_model(fcfg: ForwardModelConfig, obs: np.ndarray, act_encoded: 
         width=fcfg.width,
         decoder=fcfg.decoder,
         delta=fcfg.delta,
+        members=fcfg.members,
     )

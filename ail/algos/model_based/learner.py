@@ -49,6 +49,13 @@ class ModelBasedLearner(Learner[MBSettings]):
     failure_hint = "lower algo.policy.lr or algo.discriminator.lr"
 
     @classmethod
+    def upgrade_config(cls, algo: dict[str, Any]) -> dict[str, Any]:
+        """A config written before ensembles and k-step model training: one model, one-step loss."""
+        if isinstance(algo.get("forward_model"), dict):
+            algo = {**algo, "forward_model": {"members": 1, "train_horizon": 1, **algo["forward_model"]}}
+        return algo
+
+    @classmethod
     def validate(cls, cfg: DictConfig, demos: Demos) -> None:
         """Checks both algorithms need before any training (subclasses add their own, then call this)."""
         a = algo_settings(cfg)
@@ -60,6 +67,13 @@ class ModelBasedLearner(Learner[MBSettings]):
                 f"train.env_steps={cfg.train.env_steps} is spent by the warm-up alone ({warmup} env steps: "
                 f"algo.warmup_steps={a.warmup_steps} over algo.n_envs={a.n_envs}), so no update would run; "
                 f"accepted: train.env_steps > {warmup}, or a smaller algo.warmup_steps"
+            )
+        f = a.forward_model
+        check_horizon(f.train_horizon, "algo.forward_model.train_horizon", episode_limit(cfg.env.name))
+        if f.train_horizon > 1 and f.expert_fraction > 0:
+            raise ConfigError(
+                f"algo.forward_model.train_horizon={f.train_horizon} with algo.forward_model.expert_fraction={f.expert_fraction}: "
+                f"the demonstrations hold single transitions, not sequences; accepted: train_horizon=1, or expert_fraction=0"
             )
         env = make_env(cfg.env.name)
         build_discriminator(env.observation_space, env.action_space, a.discriminator)  # e.g. an obs_slice beyond the task's entries
@@ -180,26 +194,35 @@ class ModelBasedLearner(Learner[MBSettings]):
         )
 
     def fm_step(self) -> float:
-        """One Adam step of the forward model's squared loss on a replay batch, a share
-        ``forward_model.expert_fraction`` of it drawn from the demonstrations' transitions instead."""
-        n = self.algo.batch_size
-        n_expert = int(round(n * self.algo.forward_model.expert_fraction))
-        parts = []
-        if n_expert < n:
-            b = self._replay_batch(n - n_expert)
-            parts.append((b.observations, encode_actions(b.actions, self.venv.action_space), b.next_observations))
-        if n_expert:
-            # The learner's replay holds only states it reached; a policy that falls early never
-            # shows its model the states it must learn to reach (docs/notes/mgail_dyna.md, Walker2d).
-            e = torch.randint(len(self.expert_obs), (n_expert,), generator=self.g)
-            parts.append((self.expert_obs[e], self.expert_act[e], self.expert_next_obs[e]))
-        loss = self.fm.loss(*(torch.cat(column) for column in zip(*parts)))
+        """One Adam step of the forward model's loss (:meth:`ForwardModel.sequence_loss`) on a replay
+        batch: transitions, a share ``forward_model.expert_fraction`` of them drawn from the
+        demonstrations' instead, or (``train_horizon > 1``) real sequences of that many steps."""
+        n, f = self.algo.batch_size, self.algo.forward_model
+        if f.train_horizon > 1:
+            seqs = replay_sequences(self.replay, f.train_horizon, n, self.np_rng)
+            if seqs is None:
+                return float("nan")  # no stored sequence that long yet: the model waits for one
+            obs, acts = seqs
+            act_t = encode_actions(torch.as_tensor(acts).reshape(-1, acts.shape[-1]), self.venv.action_space)
+            loss = self.fm.sequence_loss(torch.as_tensor(obs, dtype=torch.float32), act_t.reshape(len(obs), f.train_horizon, -1))
+        else:
+            n_expert = int(round(n * f.expert_fraction))
+            parts = []
+            if n_expert < n:
+                b = self._replay_batch(n - n_expert)
+                parts.append((b.observations, encode_actions(b.actions, self.venv.action_space), b.next_observations))
+            if n_expert:
+                # The learner's replay holds only states it reached; a policy that falls early never
+                # shows its model the states it must learn to reach (docs/notes/mgail_dyna.md, Walker2d).
+                e = torch.randint(len(self.expert_obs), (n_expert,), generator=self.g)
+                parts.append((self.expert_obs[e], self.expert_act[e], self.expert_next_obs[e]))
+            loss = self.fm.loss(*(torch.cat(column) for column in zip(*parts)))
         if not torch.isfinite(loss):
             raise TrainingError("the forward model's loss is NaN/inf")
         self.f_opt.zero_grad()
         loss.backward()
         self.f_opt.step()
-        return float(loss.detach())
+        return float(loss.detach()) / len(self.fm.members)
 
     def use_trust_region(self, region: TrustRegionConfig) -> None:
         """Policy steps become natural-gradient steps under ``KL <= region.max_kl`` (Dyna-AIL's TRPO rule)."""
