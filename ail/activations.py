@@ -1,4 +1,4 @@
-"""Activation names accepted in configs (``tanh``, ``relu``, ``elu``, ``leaky_relu``) -> torch classes.
+"""Activation names accepted in configs (``tanh``, ``relu``, ``elu``, ``leaky_relu``, ``silu``) -> torch classes.
 
 Classes, not instances: SB3 stores ``activation_fn`` in a saved policy's constructor data, so
 each must be importable by name (hence :class:`LeakyReLU02` rather than a lambda).
@@ -18,7 +18,7 @@ class LeakyReLU02(nn.LeakyReLU):
         super().__init__(0.2)
 
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": LeakyReLU02}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": LeakyReLU02, "silu": nn.SiLU}
 
 
 def activation(name: str, key: str) -> type[nn.Module]:

@@ -51,7 +51,7 @@ NonNegNum = Annotated[float, BeforeValidator(no_bool), accepts("a number >= 0", 
 Fraction = Annotated[float, BeforeValidator(no_bool), accepts("a number in [0, 1]", ge=0, le=1)]
 Discount = Annotated[float, BeforeValidator(no_bool), accepts("a number in (0, 1]", gt=0, le=1)]
 Layers = Annotated[list[PosInt], accepts("a list of positive integers (layer widths)")]
-Activation = Literal["tanh", "relu", "elu", "leaky_relu"]  # ail.activations.ACTIVATIONS
+Activation = Literal["tanh", "relu", "elu", "leaky_relu", "silu"]  # ail.activations.ACTIVATIONS
 Reward = Literal["minimax", "log_d", "logit"]  # ail.discriminator.REWARDS
 
 

@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
         loss.backward()
         opt.step()
         if (step + 1) % max(1, args.steps // 5) == 0:
-            print(f"[fit] step {step + 1}/{args.steps} loss {float(loss) / fcfg.members:.5f} ({time.time() - t1:.0f} s)", flush=True)
+            print(f"[fit] step {step + 1}/{args.steps} loss {float(loss.detach()) / fcfg.members:.5f} ({time.time() - t1:.0f} s)", flush=True)
     rows, episodes = compare(fm, expert_actions(args.env), gym.make(env_id(args.env)), args.states, 10, 1e-3)
     shown = " ".join(args.overrides) or "(conf defaults)"
     print(

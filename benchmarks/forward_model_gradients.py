@@ -57,7 +57,8 @@ def load(run_dir: Path) -> tuple[object, ForwardModel, DiffPolicy, gym.Env]:
         int(f.width),
         list(f.decoder),
         bool(f.delta),
-        int(f.get("members", 1)),  # a run from before ensembles had one model
+        int(f.get("members", 1)),  # a run from before these keys had one ReLU model
+        str(f.get("activation", "relu")),
     )
     fm.load_state_dict(state["fm"])  # the normalisation buffers come with it
     p = cfg.algo.policy

@@ -80,7 +80,7 @@ def test_a_model_based_run_from_before_ensembles_and_k_step_training_resumes_wit
     from ail.algos.model_based.mgail import MGAIL
 
     old = {**STORED, "algo": {"name": "mgail", "label": "mgail", "forward_model": {"kind": "advanced", "delta": False}}}
-    new = {**old, "algo": {**old["algo"], "forward_model": {**old["algo"]["forward_model"], "members": 1, "train_horizon": 1}}}
+    new = {**old, "algo": {**old["algo"], "forward_model": {**old["algo"]["forward_model"], "members": 1, "train_horizon": 1, "activation": "relu"}}}
     assert _diff(old, new, MGAIL) is None
     ensemble = {**old, "algo": {**old["algo"], "forward_model": {**new["algo"]["forward_model"], "members": 5}}}
     assert _diff(old, ensemble, MGAIL) == ("algo.forward_model.members", 1, 5)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, StrictInt
 
 from ail.schema import (
+    Activation,
     AlgoConfig,
     Discount,
     DiscriminatorConfig,
@@ -43,6 +44,7 @@ class ForwardModelConfig(Section):
     width: PosInt
     decoder: Layers
     delta: Flag
+    activation: Activation
     members: PosInt
     train_horizon: PosInt
     lr: PosNum

@@ -12,6 +12,9 @@ states ``(B, obs_dim)``, differentiable in both inputs.
   joined by a Hadamard product, then a ReLU decoder. The GRU's hidden input is a constant ones
   vector at every call, as in the released code (no recurrence across time steps).
 
+``activation`` replaces every ReLU (the sigmoid gates stay): a ReLU network's Jacobian is
+piecewise constant in its input, a smooth activation's (SiLU, tanh) is smooth.
+
 ``delta=True`` (Dyna-AIL eq. 5) predicts the change: ``s'_n = s_n + f``; ``delta=False``
 (MGAIL's code) predicts ``s'_n`` directly.
 
@@ -36,16 +39,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ail.activations import ACTIVATIONS
 from ail.algos.model_based.config import ForwardModelConfig
 from ail.errors import ConfigError
 
 KINDS = ("basic", "advanced")
 
 
-def _mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
+def _mlp(n_in: int, hidden: Sequence[int], n_out: int, act: type[nn.Module]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, int(width)), nn.ReLU()]
+        layers += [nn.Linear(n_in, int(width)), act()]
         n_in = int(width)
     layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
@@ -54,17 +58,17 @@ def _mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
 class _Network(nn.Module):
     """One member: the output ``(B, obs_dim)`` (a delta when ``delta``) from normalised inputs."""
 
-    def __init__(self, obs_dim: int, act_dim: int, kind: str, width: int, decoder: Sequence[int]):
+    def __init__(self, obs_dim: int, act_dim: int, kind: str, width: int, decoder: Sequence[int], act: type[nn.Module]):
         super().__init__()
         self.kind = kind
         if kind == "basic":
-            self.net = _mlp(obs_dim + act_dim, [width, *decoder], obs_dim)
+            self.net = _mlp(obs_dim + act_dim, [width, *decoder], obs_dim, act)
         else:
-            self.state_in = nn.Sequential(nn.Linear(obs_dim, width), nn.ReLU())
+            self.state_in = nn.Sequential(nn.Linear(obs_dim, width), act())
             self.gru = nn.GRUCell(width, width)
             self.state_out = nn.Sequential(nn.Linear(width, width), nn.Sigmoid())
-            self.action_enc = nn.Sequential(nn.Linear(act_dim, width), nn.ReLU(), nn.Linear(width, width), nn.Sigmoid())
-            self.decoder = _mlp(width, decoder, obs_dim)
+            self.action_enc = nn.Sequential(nn.Linear(act_dim, width), act(), nn.Linear(width, width), nn.Sigmoid())
+            self.decoder = _mlp(width, decoder, obs_dim, act)
 
     def forward(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> torch.Tensor:
         if self.kind == "basic":
@@ -88,6 +92,7 @@ class ForwardModel(nn.Module):
         decoder: Sequence[int] = (100, 100, 100),
         delta: bool = True,
         members: int = 1,
+        activation: str = "relu",
     ):
         super().__init__()
         if kind not in KINDS:
@@ -99,7 +104,8 @@ class ForwardModel(nn.Module):
         self.register_buffer("act_mean", torch.as_tensor(act_mean, dtype=torch.float32))
         self.register_buffer("act_std", torch.as_tensor(act_std, dtype=torch.float32))
         self.kind, self.delta = kind, bool(delta)
-        self.members = nn.ModuleList(_Network(len(obs_mean), len(act_mean), kind, width, decoder) for _ in range(members))
+        act = ACTIVATIONS[activation]
+        self.members = nn.ModuleList(_Network(len(obs_mean), len(act_mean), kind, width, decoder, act) for _ in range(members))
         self.register_load_state_dict_pre_hook(_single_model_keys)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
@@ -182,4 +188,5 @@ def build_forward_model(fcfg: ForwardModelConfig, obs: np.ndarray, act_encoded: 
         decoder=fcfg.decoder,
         delta=fcfg.delta,
         members=fcfg.members,
+        activation=fcfg.activation,
     )

@@ -50,9 +50,10 @@ class ModelBasedLearner(Learner[MBSettings]):
 
     @classmethod
     def upgrade_config(cls, algo: dict[str, Any]) -> dict[str, Any]:
-        """A config written before ensembles and k-step model training: one model, one-step loss."""
+        """A config written before ensembles, k-step model training and the model's activation key:
+        one ReLU model, one-step loss."""
         if isinstance(algo.get("forward_model"), dict):
-            algo = {**algo, "forward_model": {"members": 1, "train_horizon": 1, **algo["forward_model"]}}
+            algo = {**algo, "forward_model": {"members": 1, "train_horizon": 1, "activation": "relu", **algo["forward_model"]}}
         return algo
 
     @classmethod

@@ -27,6 +27,7 @@ _ACTIVATIONS = {
     "relu": F.relu,
     "elu": F.elu,
     "leaky_relu": lambda x: F.leaky_relu(x, 0.2),  # sam-tf's slope (ail.activations.LeakyReLU02)
+    "silu": F.silu,
 }
 
 
