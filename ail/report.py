@@ -3,20 +3,23 @@
     python -m ail.report runs/sam-figure2 [more dirs ...] --out docs/results/figure2
     python -m ail.report runs/issue6 --threshold 0.8 0.9 0.95      # the tables only, on stdout
 
-Writes into ``--out`` (without it, prints ``table.md`` and writes nothing):
+Writes into ``--out`` (without it, prints ``table.md`` and writes nothing). Runs are grouped by the
+demonstrations they were shown (:class:`ail.runs.Protocol`), never pooled across them; each
+protocol's files carry its suffix: ``d<N>`` for the first N whole trajectories, its slug
+(``d4-every20``) otherwise.
 
-- ``figure_d<N>.png``: SAM-Figure-2-style panels, one per task: the deterministic evaluation return
+- ``figure_<suffix>.png``: SAM-Figure-2-style panels, one per task: the deterministic evaluation return
   against environment interactions (log axis from the first evaluation, step 0 at the left edge);
   every seed's evaluations as points, the mean across seeds as a line with a ± one-std band
   (clipped to the seeds' own range); the demonstrations given to the learner in red (mean line, ± std
   band, dotted min, dashed max), or named at the top when they are far above the curves' scale.
   Learners that take no interactions (BC) are a flat line. One legend, below the panels
   (:mod:`ail.figures`).
-- ``--aggregate``: per demonstrations count, ``aggregate_d<N>.md``, ``profile_d<N>.png`` and
-  ``aggregate_iqm_d<N>.png``: IQM and mean across tasks with stratified-bootstrap intervals
+- ``--aggregate``: per protocol, ``aggregate_<suffix>.md``, ``profile_<suffix>.png`` and
+  ``aggregate_iqm_<suffix>.png``: IQM and mean across tasks with stratified-bootstrap intervals
   (:mod:`ail.aggregate`, the benchmark's own).
 - ``table.md`` / ``table.csv``: MGAIL-Table-1-style cells (mean ± std over seeds of the final
-  return and normalised score per algorithm x task x demonstrations) and, per ``--threshold`` (default
+  return and normalised score per algorithm x task x protocol) and, per ``--threshold`` (default
   0.9), the env steps at which each seed's evaluation first reached that normalised score.
 - ``runs.csv``: one line per run directory found, with its status.
 
@@ -41,7 +44,8 @@ from ail.runs import GroupKey, RunRecord, display_path, load_runs
 
 
 def group_rows(runs: list[RunRecord], thresholds: Sequence[float]) -> list[dict[str, Any]]:
-    """One row per (label, env, demos) over its complete runs (statistics over seeds, population std).
+    """One row per (label, env, demonstration protocol) over its complete runs (statistics over
+    seeds, population std): runs shown different demonstrations are never pooled.
 
     ``reach[t]`` is (seeds that reached normalised score t, median env steps at which they first did)."""
     groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
@@ -49,9 +53,16 @@ def group_rows(runs: list[RunRecord], thresholds: Sequence[float]) -> list[dict[
         if r.env != "?":
             groups[r.key].append(r)
     rows = []
-    for (label, env, demos), members in sorted(groups.items()):
+    for (label, env, protocol), members in sorted(groups.items()):
         done = [r for r in members if r.status == "complete"]
-        row: dict[str, Any] = {"algo": label, "env": env, "demos": demos, "seeds": len(done), "runs": len(members)}
+        row: dict[str, Any] = {
+            "algo": label,
+            "env": env,
+            "demos": protocol.demos,
+            "protocol": protocol.short,
+            "seeds": len(done),
+            "runs": len(members),
+        }
         if done:
             ret = np.array([r.summary["final_return_mean"] for r in done])
             score = np.array([r.summary["normalized_score"] for r in done])
@@ -100,10 +111,10 @@ def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], thresholds: Sequ
     ]
     algos = sorted({r["algo"] for r in rows})
     out += ["| task | demos | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
-    cells = {(r["env"], r["demos"], r["algo"]): r for r in rows}
-    for env, demos in sorted({(r["env"], r["demos"]) for r in rows}):
-        line = [_cell(cells[(env, demos, a)]) if (env, demos, a) in cells else "" for a in algos]
-        out.append(f"| {env} | {demos} | " + " | ".join(line) + " |")
+    cells = {(r["env"], r["protocol"], r["algo"]): r for r in rows}
+    for env, shown in sorted({(r["env"], r["protocol"]) for r in rows}):
+        line = [_cell(cells[(env, shown, a)]) if (env, shown, a) in cells else "" for a in algos]
+        out.append(f"| {env} | {shown} | " + " | ".join(line) + " |")
     named = " / ".join(f"{t:g}" for t in thresholds)
     out += [
         "",
@@ -119,12 +130,12 @@ def markdown(rows: list[dict[str, Any]], runs: list[RunRecord], thresholds: Sequ
     for r in rows:
         if r["seeds"]:
             out.append(
-                f"| {r['algo']} | {r['env']} | {r['demos']} | {r['seeds']}/{r['runs']} | {r['env_steps']:,} | "
+                f"| {r['algo']} | {r['env']} | {r['protocol']} | {r['seeds']}/{r['runs']} | {r['env_steps']:,} | "
                 f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['score_mean']:.3f} ± {r['score_std']:.3f} (min {r['score_min']:.3f}) | "
                 f"{r['expert_return']:.1f} | " + " | ".join(_reach(r, t) for t in thresholds) + " |"
             )
         else:
-            out.append(f"| {r['algo']} | {r['env']} | {r['demos']} | 0/{r['runs']} | — | — | — | — | " + "— | " * len(thresholds))
+            out.append(f"| {r['algo']} | {r['env']} | {r['protocol']} | 0/{r['runs']} | — | — | — | — | " + "— | " * len(thresholds))
     bad = [r for r in runs if r.status != "complete"]
     out += ["", "## Incomplete or failed runs", ""]
     if not bad:
@@ -149,6 +160,7 @@ CSV_COLUMNS = [
     "expert_return",
     "reached",
     "steps_to_threshold",
+    "protocol",
 ]
 
 
@@ -219,7 +231,7 @@ def _meta(run_dir: Path) -> dict[str, Any]:
 def report(roots: list[Path], out: Optional[Path], threshold: Union[float, Sequence[float]] = 0.9, aggregates: bool = False) -> dict[str, Any]:
     """Write the figures and tables for every run below ``roots`` into ``out`` (``None``: write nothing);
     returns the rows, the runs, the table's markdown and the figures written. ``aggregates``: also
-    the across-task aggregates per demonstrations count (:func:`write_aggregates`)."""
+    the across-task aggregates per demonstration protocol (:func:`write_aggregates`)."""
     thresholds = [float(threshold)] if isinstance(threshold, (int, float)) else [float(t) for t in threshold]
     runs = load_runs(roots)
     if not runs:
@@ -233,12 +245,13 @@ def report(roots: list[Path], out: Optional[Path], threshold: Union[float, Seque
     write_csv(out / "table.csv", rows, thresholds)
     write_runs_csv(out / "runs.csv", runs)
     figures = []
-    for demos in sorted({r.demos for r in runs if r.demos > 0 and len(r.steps)}):
-        path = out / f"figure_d{demos}.png"
-        save(panel_figure(runs, demos), path)
+    for shown in sorted({r.shown for r in runs if r.demos > 0 and len(r.steps)}):
+        these = [r for r in runs if r.shown == shown]
+        path = out / f"figure_{shown.figure_suffix}.png"
+        save(panel_figure(these, shown.demos), path)
         figures.append(path)
         if aggregates:
-            figures += write_aggregates(out, [r for r in runs if r.demos == demos], f"_d{demos}")
+            figures += write_aggregates(out, these, f"_{shown.figure_suffix}")
     return {"rows": rows, "runs": runs, "markdown": text, "figures": figures}
 
 

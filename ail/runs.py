@@ -19,8 +19,6 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
-GroupKey = tuple[str, str, int]  # (label, env, demos)
-
 
 @dataclass(frozen=True, order=True)
 class Protocol:
@@ -40,6 +38,18 @@ class Protocol:
         return f"{self.demos} {pairs}{which}"
 
     @property
+    def short(self) -> str:
+        """Its ``demos`` cell in a table: ``4`` (the first 4 whole trajectories), ``4, every 20th``, ``4, drawn (seed 3)``."""
+        drawn = "" if self.select_seed < 0 else f", drawn (seed {self.select_seed})"
+        return f"{self.demos}" + ("" if self.every == 1 else f", every {self.every}th") + drawn
+
+    @property
+    def figure_suffix(self) -> str:
+        """A report's file suffix for it: ``d4`` for the first 4 whole trajectories (the names reports
+        had before protocols), its :attr:`slug` otherwise."""
+        return f"d{self.demos}" if (self.every, self.select_seed) == (1, -1) else self.slug
+
+    @property
     def slug(self) -> str:
         """Its folder in a report: ``d4-every20``, ``d4-whole``."""
         return f"d{self.demos}-" + ("whole" if self.every == 1 else f"every{self.every}") + ("" if self.select_seed < 0 else f"-s{self.select_seed}")
@@ -50,6 +60,9 @@ class Protocol:
         demo_set = cfg.get("demo_set") or {}
         select = demo_set.get("select_seed")
         return cls(int(cfg["demos"]), int(demo_set.get("subsample") or 1), -1 if select is None else int(select))
+
+
+GroupKey = tuple[str, str, Protocol]  # (label, env, the demonstrations shown)
 
 
 @dataclass
@@ -75,8 +88,13 @@ class RunRecord:
     protocol: Optional[Protocol] = None  # the demonstrations it was shown (None: a failed job without a config)
 
     @property
-    def key(self) -> GroupKey:
-        return (self.label, self.env, self.demos)
+    def shown(self) -> Protocol:
+        """The demonstrations it was shown; a failed job without a config: its ``demos`` whole trajectories."""
+        return self.protocol if self.protocol is not None else Protocol(self.demos)
+
+    @property
+    def key(self) -> "GroupKey":
+        return (self.label, self.env, self.shown)
 
     def first_reach(self, threshold: float) -> Optional[int]:
         hit = np.nonzero(self.scores >= threshold)[0]

@@ -31,6 +31,7 @@ def make_run(
     demos: int = 4,
     env: str = "hopper",
     budget: int | None = None,
+    every: int = 1,
 ) -> Path:
     d = root / f"{label}-{env}-d{demos}" / f"seed{seed}"
     d.mkdir(parents=True)
@@ -40,6 +41,7 @@ def make_run(
         "algo": {"name": algo, "label": label},
         "env": {"name": env, "id": "Hopper-v5"},
         "demos": demos,
+        "demo_set": {"subsample": every, "select_seed": None},
         "seed": seed,
         "train": {"env_steps": budget or steps[-1]},
     }
@@ -105,6 +107,18 @@ def test_table_numbers_and_listing(experiment: Path, tmp_path: Path) -> None:
     assert [p.name for p in result["figures"]] == ["figure_d4.png"]
     png = (out / "figure_d4.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_runs_shown_other_demonstrations_are_their_own_group_table_row_and_figure(tmp_path: Path) -> None:
+    from ail.report import report
+
+    make_run(tmp_path / "whole", "gail", "gail", 0, [100.0, 900.0])
+    make_run(tmp_path / "sub", "gail", "gail", 0, [100.0, 300.0], every=20)
+    result = report([tmp_path], tmp_path / "out")
+    assert [(r["protocol"], r["score_mean"]) for r in result["rows"]] == [("4", 0.9), ("4, every 20th", 0.3)]
+    md = result["markdown"]
+    assert "| hopper | 4 | 900.0 ± 0.0 (0.90) |" in md and "| hopper | 4, every 20th | 300.0 ± 0.0 (0.30) |" in md
+    assert [p.name for p in result["figures"]] == ["figure_d4.png", "figure_d4-every20.png"]
 
 
 def test_mean_curve_interpolates_on_the_steps_every_seed_reached() -> None:
