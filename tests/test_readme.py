@@ -126,7 +126,11 @@ def test_the_first_hour_run_sweep_and_report(work):
     run(report, tmp, env)  # as written, from the directory that holds runs/
     table = (tmp / "report" / "table.md").read_text()
     assert "gail-ppo" in table and "sam" in table
-    assert {"figure_d1.png", "figure_d4.png", "table.csv"} <= {p.name for p in (tmp / "report").iterdir()}
+    # GAIL's runs saw every 10th pair of CartPole's trajectories (algo.demo_subsample), SAM's the whole
+    # trajectories: three groups, never pooled, each with its own figure.
+    figures = {"figure_d1-every10.png", "figure_d4-every10.png", "figure_d4.png"}
+    assert figures | {"table.csv"} <= {p.name for p in (tmp / "report").iterdir()}
+    assert "| cartpole | 4, every 10th |" in table and "| hopper | 4 |" in table
 
 
 @pytest.mark.slow
